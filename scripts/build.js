@@ -1,0 +1,26 @@
+#!/usr/bin/env node
+// Build: clean dist/, compile TypeScript (tsc, strict), then copy each node's editor files
+// (.html, locales/, icons/) beside its compiled .js, where Node-RED's loader looks for them.
+'use strict';
+const fs = require('fs');
+const path = require('path');
+const { execFileSync } = require('child_process');
+
+const root = path.resolve(__dirname, '..');
+const dist = path.join(root, 'dist');
+fs.rmSync(dist, { recursive: true, force: true });
+execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.json')], {
+  stdio: 'inherit',
+  cwd: root,
+});
+const nodesDir = path.join(root, 'nodes');
+for (const name of fs.readdirSync(nodesDir)) {
+  const src = path.join(nodesDir, name);
+  if (!fs.statSync(src).isDirectory()) continue;
+  const out = path.join(dist, 'nodes', name);
+  fs.mkdirSync(out, { recursive: true });
+  for (const entry of fs.readdirSync(src)) {
+    if (entry.endsWith('.ts')) continue;
+    fs.cpSync(path.join(src, entry), path.join(out, entry), { recursive: true });
+  }
+}
