@@ -1,0 +1,106 @@
+/**
+ * crm-fetch: authenticated reads from the CRM — a person, an organization, an identity of either
+ * kind, a quote, an invoice, or all identities (paged). The record goes to msg.payload; msg.sync
+ * carries the trace.
+ *
+ * Where the id comes from (in this order): msg.payload.id, msg.payload when it is a string, the
+ * http-in request of a CRM webhook (msg.req.query.id). The webhook's subtype (msg.payload.subtype
+ * or msg.req.query.subtype) decides person or organization when it contains حقیقی / حقوقی.
+ */
+import { SyncError } from '../../lib/errors';
+import type { CrmConfigNode } from '../crm-config/options';
+import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
+import { fail, num, StatusCounter, updateTrace } from '../shared/support';
+import { idFrom, kindFromSubtype, pick } from '../shared/msg-input';
+
+type What = 'identity' | 'person' | 'organization' | 'quote' | 'invoice' | 'auto' | 'search';
+
+interface CrmFetchDef extends NodeDef {
+  crm: string;
+  what: What;
+  searchOutput?: 'each' | 'array';
+  pageSize?: string | number;
+}
+
+function whatFromType(msg: NodeMessage): What {
+  const t = String(pick(msg, 'type') ?? '').trim().toLowerCase();
+  if (t === 'identity' || t === 'person' || t === 'organization') return t as What;
+  if (t === 'quote') return 'quote';
+  if (t === 'invoice') return 'invoice';
+  throw new SyncError('BAD_INPUT', `Cannot tell what to fetch: msg.payload.type is "${t || '(none)'}"; expected Identity, Quote or Invoice.`);
+}
+
+export = function (RED: NodeAPI) {
+  function CrmFetch(this: Node, def: CrmFetchDef) {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    const config = RED.nodes.getNode(def.crm) as CrmConfigNode | null;
+    const counter = new StatusCounter(node, 'fetched');
+    const what: What = def.what || 'identity';
+    if (!config) {
+      node.status({ fill: 'red', shape: 'dot', text: 'no CRM config' });
+    } else {
+      const off = config.onRetry(() => counter.retrying());
+      node.on('close', (_removed: boolean, done: () => void) => {
+        off();
+        done();
+      });
+    }
+
+    node.on('input', (msg, send, done) => {
+      void (async () => {
+        try {
+          if (!config) throw new SyncError('CONFIG', 'crm-fetch has no CRM config node. Open it and choose one.');
+          const client = config.client();
+          node.status({ fill: 'blue', shape: 'ring', text: 'fetching…' });
+          const w = what === 'auto' ? whatFromType(msg) : what;
+          if (w === 'search') {
+            const pageSize = Math.round(num(def.pageSize, 200, 1));
+            const term = pick(msg, 'searchTerm');
+            const all = [];
+            for await (const page of client.searchIdentities({ pageSize, searchTerm: typeof term === 'string' ? term : undefined })) {
+              all.push(...page);
+            }
+            if (def.searchOutput === 'each') {
+              all.forEach((row, i) => {
+                const m: NodeMessage = { ...RED.util.cloneMessage(msg), payload: row, parts: { id: msg._msgid, index: i, count: all.length } };
+                delete m.sync;
+                updateTrace(m, { entity: 'identity', crmId: row.identityId, customerNumber: row.customerNo ?? undefined, step: 'crm-fetch' });
+                send(m);
+              });
+            } else {
+              msg.payload = all;
+              updateTrace(msg, { entity: 'identity', step: 'crm-fetch' });
+              send(msg);
+            }
+            counter.success(`${all.length} identities`);
+            return done();
+          }
+          const id = idFrom(msg);
+          let record;
+          if (w === 'quote') record = await client.getQuote(id);
+          else if (w === 'invoice') record = await client.getInvoice(id);
+          else if (w === 'person') record = await client.getPerson(id);
+          else if (w === 'organization') record = await client.getOrganization(id);
+          else record = await client.getIdentity(id, kindFromSubtype(pick(msg, 'subtype')));
+          msg.payload = record;
+          const isDoc = w === 'quote' || w === 'invoice';
+          updateTrace(msg, {
+            entity: isDoc ? w : (record as { kind?: string }).kind ?? w,
+            crmId: id,
+            customerNumber: isDoc ? undefined : ((record as { customerNumber?: string | null }).customerNumber ?? undefined) || undefined,
+            event: typeof pick(msg, 'event') === 'string' ? String(pick(msg, 'event')) : undefined,
+            step: 'crm-fetch',
+          });
+          send(msg);
+          counter.success();
+          done();
+        } catch (e) {
+          counter.failure();
+          fail(node, msg, e, done);
+        }
+      })();
+    });
+  }
+  RED.nodes.registerType('crm-fetch', CrmFetch);
+};

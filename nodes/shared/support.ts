@@ -1,0 +1,158 @@
+/**
+ * What every node of this package does the same way: the `msg.sync` trace, the status dot, error
+ * reporting to Catch nodes, and keeping secrets out of all of it.
+ */
+import { randomUUID } from 'node:crypto';
+import { SyncError, toSyncError } from '../../lib/errors';
+import type { Node, NodeMessage } from './red';
+
+export type SyncAction = 'created' | 'updated' | 'linked' | 'unchanged' | 'skipped' | 'failed';
+
+/** The compact trace on msg.sync: reads whole in the debug sidebar (under 1000 characters). */
+export interface SyncTrace {
+  traceId: string;
+  trigger?: string;
+  event?: string;
+  entity?: string;
+  crmId?: string;
+  siaghCode?: string;
+  customerNumber?: string;
+  documentNumber?: string;
+  action?: SyncAction;
+  attempts: number;
+  durationMs: number;
+  startedAt: number;
+  step?: string;
+  error?: { code: string; message: string };
+  warnings: string[];
+}
+
+const MAX_WARNINGS = 5;
+const MAX_TEXT = 140;
+
+function clip(s: string, n = MAX_TEXT): string {
+  return s.length > n ? s.slice(0, n - 1) + '…' : s;
+}
+
+/** The trace of a message, created on first use (a new traceId), kept across nodes. */
+export function traceOf(msg: NodeMessage): SyncTrace {
+  const t = msg.sync as SyncTrace | undefined;
+  if (t && typeof t === 'object' && typeof t.traceId === 'string') {
+    if (!Array.isArray(t.warnings)) t.warnings = [];
+    if (typeof t.attempts !== 'number') t.attempts = 0;
+    if (typeof t.startedAt !== 'number') t.startedAt = Date.now();
+    return t;
+  }
+  const fresh: SyncTrace = { traceId: randomUUID().slice(0, 8), attempts: 0, durationMs: 0, startedAt: Date.now(), warnings: [] };
+  msg.sync = fresh;
+  return fresh;
+}
+
+/** Update the trace: fields given, warnings appended (de-duplicated, capped), duration refreshed. */
+export function updateTrace(msg: NodeMessage, patch: Partial<Omit<SyncTrace, 'warnings'>> & { warnings?: string[] }): SyncTrace {
+  const t = traceOf(msg);
+  const { warnings, ...rest } = patch;
+  for (const [k, v] of Object.entries(rest)) {
+    if (v === undefined) continue;
+    (t as unknown as Record<string, unknown>)[k] = typeof v === 'string' ? clip(v) : v;
+  }
+  for (const w of warnings ?? []) {
+    const c = clip(w);
+    if (!t.warnings.includes(c) && t.warnings.length < MAX_WARNINGS) t.warnings.push(c);
+  }
+  t.durationMs = Date.now() - t.startedAt;
+  return t;
+}
+
+/** Replace each secret that occurs in a text with ***. */
+export function redact(text: string, secrets: Array<string | undefined>): string {
+  let out = text;
+  for (const s of secrets) {
+    if (s && s.length >= 3) out = out.split(s).join('***');
+  }
+  return out;
+}
+
+/**
+ * Report a failure the Node-RED way: the trace says `failed`, the status turns red with a short
+ * reason, and `done(err)` hands the msg to Catch nodes (err.code is stable, e.g. CRM_NOT_FOUND).
+ */
+export function fail(node: Node<any>, msg: NodeMessage, e: unknown, done: (err?: Error) => void, secrets: Array<string | undefined> = []): void {
+  const err = toSyncError(e);
+  const message = redact(err.message, secrets);
+  const clean = message === err.message ? err : new SyncError(err.code, message, { status: err.status, details: err.details, column: err.column, path: err.path });
+  updateTrace(msg, { action: 'failed', error: { code: clean.code, message: clip(message, 300) } });
+  node.status({ fill: 'red', shape: 'dot', text: shortReason(clean) });
+  done(clean);
+}
+
+export function shortReason(err: SyncError): string {
+  const map: Partial<Record<string, string>> = {
+    NETWORK: 'unreachable',
+    TIMEOUT: 'timeout',
+    TLS: 'TLS error',
+    HTTP_5XX: 'server error',
+    RATE_LIMITED: 'rate limited',
+    BAD_REPLY: 'bad reply',
+    SIAGH_LOGIN_FAILED: 'login failed',
+    SIAGH_SESSION_EXPIRED: 'session expired',
+    SIAGH_FORM_ERROR: 'Siagh rejected',
+    SIAGH_DUPLICATE: 'duplicate in Siagh',
+    SIAGH_UNKNOWN_CUSTOMER: 'unknown code',
+    CRM_BAD_CREDENTIALS: 'bad credentials',
+    CRM_MODULE_MISSING: 'module missing',
+    CRM_LOCKED_OUT: 'locked out',
+    CRM_LOGIN_FAILED: 'login failed',
+    CRM_NOT_FOUND: 'not found',
+    CRM_ERROR: 'CRM error',
+    BAD_INPUT: 'bad input',
+    CONFIG: 'config error',
+    MAPPING_CONFLICT: 'mapping conflict',
+    MAPPING_BUSY: 'busy',
+    STORE_LOCKED: 'store locked',
+    STORE_IO: 'store error',
+    CUSTOMER_NOT_MAPPED: 'customer not synced',
+    AMBIGUOUS_CREATE: 'check Siagh',
+  };
+  return map[err.code] ?? 'failed';
+}
+
+/** Counts shown in a green status: "12 ok · 1 failed". */
+export class StatusCounter {
+  ok = 0;
+  failed = 0;
+  constructor(private readonly node: Node<any>, private readonly label = 'ok') {}
+
+  success(text?: string): void {
+    this.ok++;
+    this.node.status({ fill: 'green', shape: 'dot', text: text ?? this.summary() });
+  }
+
+  failure(): void {
+    this.failed++;
+  }
+
+  retrying(text = 'retrying…'): void {
+    this.node.status({ fill: 'yellow', shape: 'ring', text });
+  }
+
+  summary(): string {
+    return `${this.ok} ${this.label}` + (this.failed ? ` · ${this.failed} failed` : '');
+  }
+}
+
+/**
+ * `${NAME}` (the whole value) → process.env.NAME. Node-RED does this itself for deployed
+ * properties and credentials; dialog values sent to a Test connection endpoint are raw.
+ */
+export function resolveEnv(value: unknown): string {
+  if (typeof value !== 'string') return '';
+  const m = /^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$/.exec(value.trim()) ?? /^\$\(([A-Za-z_][A-Za-z0-9_]*)\)$/.exec(value.trim());
+  return m ? process.env[m[1]] ?? '' : value;
+}
+
+/** A positive number from a node property, or the default. */
+export function num(value: unknown, dflt: number, min = 0): number {
+  const n = typeof value === 'number' ? value : Number(String(value ?? '').trim());
+  return Number.isFinite(n) && n >= min && String(value ?? '').trim() !== '' ? n : dflt;
+}

@@ -1,0 +1,184 @@
+/**
+ * sync-mapping: lookup and store of CRM id ↔ Siagh Code ↔ customer number, on one lowdb file
+ * per path, shared by every node (and the import) that names the same file.
+ *
+ * lookup: msg.mapping = the record or null (for a quote/invoice also msg.customerMapping), and,
+ *         with "claim" on, the entity is claimed until the store (or a failure, or the lease).
+ * store:  persists msg.mappingUpdate (from siagh-upsert) durably before passing the message on.
+ * delete, list, stats: maintenance.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { SyncError } from '../../lib/errors';
+import { EntityType, MappingStore } from '../../lib/store/mapping-store';
+import { claimOf, releaseClaim } from '../shared/claims';
+import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
+import { fail, num, StatusCounter, updateTrace } from '../shared/support';
+
+interface SyncMappingDef extends NodeDef {
+  file?: string;
+  operation: 'lookup' | 'store' | 'delete' | 'list' | 'stats';
+  entityType?: 'auto' | EntityType;
+  claim?: boolean;
+  leaseSeconds?: string | number;
+  waitSeconds?: string | number;
+  source?: string;
+}
+
+/** `${VAR}` anywhere in the path is replaced from the environment; relative paths are under the user dir. */
+function mappingFilePath(file: string | undefined, userDir: string | undefined): string {
+  const base = userDir || path.join(os.homedir(), '.node-red');
+  const raw = (file ?? '').trim() || path.join('siagh-sync', 'mappings.json');
+  const expanded = raw.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_m, name: string) => {
+    const v = process.env[name];
+    if (v === undefined || v === '') throw new SyncError('CONFIG', `The mapping file path uses \${${name}}, but that environment variable is not set.`);
+    return v;
+  });
+  return path.resolve(base, expanded);
+}
+
+const ENTITY_TYPES: EntityType[] = ['contact', 'quote', 'invoice'];
+
+function entityTypeOf(msg: NodeMessage, setting: SyncMappingDef['entityType']): EntityType {
+  if (setting && setting !== 'auto') return setting;
+  const p = (msg.payload ?? {}) as Record<string, unknown>;
+  const upd = msg.mappingUpdate as { entityType?: string } | undefined;
+  const cand = upd?.entityType ?? p.entityType ?? p.docKind ?? (p.kind === 'person' || p.kind === 'organization' ? 'contact' : undefined);
+  if (typeof cand === 'string' && (ENTITY_TYPES as string[]).includes(cand)) return cand as EntityType;
+  throw new SyncError('BAD_INPUT', 'sync-mapping cannot tell the entity type. Send a CRM record from crm-fetch, set msg.payload.entityType (contact, quote or invoice), or choose the type in the node.');
+}
+
+function crmIdOf(msg: NodeMessage): string {
+  const p = (msg.payload ?? {}) as Record<string, unknown>;
+  const upd = msg.mappingUpdate as { crmId?: string } | undefined;
+  const sync = msg.sync as { crmId?: string } | undefined;
+  const id = upd?.crmId ?? p.crmId ?? sync?.crmId ?? p.id ?? (typeof msg.payload === 'string' ? msg.payload : undefined);
+  if (typeof id !== 'string' || !/^[0-9a-fA-F-]{36}$/.test(id.trim())) {
+    throw new SyncError('BAD_INPUT', 'sync-mapping needs a CRM id (GUID): msg.payload.crmId, msg.sync.crmId or msg.payload.id.');
+  }
+  return id.trim().toLowerCase();
+}
+
+export = function (RED: NodeAPI) {
+  function SyncMapping(this: Node, def: SyncMappingDef) {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    const counter = new StatusCounter(node, def.operation === 'lookup' ? 'looked up' : def.operation === 'store' ? 'stored' : 'done');
+    let file: string;
+    let opening: Promise<MappingStore>;
+    try {
+      file = mappingFilePath(def.file, RED.settings.userDir);
+      opening = MappingStore.open(file);
+    } catch (e) {
+      opening = Promise.reject(e);
+    }
+    opening.then(
+      (s) => node.status({ fill: 'grey', shape: 'ring', text: `${s.stats().total} mappings` }),
+      (e) => node.status({ fill: 'red', shape: 'dot', text: e?.code === 'STORE_LOCKED' ? 'file locked' : 'store error' }),
+    );
+    const leaseMs = num(def.leaseSeconds, 60, 1) * 1000;
+    const waitMs = num(def.waitSeconds, 300, 1) * 1000;
+
+    node.on('input', (msg: NodeMessage, send, done) => {
+      void (async () => {
+        try {
+          const store = await opening;
+          switch (def.operation) {
+            case 'lookup': {
+              const type = entityTypeOf(msg, def.entityType);
+              const crmId = crmIdOf(msg);
+              releaseClaim(msg); // a message never holds two claims
+              if (def.claim !== false) {
+                const token = await store.claim(type, crmId, { leaseMs, waitMs });
+                msg.mappingClaim = { file: store.filePath, entityType: type, crmId, token };
+              }
+              const rec = store.lookup(type, crmId) ?? null;
+              msg.mapping = rec;
+              msg.mappingFile = store.filePath;
+              if (type !== 'contact') {
+                const identityId = (msg.payload as { identityId?: unknown } | undefined)?.identityId;
+                msg.customerMapping = typeof identityId === 'string' ? store.lookup('contact', identityId.toLowerCase()) ?? null : null;
+              }
+              updateTrace(msg, { crmId, siaghCode: rec?.siaghCode, customerNumber: rec?.customerNumber, step: 'sync-mapping' });
+              counter.success(`${rec ? 'found' : 'new'} · ${store.stats().total} mappings`);
+              break;
+            }
+            case 'store': {
+              const upd = msg.mappingUpdate as Record<string, unknown> | undefined;
+              const claim = claimOf(msg);
+              if (!upd) {
+                // Nothing to persist (unchanged / skipped documents): just let go of the claim.
+                releaseClaim(msg);
+                counter.success(`${store.stats().total} mappings`);
+                break;
+              }
+              const type = entityTypeOf(msg, def.entityType);
+              const crmId = crmIdOf(msg);
+              const siaghCode = upd.siaghCode;
+              if (typeof siaghCode !== 'string' && typeof siaghCode !== 'number') throw new SyncError('BAD_INPUT', 'msg.mappingUpdate.siaghCode is missing: nothing to store.');
+              const prev = store.lookup(type, crmId);
+              const source = def.source || String((msg.sync as { trigger?: string } | undefined)?.trigger ?? 'flow');
+              let rec = prev;
+              const same = prev && prev.siaghCode === String(siaghCode) && prev.checksum === upd.checksum && (prev.customerNumber ?? undefined) === ((upd.customerNumber as string | undefined) || undefined);
+              if (!same) {
+                rec = await store.store(
+                  {
+                    entityType: type,
+                    crmId,
+                    siaghCode,
+                    customerNumber: typeof upd.customerNumber === 'string' && upd.customerNumber ? upd.customerNumber : undefined,
+                    checksum: typeof upd.checksum === 'string' ? upd.checksum : undefined,
+                    source,
+                    extra: upd.extra && typeof upd.extra === 'object' ? (upd.extra as Record<string, unknown>) : undefined,
+                  },
+                  { claimToken: claim?.crmId === crmId ? claim.token : undefined },
+                );
+              }
+              releaseClaim(msg);
+              delete msg.mappingUpdate;
+              msg.mapping = rec ?? null;
+              updateTrace(msg, { crmId, siaghCode: String(siaghCode), step: 'sync-mapping' });
+              counter.success(`${store.stats().total} mappings`);
+              break;
+            }
+            case 'delete': {
+              const type = entityTypeOf(msg, def.entityType);
+              const crmId = crmIdOf(msg);
+              const removed = await store.delete(type, crmId);
+              msg.payload = { deleted: removed, entityType: type, crmId };
+              counter.success(`${store.stats().total} mappings`);
+              break;
+            }
+            case 'list': {
+              const p = (msg.payload ?? {}) as { entityType?: string; offset?: unknown; limit?: unknown };
+              const type = def.entityType && def.entityType !== 'auto' ? def.entityType : (ENTITY_TYPES as string[]).includes(String(p.entityType)) ? (p.entityType as EntityType) : undefined;
+              msg.payload = store.list({ entityType: type, offset: num(p.offset, 0, 0), limit: num(p.limit, 1000, 1) });
+              counter.success(`${store.stats().total} mappings`);
+              break;
+            }
+            case 'stats':
+              msg.payload = store.stats();
+              counter.success(`${store.stats().total} mappings`);
+              break;
+            default:
+              throw new SyncError('CONFIG', `sync-mapping: unknown operation "${def.operation}".`);
+          }
+          send(msg);
+          done();
+        } catch (e) {
+          counter.failure();
+          releaseClaim(msg);
+          fail(node, msg, e, done);
+        }
+      })();
+    });
+
+    node.on('close', (_removed: boolean, done: () => void) => {
+      opening.then(
+        (s) => s.close(),
+        () => undefined,
+      ).then(() => done(), () => done());
+    });
+  }
+  RED.nodes.registerType('sync-mapping', SyncMapping);
+};
