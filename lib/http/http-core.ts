@@ -53,6 +53,17 @@ export interface HttpRequest {
   idempotent: boolean;
   /** Overrides the client's retry count (0 = single attempt). */
   retries?: number;
+  /**
+   * A reply with status ≥ 500 for which this returns true is final: returned like a 4xx reply
+   * instead of being thrown and retried (e.g. a CRM answering "record not found" with HTTP 500).
+   */
+  finalIf?: (status: number, text: string) => boolean;
+  /**
+   * For replies with status ≥ 300 only: a body that is not JSON (an IIS error page, plain text) is
+   * returned as `text` with `data` undefined instead of being a BAD_REPLY, so the caller can act
+   * on the status (a 401 with an HTML page is still a 401). 2xx bodies are always checked.
+   */
+  lenientErrorBody?: boolean;
 }
 
 export interface HttpReply {
@@ -196,7 +207,7 @@ export class HttpCore {
         path: req.path,
       });
     }
-    if (status >= 500) {
+    if (status >= 500 && !req.finalIf?.(status, text)) {
       throw new SyncError('HTTP_5XX', `${this.where(req)} answered HTTP ${status}${snippet(text)}. The server had an internal error; it is retried automatically where that is safe.`, {
         status,
         retryable: true,
@@ -204,7 +215,13 @@ export class HttpCore {
         path: req.path,
       });
     }
-    return { status, data: parseBody(text, status, this.where(req), req.path), headers: res.headers as Record<string, unknown>, text };
+    let data: unknown;
+    try {
+      data = parseBody(text, status, this.where(req), req.path);
+    } catch (e) {
+      if (!(req.lenientErrorBody && status >= 300)) throw e;
+    }
+    return { status, data, headers: res.headers as Record<string, unknown>, text };
   }
 
   private where(req: HttpRequest): string {

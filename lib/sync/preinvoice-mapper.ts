@@ -1,0 +1,227 @@
+/**
+ * CRM sales quote / sales invoice → Siagh sales pre-invoice (form 43D81, evidence §1.8). Pure.
+ *
+ * Fixes over the old service:
+ * - B11: `salmali` is the fiscal year the Siagh login reported, passed in by the caller; never
+ *   computed from the Gregorian calendar. A Gregorian-looking year is refused.
+ * - B13: `codemarkazforush` (sales centre) and `codevaseteh` (intermediary) are configuration,
+ *   empty by default, no longer copied from the sale model / hard-coded 31; where the customer goes
+ *   (`codemoshtari`, `codecontact` or both) and what it is (contact Code or AccountPartyCode) is
+ *   configurable because Q1 is unresolved; CRM product codes go through `productCodeMap`.
+ * - B6: `_In_Suid` is derived from the CRM id (`suidFor`), so a retry carries the same value.
+ *
+ * The checksum covers header and rows (a changed price or quantity changes it); it does not cover
+ * the suid or anything the mapping does not send (a new modifyDate alone leaves it unchanged).
+ */
+import { createHash } from 'node:crypto';
+import { SyncError } from '../errors';
+import type { CrmQuote, PreInvoiceInput, PreInvoiceRow, SiaghFieldList } from '../types';
+import { toAsciiDigits } from '../text/normalize';
+import { checksumOf } from './checksum';
+
+export interface PreInvoiceOptions {
+  /** From the Siagh login (SiaghSessionInfo.fiscalYear), never Gregorian − 621 (B11). Required. */
+  fiscalYear: number;
+  /** The mapped Siagh contact Code. */
+  customerCode: number | string;
+  /** From the Siagh contact record (GetAll AccountPartyCode), when known. */
+  accountPartyCode?: number | string | null;
+  /** Q1 unresolved: which header field(s) carry the customer. Default 'codemoshtari'. */
+  customerField?: 'codemoshtari' | 'codecontact' | 'both';
+  /**
+   * Q1: what goes into codemoshtari: the contact Code or its AccountPartyCode (falls back to the
+   * Code with a warning). codecontact always gets the contact Code. Default 'code'.
+   */
+  customerValue?: 'code' | 'accountParty';
+  /** Default 'auto' = the digits of crmObjectTypeCode (PI_5 → 5), else '1'. */
+  saleModel?: string;
+  /** Default '2'. */
+  paymentType?: string;
+  /** Default '' (B13: not the sale model). */
+  salesCentre?: string;
+  /** Default ''. */
+  intermediary?: string;
+  /** Default '1'. */
+  saleType?: string;
+  /** Default 'پیش فاکتور فروش'. */
+  documentName?: string;
+  /** CRM productCode (or productId) → Siagh item code. */
+  productCodeMap?: Record<string, string>;
+  /** Unit name when the CRM row has none; default 'عدد'. */
+  unitDefault?: string;
+  /** Default false; true → an unmapped product is a BAD_INPUT error naming it. */
+  requireMappedProducts?: boolean;
+}
+
+export interface MappedPreInvoice {
+  input: PreInvoiceInput;
+  checksum: string;
+  warnings: string[];
+}
+
+/**
+ * `_In_Suid` of a CRM document: the first 32 hex characters, upper-case, of
+ * sha256('siagh-sync:' + docKind + ':' + crmId). The id is trimmed and lower-cased first, so the
+ * same GUID written in another letter case (webhook vs. get) gives the same suid.
+ */
+export function suidFor(crmId: string, docKind: 'quote' | 'invoice'): string {
+  const id = typeof crmId === 'string' ? crmId.trim().toLowerCase() : '';
+  if (!id) throw new SyncError('BAD_INPUT', 'A CRM document without an id cannot be sent to Siagh: its id is what makes a retry safe.');
+  if (docKind !== 'quote' && docKind !== 'invoice') {
+    throw new SyncError('BAD_INPUT', `Unknown CRM document kind ${JSON.stringify(docKind)}: expected "quote" or "invoice".`);
+  }
+  return createHash('sha256').update(`siagh-sync:${docKind}:${id}`, 'utf8').digest('hex').slice(0, 32).toUpperCase();
+}
+
+function text(v: unknown): string {
+  if (v == null) return '';
+  if (typeof v === 'string') return v.trim();
+  if (typeof v === 'number' && Number.isFinite(v)) return String(v);
+  return '';
+}
+
+/** A whole number ≥ 1 written as ASCII digits, or undefined. */
+function codeText(v: unknown): string | undefined {
+  if (typeof v === 'number') return Number.isSafeInteger(v) && v >= 1 ? String(v) : undefined;
+  if (typeof v !== 'string') return undefined;
+  const t = toAsciiDigits(v).trim();
+  return /^[1-9]\d*$/.test(t) ? t : undefined;
+}
+
+/** A finite number from a number or numeric text (Persian digits allowed), else undefined. */
+function num(v: unknown): number | undefined {
+  if (typeof v === 'number') return Number.isFinite(v) ? v : undefined;
+  if (typeof v === 'string') {
+    const t = toAsciiDigits(v).replace(/[,\u066c\s]/g, '').replace('\u066b', '.');
+    if (!/^-?\d+(\.\d+)?$/.test(t)) return undefined;
+    return Number(t);
+  }
+  return undefined;
+}
+
+function optText(name: string, v: unknown, dflt: string): string {
+  if (v === undefined || v === null) return dflt;
+  if (typeof v === 'number' && Number.isFinite(v)) return String(v);
+  if (typeof v !== 'string') throw new SyncError('CONFIG', `The pre-invoice option ${name} must be text (got ${typeof v}).`);
+  return toAsciiDigits(v).trim();
+}
+
+export function mapQuoteToPreInvoice(q: CrmQuote, opts: PreInvoiceOptions): MappedPreInvoice {
+  if (!opts || typeof opts !== 'object') throw new SyncError('CONFIG', 'Pre-invoice options are required (at least fiscalYear and customerCode).');
+  const fy = opts.fiscalYear;
+  if (typeof fy !== 'number' || !Number.isInteger(fy) || fy < 1300 || fy > 1499) {
+    const hint = typeof fy === 'number' && fy >= 1900 && fy <= 2200 ? ' It looks like a Gregorian year;' : '';
+    throw new SyncError('CONFIG', `The fiscal year ${JSON.stringify(fy)} is not a Jalali year.${hint} pass the FiscalYear the Siagh login reports (e.g. 1404).`);
+  }
+  if (!q || typeof q !== 'object') throw new SyncError('BAD_INPUT', 'No CRM quote was given.');
+  const doc = `${q.docKind === 'invoice' ? 'invoice' : 'quote'} ${text(q.number) || text(q.crmId) || '(no id)'}`;
+  const suid = suidFor(q.crmId, q.docKind);
+
+  const customer = codeText(opts.customerCode);
+  if (!customer) {
+    throw new SyncError('CUSTOMER_NOT_MAPPED', `The customer of CRM ${doc} has no Siagh contact code (${JSON.stringify(opts.customerCode ?? null)}); sync the customer first.`);
+  }
+  const customerField = opts.customerField ?? 'codemoshtari';
+  if (!['codemoshtari', 'codecontact', 'both'].includes(customerField)) {
+    throw new SyncError('CONFIG', `The customer field ${JSON.stringify(customerField)} is unknown: use "codemoshtari", "codecontact" or "both".`);
+  }
+  const customerValue = opts.customerValue ?? 'code';
+  if (customerValue !== 'code' && customerValue !== 'accountParty') {
+    throw new SyncError('CONFIG', `The customer value ${JSON.stringify(customerValue)} is unknown: use "code" or "accountParty".`);
+  }
+
+  const warnings: string[] = [];
+
+  let moshtari = customer;
+  if (customerValue === 'accountParty') {
+    const ap = codeText(opts.accountPartyCode);
+    if (ap) moshtari = ap;
+    else warnings.push(`The Siagh contact ${customer} has no AccountPartyCode; codemoshtari gets the contact code ${customer} instead.`);
+  }
+
+  let saleModel = optText('saleModel', opts.saleModel, 'auto');
+  if (saleModel === '' || saleModel.toLowerCase() === 'auto') {
+    const typeCode = toAsciiDigits(text(q.crmObjectTypeCode));
+    const m = /(\d+)\D*$/.exec(typeCode);
+    if (m) saleModel = String(Number(m[1]));
+    else {
+      saleModel = '1';
+      warnings.push(`The CRM type "${typeCode || '(none)'}" of ${doc} carries no sale-model number; sale model 1 is used. Set the sale model in the node if that is wrong.`);
+    }
+  }
+
+  const header: SiaghFieldList = [
+    ['hssanadstate', '8'],
+    ['codenoeesanad', '2'],
+    ['codesalemodel', saleModel],
+    ['salmali', String(fy)],
+    ['codenoeepardakht', optText('paymentType', opts.paymentType, '2')],
+    ['codemarkazforush', optText('salesCentre', opts.salesCentre, '')],
+    ['codecontact', customerField === 'codemoshtari' ? '' : customer],
+    ['codemoshtari', customerField === 'codecontact' ? '' : moshtari],
+    ['codenoeeforush', optText('saleType', opts.saleType, '1')],
+    ['codevaseteh', optText('intermediary', opts.intermediary, '')],
+    ['tozihat', text(q.description) || text(q.subject)],
+    ['namenoesanad', opts.documentName == null ? 'پیش فاکتور فروش' : String(opts.documentName).trim()],
+  ];
+
+  // ---- rows
+  const details = Array.isArray(q.details) ? q.details : [];
+  if (details.length === 0) {
+    throw new SyncError('BAD_INPUT', `CRM ${doc} has no product rows; Siagh does not accept a pre-invoice without rows. Add products in the CRM.`);
+  }
+  const map = opts.productCodeMap ?? {};
+  if (typeof map !== 'object' || Array.isArray(map)) throw new SyncError('CONFIG', 'The product code map must be an object: CRM product code → Siagh item code.');
+  const unitDefault = opts.unitDefault == null ? 'عدد' : String(opts.unitDefault).trim() || 'عدد';
+  const lookup = (k: string): string | undefined => {
+    if (!k || !Object.prototype.hasOwnProperty.call(map, k)) return undefined;
+    const v = map[k];
+    return typeof v === 'string' && v.trim() ? toAsciiDigits(v).trim() : undefined;
+  };
+
+  const rows: PreInvoiceRow[] = [];
+  const unmapped: string[] = [];
+  const problems: string[] = [];
+  let rowDiscounts = 0;
+  details.forEach((d, i) => {
+    const n = i + 1;
+    const productCode = text(d?.productCode);
+    const productId = text(d?.productId);
+    const label = `row ${n}${text(d?.productName) ? ` (${text(d?.productName)})` : ''}`;
+    const mapped = lookup(productCode) ?? lookup(productId);
+    let itemCode = mapped;
+    if (!itemCode) {
+      if (!productCode) {
+        problems.push(`${label} has no product code and no entry in the product code map`);
+        return;
+      }
+      itemCode = toAsciiDigits(productCode);
+      if (!unmapped.includes(productCode)) unmapped.push(productCode);
+    }
+    const qty = num(d?.count);
+    const price = num(d?.baseUnitPrice);
+    const discount = d?.totalDiscount == null ? 0 : num(d.totalDiscount);
+    if (qty === undefined || qty <= 0) problems.push(`${label} has quantity ${JSON.stringify(d?.count ?? null)} (must be more than 0)`);
+    if (price === undefined || price < 0) problems.push(`${label} has unit price ${JSON.stringify(d?.baseUnitPrice ?? null)} (must be 0 or more)`);
+    if (discount === undefined || discount < 0) problems.push(`${label} has discount ${JSON.stringify(d?.totalDiscount ?? null)} (must be 0 or more)`);
+    if (qty === undefined || price === undefined || discount === undefined) return;
+    rowDiscounts += discount;
+    rows.push({ itemCode, unitName: text(d?.productUnitTypeName) || unitDefault, qty, price, discount });
+  });
+
+  if (unmapped.length && opts.requireMappedProducts) {
+    problems.push(`the CRM product code(s) ${unmapped.map((c) => `"${c}"`).join(', ')} have no Siagh item code in the product code map`);
+  } else if (unmapped.length) {
+    warnings.push(`CRM product code(s) ${unmapped.map((c) => `"${c}"`).join(', ')} of ${doc} are not in the product code map and are sent to Siagh as item codes unchanged; Siagh refuses them unless the codes are the same.`);
+  }
+  if (problems.length) {
+    throw new SyncError('BAD_INPUT', `CRM ${doc} cannot be sent to Siagh: ${problems.join('; ')}. Correct it in the CRM${unmapped.length && opts.requireMappedProducts ? ' or add the codes to the product code map' : ''}.`);
+  }
+
+  const quoteDiscount = num(q.discount);
+  if (quoteDiscount !== undefined && quoteDiscount - rowDiscounts > 0.005) {
+    warnings.push(`CRM ${doc} has a document discount (${quoteDiscount}) beyond its row discounts (${rowDiscounts}); only row discounts are sent to Siagh.`);
+  }
+
+  return { input: { suid, header, rows }, checksum: checksumOf({ header, rows }), warnings };
+}
