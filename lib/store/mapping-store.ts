@@ -1,0 +1,881 @@
+/**
+ * The mapping store: CRM id ↔ Siagh Code ↔ CRM customer number, per entity type, in one lowdb 7
+ * file, plus a small persistent key/value area (`meta`) for cursors and job progress.
+ *
+ * Design (see also the benchmark in bench/mapping-store.ts):
+ * - Everything is held in memory. The file data is the primary index (objects keyed by CRM id per
+ *   entity type); Siagh code and customer number are secondary `Map` indexes built at load. Every
+ *   lookup is O(1); nothing scans arrays.
+ * - Writes are durable and group-committed. A change is applied to memory at once (so lookups and
+ *   the uniqueness checks of later calls see it), then joins the next commit. One commit = one
+ *   `JSON.stringify` of the whole file + one atomic durable file replace (temp, fsync, rename, fsync
+ *   dir; see atomic-file.ts). Changes arriving while a commit runs all go into the following one,
+ *   so N concurrent stores cost about two writes, not N. A promise resolves only after the commit
+ *   holding its change is on disk. If a write fails, the promises of that commit reject with
+ *   STORE_IO (retryable); the changes stay in memory and are written by the next commit.
+ * - One instance per real path per process (module registry, reference-counted). A second process
+ *   on the same file is refused (STORE_LOCKED) by `<file>.lock` (see file-lock.ts for when a lock
+ *   left behind is taken over).
+ * - `<file>.bak`: a copy of the last good file, made at open and at most once per backup interval
+ *   (default 60 s) after commits. An unreadable main file is never replaced by an empty store: open
+ *   refuses with a message naming the backup.
+ * - Per-entity claims (FIFO, with lease) so two messages for one entity never both create in Siagh.
+ *
+ * Records handed out are frozen; do not try to change them, store a new one.
+ */
+import * as fs from 'node:fs';
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { Low } from 'lowdb';
+import { SyncError } from '../errors';
+import { toAsciiDigits } from '../text/normalize';
+import { DurableJsonFile, UnreadableFileError, copyFileAtomic, writeFileAtomic } from './atomic-file';
+import { acquireLock, releaseLock, startHeartbeat, type LockInfo } from './file-lock';
+
+export type EntityType = 'contact' | 'quote' | 'invoice';
+export const ENTITY_TYPES: readonly EntityType[] = ['contact', 'quote', 'invoice'];
+
+export interface MappingRecord {
+  entityType: EntityType;
+  /** Lower-case CRM GUID. */
+  crmId: string;
+  /** Contact Code, or pre-invoice document number / return code. */
+  siaghCode: string;
+  customerNumber?: string;
+  /** Checksum of the last synced content. */
+  checksum?: string;
+  /** ISO time of the last write. */
+  syncedAt: string;
+  /** 'webhook' | 'poll' | 'import' | 'replay' | 'manual' | … */
+  source: string;
+  /** Small facts, e.g. {returnCode, documentNumber}. At most 8 KB as JSON. */
+  extra?: Record<string, unknown>;
+}
+
+/** What store() accepts: a record without syncedAt (defaults to now); the code may be a number. */
+export type MappingInput = Omit<MappingRecord, 'syncedAt' | 'siaghCode'> & { syncedAt?: string; siaghCode: string | number };
+
+export interface MappingStoreOptions {
+  /** Extra wait before a commit starts, to gather more changes (default 0: the next loop turn). */
+  commitDelayMs?: number;
+  /** Default claim lease (default 60 000 ms). */
+  leaseMs?: number;
+  /** Default time claim() waits for another holder (default 60 000 ms). */
+  waitMs?: number;
+  /** Keep `<file>.bak` (default true). */
+  backup?: boolean;
+  /** Least time between two backup copies during writes (default 60 000 ms). */
+  backupIntervalMs?: number;
+}
+
+export interface MappingStoreStats {
+  total: number;
+  byType: Record<string, number>;
+  bySource: Record<string, number>;
+  /** ISO time of the last successful file write. */
+  lastWriteAt?: string;
+  /** Size of the file as last read or written. */
+  fileBytes?: number;
+  /** ISO time of the last backup copy. */
+  backupAt?: string;
+}
+
+/** The file format. `version` allows future migrations. */
+export interface MappingFileV1 {
+  version: 1;
+  mappings: Record<EntityType, Record<string, MappingRecord>>;
+  meta: Record<string, unknown>;
+}
+
+export const MAPPING_FILE_VERSION = 1;
+const EXTRA_MAX_BYTES = 8192;
+const DEFAULT_LEASE_MS = 60_000;
+const DEFAULT_WAIT_MS = 60_000;
+const DEFAULT_BACKUP_INTERVAL_MS = 60_000;
+
+const TYPE_LABEL: Record<EntityType, string> = { contact: 'contact', quote: 'quote (pre-invoice)', invoice: 'invoice' };
+
+// ---------------------------------------------------------------------------------------------
+// normalisation
+
+function badInput(message: string): SyncError {
+  return new SyncError('BAD_INPUT', message);
+}
+
+function checkType(t: unknown): EntityType {
+  if (t === 'contact' || t === 'quote' || t === 'invoice') return t;
+  throw badInput(`Unknown mapping entity type ${JSON.stringify(t)}: use 'contact', 'quote' or 'invoice'.`);
+}
+
+/** CRM ids are GUIDs: compared lower-case, without surrounding braces or blanks. */
+export function normalizeCrmId(id: unknown): string {
+  if (typeof id !== 'string' && typeof id !== 'number') throw badInput('A CRM id (GUID text) is required for a mapping.');
+  let s = String(id).trim().toLowerCase();
+  if (s.startsWith('{') && s.endsWith('}')) s = s.slice(1, -1).trim();
+  if (!s || s.length > 200) throw badInput(`CRM id ${JSON.stringify(String(id).slice(0, 60))} is empty or too long.`);
+  return s;
+}
+
+/** Siagh codes compare as text with ASCII digits and no surrounding blanks (12 and "12" are equal). */
+export function normalizeSiaghCode(code: unknown): string {
+  if (typeof code === 'number') {
+    if (!Number.isFinite(code)) throw badInput(`Siagh code ${code} is not a valid code.`);
+    return String(code);
+  }
+  if (typeof code !== 'string') throw badInput('A Siagh code is required for a mapping.');
+  const s = toAsciiDigits(code).trim();
+  if (!s || s.length > 100) throw badInput(`Siagh code ${JSON.stringify(code.slice(0, 60))} is empty or too long.`);
+  return s;
+}
+
+export function normalizeCustomerNumber(cn: unknown): string | undefined {
+  if (cn === undefined || cn === null) return undefined;
+  if (typeof cn !== 'string' && typeof cn !== 'number') throw badInput('A customer number must be text.');
+  const s = toAsciiDigits(String(cn)).trim();
+  return s || undefined;
+}
+
+function keyOf(t: EntityType, crmId: string): string {
+  return `${t}\u0000${crmId}`;
+}
+
+function nullProto<T>(o: Record<string, T> | undefined | null): Record<string, T> {
+  const out = o && typeof o === 'object' && !Array.isArray(o) ? o : ({} as Record<string, T>);
+  Object.setPrototypeOf(out, null);
+  return out;
+}
+
+function errText(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  const code = e instanceof Error ? (e as NodeJS.ErrnoException).code : undefined;
+  return code && !msg.startsWith(code) ? `${code}: ${msg}` : msg;
+}
+
+// ---------------------------------------------------------------------------------------------
+// registry
+
+interface RegistryEntry {
+  store: MappingStore;
+  refs: number;
+}
+const registry = new Map<string, RegistryEntry>();
+const opening = new Map<string, Promise<MappingStore>>();
+const closing = new Map<string, Promise<void>>();
+
+/** The real absolute path (symlinked folders resolved), creating the folder if needed. */
+function canonicalPath(filePath: string): string {
+  if (typeof filePath !== 'string' || !filePath.trim()) throw new SyncError('CONFIG', 'The mapping store needs a file path.');
+  const abs = path.resolve(filePath);
+  const dir = path.dirname(abs);
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+    return path.join(fs.realpathSync(dir), path.basename(abs));
+  } catch (e) {
+    throw new SyncError('STORE_IO', `Cannot create or open the folder ${dir} for the mapping file (${errText(e)}).`, { cause: e });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// claims
+
+interface ClaimWaiter {
+  resolve(token: string): void;
+  reject(err: Error): void;
+  leaseMs: number;
+  timer?: NodeJS.Timeout;
+}
+interface ClaimState {
+  token: string;
+  leaseTimer: NodeJS.Timeout;
+  queue: ClaimWaiter[];
+}
+
+interface CommitWaiter {
+  resolve(): void;
+  reject(err: Error): void;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export class MappingStore {
+  /** Real absolute path of the data file. */
+  readonly filePath: string;
+  /** Problems found at open that did not stop it (duplicate codes in a hand-edited file, backup failed …). */
+  readonly warnings: string[] = [];
+
+  private readonly db: Low<MappingFileV1>;
+  private readonly adapter: DurableJsonFile<MappingFileV1>;
+  private readonly opts: Required<MappingStoreOptions>;
+  private lock: LockInfo | undefined;
+  private stopHeartbeat: (() => void) | undefined;
+
+  private readonly byCode: Record<EntityType, Map<string, string>> = { contact: new Map(), quote: new Map(), invoice: new Map() };
+  /** Customer number → CRM ids of contacts carrying it (usually one; oldest first). */
+  private readonly byCustomer = new Map<string, Set<string>>();
+  private readonly counts: Record<EntityType, number> = { contact: 0, quote: 0, invoice: 0 };
+  private readonly sources = new Map<string, number>();
+
+  private readonly claims = new Map<string, ClaimState>();
+
+  private waiters: CommitWaiter[] = [];
+  private dirty = false;
+  private committing: Promise<void> | undefined;
+  private scheduled = false;
+  private commitTimer: NodeJS.Timeout | undefined;
+  private lastWriteAt: string | undefined;
+  private lastBackupMs = 0;
+  private backupAt: string | undefined;
+  private closed = false;
+
+  private constructor(filePath: string, opts: MappingStoreOptions) {
+    this.filePath = filePath;
+    this.opts = {
+      commitDelayMs: Math.max(0, opts.commitDelayMs ?? 0),
+      leaseMs: opts.leaseMs ?? DEFAULT_LEASE_MS,
+      waitMs: opts.waitMs ?? DEFAULT_WAIT_MS,
+      backup: opts.backup ?? true,
+      backupIntervalMs: opts.backupIntervalMs ?? DEFAULT_BACKUP_INTERVAL_MS,
+    };
+    this.adapter = new DurableJsonFile<MappingFileV1>(filePath);
+    this.db = new Low<MappingFileV1>(this.adapter, MappingStore.emptyFile());
+  }
+
+  private static emptyFile(): MappingFileV1 {
+    return { version: 1, mappings: { contact: nullProto({}), quote: nullProto({}), invoice: nullProto({}) }, meta: nullProto({}) };
+  }
+
+  /**
+   * Open (or share) the store for `filePath`. The first open in a process takes the file lock and
+   * loads the file; later opens of the same real path return the same instance (their options are
+   * ignored) and add a reference. Each open must be paired with one close().
+   */
+  static async open(filePath: string, opts: MappingStoreOptions = {}): Promise<MappingStore> {
+    const key = canonicalPath(filePath);
+    for (;;) {
+      const c = closing.get(key);
+      if (c) {
+        await c.catch(() => undefined);
+        continue;
+      }
+      const e = registry.get(key);
+      if (e) {
+        e.refs++;
+        return e.store;
+      }
+      const o = opening.get(key);
+      if (o) {
+        await o.catch(() => undefined);
+        continue;
+      }
+      const p = MappingStore.create(key, opts).then((s) => {
+        registry.set(key, { store: s, refs: 0 });
+        return s;
+      });
+      opening.set(key, p);
+      try {
+        await p;
+      } finally {
+        opening.delete(key);
+      }
+      // loop: takes the registry entry and counts this reference
+    }
+  }
+
+  /**
+   * The instance already open for this path in this process, or undefined. Adds no reference (do
+   * not close() what peek returns); for code that only has a message's `store.filePath` at hand.
+   */
+  static peek(filePath: string): MappingStore | undefined {
+    if (typeof filePath !== 'string' || !filePath) return undefined;
+    const abs = path.resolve(filePath);
+    let e = registry.get(abs);
+    if (!e) {
+      try {
+        e = registry.get(path.join(fs.realpathSync(path.dirname(abs)), path.basename(abs)));
+      } catch {
+        e = undefined;
+      }
+    }
+    return e?.store;
+  }
+
+  private static async create(filePath: string, opts: MappingStoreOptions): Promise<MappingStore> {
+    const s = new MappingStore(filePath, opts);
+    s.lock = await acquireLock(filePath);
+    try {
+      await s.load();
+    } catch (e) {
+      await releaseLock(`${filePath}.lock`, s.lock.token);
+      throw e;
+    }
+    s.stopHeartbeat = startHeartbeat(`${filePath}.lock`, s.lock.token);
+    return s;
+  }
+
+  private get bakPath(): string {
+    return `${this.filePath}.bak`;
+  }
+
+  private async describeBackup(): Promise<string> {
+    const bak = this.bakPath;
+    let st: fs.Stats;
+    try {
+      st = await fsp.stat(bak);
+    } catch {
+      return `No backup ${bak} exists. Move the damaged file away to start with an empty mapping (every entity is then treated as new, which can create duplicates in Siagh), or restore it from your own backups.`;
+    }
+    let verdict = '';
+    try {
+      const parsed = JSON.parse(await fsp.readFile(bak, 'utf8')) as Partial<MappingFileV1>;
+      if (parsed && parsed.mappings) {
+        const n = ENTITY_TYPES.reduce((sum, t) => sum + Object.keys(parsed.mappings?.[t] ?? {}).length, 0);
+        verdict = ` It is readable and holds ${n} mappings.`;
+      }
+    } catch {
+      verdict = ' Warning: the backup is not readable either.';
+    }
+    return `Restore the last good copy: stop Node-RED, copy ${bak} (from ${st.mtime.toISOString()}) over ${this.filePath}, and start again.${verdict}`;
+  }
+
+  private async load(): Promise<void> {
+    const file = this.filePath;
+    try {
+      await this.db.read();
+    } catch (e) {
+      if (e instanceof UnreadableFileError) {
+        throw new SyncError(
+          'STORE_IO',
+          `The mapping file ${file} cannot be read (${e.reason}). The store refused to start so that no mapping is lost. ${await this.describeBackup()}`,
+          { cause: e },
+        );
+      }
+      throw new SyncError('STORE_IO', `Cannot read the mapping file ${file} (${errText(e)}). Check its permissions.`, { cause: e });
+    }
+    const existed = this.adapter.lastBytes !== undefined;
+    if (!existed) {
+      if (fs.existsSync(this.bakPath)) {
+        throw new SyncError(
+          'STORE_IO',
+          `The mapping file ${file} is missing but its backup ${this.bakPath} exists. Copy the backup to ${file} to keep the mappings, or delete the backup to start with an empty mapping.`,
+        );
+      }
+      this.db.data = MappingStore.emptyFile();
+      await this.db.write(); // the file exists from now on
+      return;
+    }
+    const data = this.db.data as unknown;
+    if (!data || typeof data !== 'object' || Array.isArray(data)) {
+      throw new SyncError('STORE_IO', `The mapping file ${file} does not hold a mapping store (no JSON object). ${await this.describeBackup()}`);
+    }
+    const d = data as Partial<MappingFileV1> & { version?: unknown };
+    if (typeof d.version === 'number' && d.version > MAPPING_FILE_VERSION) {
+      throw new SyncError(
+        'STORE_IO',
+        `The mapping file ${file} has format version ${d.version}, written by a newer version of node-red-contrib-siagh-sync. Upgrade the package, or restore ${this.bakPath} if it is older.`,
+      );
+    }
+    if (d.version !== MAPPING_FILE_VERSION || !d.mappings || typeof d.mappings !== 'object') {
+      throw new SyncError('STORE_IO', `The mapping file ${file} is not a mapping store of format version 1 (found version ${JSON.stringify(d.version)}). ${await this.describeBackup()}`);
+    }
+    const mappings = d.mappings as Partial<Record<EntityType, Record<string, MappingRecord>>>;
+    const clean: MappingFileV1 = {
+      version: 1,
+      mappings: { contact: nullProto(mappings.contact), quote: nullProto(mappings.quote), invoice: nullProto(mappings.invoice) },
+      meta: nullProto(d.meta as Record<string, unknown> | undefined),
+    };
+    this.db.data = clean;
+    for (const t of ENTITY_TYPES) {
+      const m = clean.mappings[t];
+      for (const crmId in m) {
+        let rec = m[crmId];
+        if (!rec || typeof rec !== 'object' || typeof rec.siaghCode !== 'string' || typeof rec.source !== 'string') {
+          this.warn(`Dropped an unusable ${t} mapping for CRM id ${crmId} found in the file.`);
+          delete m[crmId];
+          continue;
+        }
+        if (rec.entityType !== t || rec.crmId !== crmId) m[crmId] = rec = { ...rec, entityType: t, crmId }; // hand-edited file
+        const holder = this.byCode[t].get(rec.siaghCode);
+        if (holder !== undefined) {
+          this.warn(`The file maps Siagh ${TYPE_LABEL[t]} code ${rec.siaghCode} to two CRM ids (${holder} and ${crmId}); lookups by code return ${holder}.`);
+        }
+        if (rec.extra) Object.freeze(rec.extra);
+        Object.freeze(rec);
+        this.addIndexes(rec, holder === undefined);
+      }
+    }
+    if (this.opts.backup) {
+      try {
+        await copyFileAtomic(file, this.bakPath);
+        this.lastBackupMs = Date.now();
+        this.backupAt = new Date(this.lastBackupMs).toISOString();
+      } catch (e) {
+        this.warn(`Could not copy the mapping file to its backup ${this.bakPath} (${errText(e)}).`);
+      }
+    }
+  }
+
+  private warn(msg: string): void {
+    if (this.warnings.length < 50) this.warnings.push(msg);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // indexes
+
+  private addIndexes(rec: MappingRecord, indexCode = true): void {
+    const t = rec.entityType;
+    this.counts[t]++;
+    this.sources.set(rec.source, (this.sources.get(rec.source) ?? 0) + 1);
+    if (indexCode) this.byCode[t].set(rec.siaghCode, rec.crmId);
+    if (t === 'contact' && rec.customerNumber) {
+      let set = this.byCustomer.get(rec.customerNumber);
+      if (!set) this.byCustomer.set(rec.customerNumber, (set = new Set()));
+      set.add(rec.crmId);
+    }
+  }
+
+  private removeIndexes(rec: MappingRecord): void {
+    const t = rec.entityType;
+    this.counts[t]--;
+    const n = (this.sources.get(rec.source) ?? 1) - 1;
+    if (n > 0) this.sources.set(rec.source, n);
+    else this.sources.delete(rec.source);
+    if (this.byCode[t].get(rec.siaghCode) === rec.crmId) this.byCode[t].delete(rec.siaghCode);
+    if (t === 'contact' && rec.customerNumber) {
+      const set = this.byCustomer.get(rec.customerNumber);
+      if (set) {
+        set.delete(rec.crmId);
+        if (!set.size) this.byCustomer.delete(rec.customerNumber);
+      }
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new SyncError('STORE_IO', `The mapping store ${this.filePath} is closed (the node was stopped or redeployed).`);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // reads
+
+  /** Number of open() calls not yet matched by close(). */
+  get refCount(): number {
+    const e = registry.get(this.filePath);
+    return e && e.store === this ? e.refs : 0;
+  }
+
+  /** Main-file writes made by this instance (the open's initial write included). */
+  get writeCount(): number {
+    return this.adapter.writeCount;
+  }
+
+  lookup(entityType: EntityType, crmId: string): MappingRecord | undefined {
+    this.assertOpen();
+    const t = checkType(entityType);
+    return this.db.data.mappings[t][normalizeCrmId(crmId)];
+  }
+
+  lookupBySiaghCode(entityType: EntityType, code: string | number): MappingRecord | undefined {
+    this.assertOpen();
+    const t = checkType(entityType);
+    const crmId = this.byCode[t].get(normalizeSiaghCode(code));
+    return crmId === undefined ? undefined : this.db.data.mappings[t][crmId];
+  }
+
+  /** The contact mapping with this CRM customer number (the oldest, if several contacts share it). */
+  lookupByCustomerNumber(customerNumber: string): MappingRecord | undefined {
+    this.assertOpen();
+    const cn = normalizeCustomerNumber(customerNumber);
+    const set = cn === undefined ? undefined : this.byCustomer.get(cn);
+    if (!set) return undefined;
+    for (const crmId of set) return this.db.data.mappings.contact[crmId];
+    return undefined;
+  }
+
+  /** Every contact mapping with this customer number (more than one means duplicates in the CRM). */
+  lookupAllByCustomerNumber(customerNumber: string): MappingRecord[] {
+    this.assertOpen();
+    const cn = normalizeCustomerNumber(customerNumber);
+    const set = cn === undefined ? undefined : this.byCustomer.get(cn);
+    if (!set) return [];
+    const m = this.db.data.mappings.contact;
+    return [...set].map((id) => m[id]).filter((r): r is MappingRecord => !!r);
+  }
+
+  /** Records in insertion order, contacts then quotes then invoices (or one type). */
+  list(opts: { entityType?: EntityType; offset?: number; limit?: number } = {}): MappingRecord[] {
+    this.assertOpen();
+    const types = opts.entityType === undefined ? ENTITY_TYPES : [checkType(opts.entityType)];
+    let skip = Math.max(0, Math.floor(opts.offset ?? 0));
+    const limit = opts.limit === undefined ? Infinity : Math.max(0, Math.floor(opts.limit));
+    const out: MappingRecord[] = [];
+    if (limit === 0) return out;
+    for (const t of types) {
+      if (skip >= this.counts[t]) {
+        skip -= this.counts[t];
+        continue;
+      }
+      const m = this.db.data.mappings[t];
+      for (const crmId in m) {
+        if (skip > 0) {
+          skip--;
+          continue;
+        }
+        out.push(m[crmId]);
+        if (out.length >= limit) return out;
+      }
+    }
+    return out;
+  }
+
+  stats(): MappingStoreStats {
+    this.assertOpen();
+    const byType: Record<string, number> = { ...this.counts };
+    const bySource: Record<string, number> = {};
+    for (const [s, n] of this.sources) bySource[s] = n;
+    return {
+      total: this.counts.contact + this.counts.quote + this.counts.invoice,
+      byType,
+      bySource,
+      lastWriteAt: this.lastWriteAt,
+      fileBytes: this.adapter.lastBytes,
+      backupAt: this.backupAt,
+    };
+  }
+
+  getMeta<T = unknown>(key: string): T | undefined {
+    this.assertOpen();
+    const v = this.db.data.meta[String(key)];
+    return v === undefined ? undefined : (structuredClone(v) as T);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // writes
+
+  private buildRecord(input: MappingInput): MappingRecord {
+    if (!input || typeof input !== 'object') throw badInput('store() needs a mapping record.');
+    const entityType = checkType(input.entityType);
+    const crmId = normalizeCrmId(input.crmId);
+    const siaghCode = normalizeSiaghCode(input.siaghCode);
+    if (typeof input.source !== 'string' || !input.source.trim() || input.source.length > 100) {
+      throw badInput(`The mapping for CRM id ${crmId} needs a source ('webhook', 'poll', 'import', 'replay', 'manual' …).`);
+    }
+    let syncedAt: string;
+    if (input.syncedAt === undefined) syncedAt = new Date().toISOString();
+    else {
+      const ms = Date.parse(String(input.syncedAt));
+      if (Number.isNaN(ms)) throw badInput(`syncedAt ${JSON.stringify(input.syncedAt)} of the mapping for CRM id ${crmId} is not a date.`);
+      syncedAt = new Date(ms).toISOString();
+    }
+    const rec: MappingRecord = { entityType, crmId, siaghCode, syncedAt, source: input.source.trim() };
+    const cn = normalizeCustomerNumber(input.customerNumber);
+    if (cn !== undefined) rec.customerNumber = cn;
+    if (input.checksum !== undefined && input.checksum !== null && input.checksum !== '') {
+      if (typeof input.checksum !== 'string' || input.checksum.length > 200) throw badInput(`The checksum of the mapping for CRM id ${crmId} must be text (at most 200 characters).`);
+      rec.checksum = input.checksum;
+    }
+    if (input.extra !== undefined && input.extra !== null) {
+      if (typeof input.extra !== 'object' || Array.isArray(input.extra)) throw badInput(`extra of the mapping for CRM id ${crmId} must be an object.`);
+      let json: string;
+      try {
+        json = JSON.stringify(input.extra);
+      } catch (e) {
+        throw badInput(`extra of the mapping for CRM id ${crmId} cannot be saved as JSON (${errText(e)}).`);
+      }
+      if (json.length > EXTRA_MAX_BYTES) throw badInput(`extra of the mapping for CRM id ${crmId} is ${json.length} bytes; keep it under ${EXTRA_MAX_BYTES} (small facts only).`);
+      rec.extra = Object.freeze(JSON.parse(json) as Record<string, unknown>);
+    }
+    return Object.freeze(rec);
+  }
+
+  /**
+   * Save a mapping; resolves with the stored record once it is durable on disk. Throws
+   * MAPPING_CONFLICT (nothing written) when the Siagh code is already mapped to another CRM id of
+   * the same type. Storing an existing CRM id with a new code repoints it. With `claimToken`, the
+   * claim is released after the write (a wrong or expired token is ignored; the record is still
+   * stored, because it records something that already happened in Siagh).
+   */
+  async store(input: MappingInput, opts: { claimToken?: string } = {}): Promise<MappingRecord> {
+    this.assertOpen();
+    const rec = this.buildRecord(input);
+    const t = rec.entityType;
+    const holder = this.byCode[t].get(rec.siaghCode);
+    if (holder !== undefined && holder !== rec.crmId) {
+      throw new SyncError(
+        'MAPPING_CONFLICT',
+        `Siagh ${TYPE_LABEL[t]} code ${rec.siaghCode} is already mapped to CRM id ${holder}; it was not mapped to CRM id ${rec.crmId} as well (nothing was written). ` +
+          `The two CRM records are probably duplicates: merge them in the CRM, or delete the wrong mapping and sync again.`,
+        { details: [holder, rec.crmId] },
+      );
+    }
+    const m = this.db.data.mappings[t];
+    const prev = m[rec.crmId];
+    if (prev) {
+      this.removeIndexes(prev);
+      delete m[rec.crmId]; // re-inserted below: keeps list() in order of last write
+    }
+    m[rec.crmId] = rec;
+    this.addIndexes(rec);
+    await this.commit();
+    if (opts.claimToken) this.release(t, rec.crmId, opts.claimToken);
+    return rec;
+  }
+
+  /** Remove a mapping; true when there was one. Durable when it resolves. */
+  async delete(entityType: EntityType, crmId: string): Promise<boolean> {
+    this.assertOpen();
+    const t = checkType(entityType);
+    const id = normalizeCrmId(crmId);
+    const m = this.db.data.mappings[t];
+    const prev = m[id];
+    if (!prev) return false;
+    this.removeIndexes(prev);
+    delete m[id];
+    await this.commit();
+    return true;
+  }
+
+  /** Save a small JSON value (cursor, job progress); undefined removes the key. Durable when it resolves. */
+  async setMeta(key: string, value: unknown): Promise<void> {
+    this.assertOpen();
+    const k = String(key);
+    if (!k) throw badInput('A meta key must not be empty.');
+    const meta = this.db.data.meta;
+    if (value === undefined) {
+      if (!(k in meta)) return;
+      delete meta[k];
+    } else {
+      let json: string | undefined;
+      try {
+        json = JSON.stringify(value);
+      } catch (e) {
+        throw badInput(`Meta value ${k} cannot be saved as JSON (${errText(e)}).`);
+      }
+      if (json === undefined) throw badInput(`Meta value ${k} cannot be saved as JSON.`);
+      meta[k] = JSON.parse(json) as unknown;
+    }
+    await this.commit();
+  }
+
+  /** Resolves when every change made so far is on disk. */
+  async flush(): Promise<void> {
+    for (;;) {
+      if (this.dirty || this.waiters.length) {
+        await this.commit();
+        return;
+      }
+      if (!this.committing) return;
+      await this.committing; // then look again: a failed commit leaves the store dirty
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // group commit
+
+  /** Join the next commit; resolves when it is durable. */
+  private commit(): Promise<void> {
+    this.dirty = true;
+    const p = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    this.schedule();
+    return p;
+  }
+
+  private schedule(): void {
+    if (this.committing || this.scheduled) return;
+    this.scheduled = true;
+    const run = (): void => {
+      this.scheduled = false;
+      this.commitTimer = undefined;
+      if (!this.committing && this.waiters.length) this.committing = this.commitLoop();
+    };
+    // setImmediate: every change made in this turn of the event loop (and its I/O callbacks) joins.
+    if (this.opts.commitDelayMs > 0) this.commitTimer = setTimeout(run, this.opts.commitDelayMs);
+    else setImmediate(run);
+  }
+
+  private async commitLoop(): Promise<void> {
+    try {
+      while (this.waiters.length) {
+        const batch = this.waiters;
+        this.waiters = [];
+        this.dirty = false;
+        let failure: SyncError | undefined;
+        try {
+          await this.db.write(); // stringifies synchronously at call: the snapshot of this batch
+          this.lastWriteAt = new Date().toISOString();
+        } catch (e) {
+          this.dirty = true; // memory still holds the changes: the next commit writes them
+          failure = new SyncError(
+            'STORE_IO',
+            `Could not write the mapping file ${this.filePath} (${errText(e)}). The change is kept in memory and written with the next change; check free disk space and permissions.`,
+            { retryable: true, cause: e },
+          );
+        }
+        for (const w of batch) {
+          if (failure) w.reject(failure);
+          else w.resolve();
+        }
+        if (!failure) await this.maybeBackup();
+      }
+    } finally {
+      this.committing = undefined;
+    }
+    if (this.waiters.length) this.schedule();
+  }
+
+  private async maybeBackup(): Promise<void> {
+    if (!this.opts.backup) return;
+    const now = Date.now();
+    if (now - this.lastBackupMs < this.opts.backupIntervalMs) return;
+    this.lastBackupMs = now;
+    try {
+      // No commit runs meanwhile (we are inside the commit loop), so the copy is of a whole file.
+      await copyFileAtomic(this.filePath, this.bakPath);
+      this.backupAt = new Date(now).toISOString();
+    } catch (e) {
+      this.warn(`Could not update the backup ${this.bakPath} (${errText(e)}).`);
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // claims
+
+  /**
+   * Claim one entity so that only one message works on it at a time. Resolves with a token once
+   * this caller holds the claim. Waiters are served first come, first served; the claim passes on
+   * when released, when store() is called with the token, or when its lease ends. Waiting longer
+   * than `waitMs` → SyncError('MAPPING_BUSY', retryable). Claims live in memory only (per process).
+   */
+  claim(entityType: EntityType, crmId: string, opts: { leaseMs?: number; waitMs?: number } = {}): Promise<string> {
+    try {
+      this.assertOpen();
+      const t = checkType(entityType);
+      const id = normalizeCrmId(crmId);
+      const key = keyOf(t, id);
+      const leaseMs = Math.max(1, opts.leaseMs ?? this.opts.leaseMs);
+      const waitMs = Math.max(0, opts.waitMs ?? this.opts.waitMs);
+      const st = this.claims.get(key);
+      if (!st) return Promise.resolve(this.grant(key, leaseMs, []));
+      if (waitMs === 0) return Promise.reject(this.busy(t, id, 0));
+      return new Promise<string>((resolve, reject) => {
+        const w: ClaimWaiter = { resolve, reject, leaseMs };
+        w.timer = setTimeout(() => {
+          const cur = this.claims.get(key);
+          const i = cur ? cur.queue.indexOf(w) : -1;
+          if (i >= 0) cur!.queue.splice(i, 1);
+          reject(this.busy(t, id, waitMs));
+        }, waitMs);
+        st.queue.push(w);
+      });
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  private busy(t: EntityType, id: string, waitMs: number): SyncError {
+    return new SyncError(
+      'MAPPING_BUSY',
+      `Another message for CRM ${TYPE_LABEL[t]} ${id} is still being processed` +
+        (waitMs ? ` and did not finish within ${Math.round(waitMs / 100) / 10} s` : '') +
+        '; try this message again later.',
+      { retryable: true },
+    );
+  }
+
+  private grant(key: string, leaseMs: number, queue: ClaimWaiter[]): string {
+    const token = randomUUID();
+    const leaseTimer = setTimeout(() => {
+      const cur = this.claims.get(key);
+      if (cur && cur.token === token) this.handOff(key, cur);
+    }, leaseMs);
+    leaseTimer.unref();
+    this.claims.set(key, { token, leaseTimer, queue });
+    return token;
+  }
+
+  private handOff(key: string, st: ClaimState): void {
+    clearTimeout(st.leaseTimer);
+    const next = st.queue.shift();
+    if (!next) {
+      this.claims.delete(key);
+      return;
+    }
+    if (next.timer) clearTimeout(next.timer);
+    next.resolve(this.grant(key, next.leaseMs, st.queue));
+  }
+
+  /** Give a claim back. A wrong or expired token does nothing. */
+  release(entityType: EntityType, crmId: string, token: string): void {
+    let key: string;
+    try {
+      key = keyOf(checkType(entityType), normalizeCrmId(crmId));
+    } catch {
+      return;
+    }
+    const st = this.claims.get(key);
+    if (st && st.token === token) this.handOff(key, st);
+  }
+
+  /** True while someone holds the claim on this entity. */
+  isClaimed(entityType: EntityType, crmId: string): boolean {
+    return this.claims.has(keyOf(checkType(entityType), normalizeCrmId(crmId)));
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // close
+
+  /**
+   * Drop one reference. The last close writes pending changes, rejects waiting claims, releases
+   * the file lock and frees the memory; the instance cannot be used afterwards.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    const e = registry.get(this.filePath);
+    if (e && e.store === this && e.refs > 1) {
+      e.refs--;
+      return;
+    }
+    if (e && e.store === this) registry.delete(this.filePath);
+    this.closed = true;
+    const p = this.shutdown();
+    closing.set(this.filePath, p);
+    try {
+      await p;
+    } finally {
+      if (closing.get(this.filePath) === p) closing.delete(this.filePath);
+    }
+  }
+
+  private async shutdown(): Promise<void> {
+    for (const st of this.claims.values()) {
+      clearTimeout(st.leaseTimer);
+      for (const w of st.queue) {
+        if (w.timer) clearTimeout(w.timer);
+        w.reject(new SyncError('MAPPING_BUSY', `The mapping store ${this.filePath} was closed while this message waited for another one; try again.`, { retryable: true }));
+      }
+    }
+    this.claims.clear();
+    if (this.commitTimer) {
+      // Start the delayed commit now instead of waiting for its timer.
+      clearTimeout(this.commitTimer);
+      this.commitTimer = undefined;
+      this.scheduled = false;
+      if (!this.committing && this.waiters.length) this.committing = this.commitLoop();
+    }
+    try {
+      await this.flush();
+    } finally {
+      this.stopHeartbeat?.();
+      if (this.lock) await releaseLock(`${this.filePath}.lock`, this.lock.token);
+      this.lock = undefined;
+      this.db.data = MappingStore.emptyFile();
+      for (const t of ENTITY_TYPES) this.byCode[t].clear();
+      this.byCustomer.clear();
+      this.sources.clear();
+    }
+  }
+}
+
+/** Write a mapping file directly (import tools, tests, the benchmark). Not for a file a store has open. */
+export async function writeMappingFile(filePath: string, data: MappingFileV1): Promise<void> {
+  await writeFileAtomic(filePath, JSON.stringify(data));
+}
