@@ -7,9 +7,10 @@ const path = require('path');
 const { execFileSync } = require('child_process');
 
 const root = path.resolve(__dirname, '..');
-const dist = path.join(root, 'dist');
+// BUILD_OUT lets several builds run side by side (default dist/).
+const dist = path.resolve(root, process.env.BUILD_OUT || 'dist');
 fs.rmSync(dist, { recursive: true, force: true });
-execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.json')], {
+execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.json'), '--outDir', dist], {
   stdio: 'inherit',
   cwd: root,
 });

@@ -25,10 +25,15 @@ interface SyncMappingDef extends NodeDef {
   source?: string;
 }
 
-/** `${VAR}` anywhere in the path is replaced from the environment; relative paths are under the user dir. */
+/**
+ * The mapping file: the node's setting, or `mappings.json` in SYNC_DATA_DIR when that is set, or in
+ * `<userDir>/siagh-sync`. `${VAR}` anywhere in the setting is replaced from the environment;
+ * relative paths are under the user dir.
+ */
 function mappingFilePath(file: string | undefined, userDir: string | undefined): string {
   const base = userDir || path.join(os.homedir(), '.node-red');
-  const raw = (file ?? '').trim() || path.join('siagh-sync', 'mappings.json');
+  const dataDir = process.env.SYNC_DATA_DIR?.trim() || path.join('siagh-sync');
+  const raw = (file ?? '').trim() || path.join(dataDir, 'mappings.json');
   const expanded = raw.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_m, name: string) => {
     const v = process.env[name];
     if (v === undefined || v === '') throw new SyncError('CONFIG', `The mapping file path uses \${${name}}, but that environment variable is not set.`);
