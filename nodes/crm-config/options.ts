@@ -6,7 +6,7 @@ import type { CrmClient } from '../../lib/crm/client';
 import { SyncError } from '../../lib/errors';
 import type { Node, NodeAPI, NodeDef } from '../shared/red';
 import type { RetryListener } from '../shared/config-support';
-import { num } from '../shared/support';
+import { num, unresolvedEnvName } from '../shared/support';
 
 export interface CrmConfigDef extends NodeDef {
   baseUrl: string;
@@ -27,6 +27,10 @@ export interface CrmConfigNode extends Node<CrmCredentials> {
 }
 
 export function crmClientOptions(def: { baseUrl?: string; timeout?: unknown; concurrency?: unknown; ca?: string }, creds: CrmCredentials) {
+  for (const [label, value] of [['base URL', def.baseUrl], ['user name', creds.username], ['password', creds.password]] as const) {
+    const name = unresolvedEnvName(value);
+    if (name) throw new SyncError('CONFIG', `The CRM config node's ${label} is \${${name}}, but the environment variable ${name} is not set. Set it for the Node-RED process (or enter the value) and deploy again.`);
+  }
   if (!def.baseUrl) throw new SyncError('CONFIG', 'The CRM config node has no base URL. Open it and enter the CRM address, e.g. http://crm.example.com.');
   if (!creds.username || !creds.password) throw new SyncError('CONFIG', 'The CRM config node has no user name or password. Open it and enter the API user (a value like ${CRM_USERNAME} reads an environment variable).');
   return {

@@ -97,7 +97,7 @@ export = function (RED: NodeAPI) {
           done();
         } catch (e) {
           counter.failure();
-          fail(node, msg, e, done);
+          fail(node, msg, e, done, [config?.credentials?.password]);
         }
       })();
     });

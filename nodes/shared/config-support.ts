@@ -3,7 +3,7 @@
  * redeploy), retry notifications for the nodes that use it, and the Test connection endpoint.
  */
 import type { RetryInfo } from '../../lib/http/http-core';
-import { toSyncError } from '../../lib/errors';
+import { SyncError, toSyncError } from '../../lib/errors';
 import type { NodeAPI, Request, Response } from './red';
 import { redact, resolveEnv } from './support';
 
@@ -17,6 +17,7 @@ export interface ClientHolder<C extends { close(): void }> {
 
 export function clientHolder<C extends { close(): void }>(make: (onRetry: RetryListener) => C): ClientHolder<C> {
   let client: C | undefined;
+  let closed = false;
   const listeners = new Set<RetryListener>();
   const notify: RetryListener = (info) => {
     for (const l of listeners) {
@@ -29,6 +30,9 @@ export function clientHolder<C extends { close(): void }>(make: (onRetry: RetryL
   };
   return {
     get() {
+      // A user that comes late (a message still in flight during a redeploy) must not open a new
+      // client that nothing would close.
+      if (closed) throw new SyncError('NETWORK', 'The client was closed (redeploy or shutdown).');
       if (!client) client = make(notify);
       return client;
     },
@@ -37,6 +41,7 @@ export function clientHolder<C extends { close(): void }>(make: (onRetry: RetryL
       return () => listeners.delete(listener);
     },
     close() {
+      closed = true;
       client?.close();
       client = undefined;
       listeners.clear();

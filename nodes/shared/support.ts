@@ -80,7 +80,20 @@ export function redact(text: string, secrets: Array<string | undefined>): string
 export function fail(node: Node<any>, msg: NodeMessage, e: unknown, done: (err?: Error) => void, secrets: Array<string | undefined> = []): void {
   const err = toSyncError(e);
   const message = redact(err.message, secrets);
-  const clean = message === err.message ? err : new SyncError(err.code, message, { status: err.status, details: err.details, column: err.column, path: err.path });
+  // Always a fresh error without `cause`: Node-RED copies err.cause onto msg.error for Catch and
+  // Debug nodes, and a transport cause (an AxiosError) holds the request it failed on — for a
+  // login, its body with the password. The stack frames are kept for debugging.
+  const clean = new SyncError(err.code, message, {
+    status: err.status,
+    details: err.details.map((d) => redact(d, secrets)),
+    column: err.column,
+    path: err.path,
+    retryable: err.retryable,
+    ambiguous: err.ambiguous,
+    retryAfterSec: err.retryAfterSec,
+  });
+  const frames = ((e instanceof Error ? e.stack : err.stack) ?? '').split('\n').filter((l) => /^\s+at /.test(l));
+  if (frames.length) clean.stack = `${clean.name}: ${message}\n${frames.join('\n')}`;
   updateTrace(msg, { action: 'failed', error: { code: clean.code, message: clip(message, 300) } });
   node.status({ fill: 'red', shape: 'dot', text: shortReason(clean) });
   done(clean);
@@ -149,6 +162,17 @@ export function resolveEnv(value: unknown): string {
   if (typeof value !== 'string') return '';
   const m = /^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$/.exec(value.trim()) ?? /^\$\(([A-Za-z_][A-Za-z0-9_]*)\)$/.exec(value.trim());
   return m ? process.env[m[1]] ?? '' : value;
+}
+
+/**
+ * The variable name when a value is still a `${NAME}` reference after deploy (Node-RED leaves it
+ * as is when NAME is set nowhere), else undefined. Such a value must never be used as it stands:
+ * a literal "${NAME}" sent as a password is a failed login that counts toward a lock-out.
+ */
+export function unresolvedEnvName(value: unknown): string | undefined {
+  if (typeof value !== 'string') return undefined;
+  const m = /^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$/.exec(value.trim()) ?? /^\$\(([A-Za-z_][A-Za-z0-9_]*)\)$/.exec(value.trim());
+  return m ? m[1] : undefined;
 }
 
 /** A positive number from a node property, or the default. */

@@ -6,7 +6,7 @@ import type { SiaghClient } from '../../lib/siagh/client';
 import { SyncError } from '../../lib/errors';
 import type { Node, NodeAPI, NodeDef } from '../shared/red';
 import type { RetryListener } from '../shared/config-support';
-import { num } from '../shared/support';
+import { num, unresolvedEnvName } from '../shared/support';
 
 export interface SiaghConfigDef extends NodeDef {
   baseUrl: string;
@@ -30,6 +30,10 @@ export interface SiaghConfigNode extends Node<SiaghCredentials> {
 }
 
 export function siaghClientOptions(def: { baseUrl?: string; saveFormDataPath?: string; indexMaxAge?: unknown; timeout?: unknown; concurrency?: unknown; ambiguousPreInvoice?: string; ca?: string }, creds: SiaghCredentials) {
+  for (const [label, value] of [['base URL', def.baseUrl], ['user name', creds.username], ['password', creds.password]] as const) {
+    const name = unresolvedEnvName(value);
+    if (name) throw new SyncError('CONFIG', `The Siagh config node's ${label} is \${${name}}, but the environment variable ${name} is not set. Set it for the Node-RED process (or enter the value) and deploy again.`);
+  }
   if (!def.baseUrl) throw new SyncError('CONFIG', 'The Siagh config node has no base URL. Open it and enter the Siagh address, e.g. http://siagh.example.com.');
   if (!creds.username || !creds.password) throw new SyncError('CONFIG', 'The Siagh config node has no user name or password. Open it and enter them (a value like ${FINANCE_USERNAME} reads an environment variable).');
   const path = (def.saveFormDataPath ?? '').trim() || '/BpmsApi/SaveFormData';
