@@ -281,6 +281,26 @@ describe('crm-fetch (Node-RED runtime)', function () {
       assert.equal(out.sync.entity, 'identity');
     });
 
+    it("search 'each' wired into an identity fetch (the polling flow): every identity is fetched whole", async () => {
+      const cfg = configNodes(sims.siagh.url, crm.url);
+      await helper.load(NODES(), [
+        tab,
+        ...cfg.nodes,
+        n({ id: 's', type: 'crm-fetch', crm: 'crm', what: 'search', searchOutput: 'each', pageSize: 5, wires: [['f']] }),
+        n({ id: 'f', type: 'crm-fetch', crm: 'crm', what: 'identity', wires: [['out']] }),
+        n({ id: 'out', type: 'helper' }),
+        n({ id: 'c', type: 'catch', wires: [['caught']] }),
+        n({ id: 'caught', type: 'helper' }),
+      ], cfg.credentials);
+      const outs = collect(helper.getNode('out'));
+      const caught = collect(helper.getNode('caught'));
+      helper.getNode('s').receive({ payload: '' });
+      await waitFor(() => outs.length + caught.length === ids.length, 8000, 'every identity fetched');
+      assert.equal(caught.length, 0, `no errors: ${caught.map((m) => m.error?.message).join('; ')}`);
+      assert.deepEqual(outs.map((m) => m.payload.crmId).sort(), [...ids].sort());
+      assert.deepEqual(new Set(outs.map((m) => m.payload.kind)), new Set(['person', 'organization']));
+    });
+
     it('a search term from msg.payload.searchTerm narrows the search', async () => {
       const node = await deploy({ what: 'search', searchOutput: 'array', pageSize: 5 });
       const { out } = await run(node, { payload: { searchTerm: 'شرکت' } });

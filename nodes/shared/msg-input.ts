@@ -17,7 +17,8 @@ export function pick(msg: NodeMessage, key: string): unknown {
 
 /** The CRM id this message is about, validated; a clear BAD_INPUT error otherwise. */
 export function idFrom(msg: NodeMessage): string {
-  let raw = pick(msg, 'id');
+  // id: webhooks and manual messages; crmId: a record from crm-fetch; identityId: a search-all row.
+  let raw = pick(msg, 'id') ?? pick(msg, 'crmId') ?? pick(msg, 'identityId');
   if (raw === undefined && typeof msg.payload === 'string') raw = msg.payload;
   if (Array.isArray(raw)) raw = raw[0];
   if (raw === undefined || raw === null || raw === '') {
