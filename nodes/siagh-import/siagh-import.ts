@@ -1,0 +1,156 @@
+/**
+ * siagh-import: the initial import, Siagh → CRM, started by any input message (a manual inject).
+ * Thin: reads its settings, opens the shared mapping store, runs lib/sync/importer.ts, shows the
+ * progress and sends one report message. A message that arrives while an import runs is dropped
+ * with a warning (no second run).
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { SyncError } from '../../lib/errors';
+import { MappingStore } from '../../lib/store/mapping-store';
+import { ImportOptions, ImportProgress, ImportReport, reportSummary, runImport } from '../../lib/sync/importer';
+import type { CrmConfigNode } from '../crm-config/options';
+import type { SiaghConfigNode } from '../siagh-config/options';
+import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
+import { fail, num, updateTrace } from '../shared/support';
+
+interface SiaghImportDef extends NodeDef {
+  siagh: string;
+  crm: string;
+  file?: string;
+  reportDir?: string;
+  concurrency?: string | number;
+  dryRun?: boolean;
+  cnPrefix?: string;
+  cnOffset?: string | number;
+  categories?: string;
+}
+
+/** Above this many records the message carries the summary only; the file has them all. */
+const MAX_RECORDS_IN_MSG = 1000;
+/** How long a redeploy waits for a running import to wind down before closing the store. */
+const CLOSE_WAIT_MS = 10_000;
+
+/** `${VAR}` anywhere in the path is replaced from the environment; relative paths are under the user dir. */
+function userPath(value: string | undefined, dflt: string, userDir: string | undefined, what: string): string {
+  const base = userDir || path.join(os.homedir(), '.node-red');
+  const raw = (value ?? '').trim() || dflt;
+  const expanded = raw.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_m, name: string) => {
+    const v = process.env[name];
+    if (v === undefined || v === '') throw new SyncError('CONFIG', `The ${what} uses \${${name}}, but that environment variable is not set.`);
+    return v;
+  });
+  return path.resolve(base, expanded);
+}
+
+function importOptions(def: SiaghImportDef): Pick<ImportOptions, 'concurrency' | 'scheme' | 'categories'> {
+  const offset = def.cnOffset === undefined || def.cnOffset === '' ? 1000 : Number(def.cnOffset);
+  if (!Number.isInteger(offset) || offset < 0) throw new SyncError('CONFIG', `The customer-number offset "${def.cnOffset}" must be a whole number ≥ 0.`);
+  const keys = (def.categories ?? '').split(/[,،\n]/).map((k) => k.trim()).filter(Boolean);
+  return {
+    concurrency: Math.min(32, Math.round(num(def.concurrency, 4, 1))),
+    scheme: { prefix: def.cnPrefix ?? '100-', offset },
+    categories: (keys.length ? keys : ['syaghcontact']).map((key) => ({ key })),
+  };
+}
+
+function stamp(ms: number): string {
+  return new Date(ms).toISOString().replace(/[:.]/g, '-');
+}
+
+function endStatus(r: ImportReport): { fill: 'green' | 'yellow' | 'red'; shape: 'dot'; text: string } {
+  const c = r.counts;
+  const text = r.dryRun
+    ? `plan: create ${c.plannedCreate} · link ${c.plannedLink} · skip ${c.skipped}` + (c.failed ? ` · ${c.failed} failed` : '')
+    : `created ${c.created} · linked ${c.linked} · skipped ${c.skipped} · failed ${c.failed}`;
+  return { fill: r.stoppedBy ? 'red' : c.failed ? 'yellow' : 'green', shape: 'dot', text: r.stoppedBy ? `stopped (${r.stoppedBy.code}) · ${text}` : text };
+}
+
+export = function (RED: NodeAPI) {
+  function SiaghImport(this: Node, def: SiaghImportDef) {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    const siaghCfg = RED.nodes.getNode(def.siagh) as SiaghConfigNode | null;
+    const crmCfg = RED.nodes.getNode(def.crm) as CrmConfigNode | null;
+
+    let file = '';
+    let reportDir = '';
+    let options: ReturnType<typeof importOptions> | undefined;
+    let opening: Promise<MappingStore>;
+    try {
+      file = userPath(def.file, path.join('siagh-sync', 'mappings.json'), RED.settings.userDir, 'mapping file path');
+      reportDir = userPath(def.reportDir, path.join('siagh-sync', 'reports'), RED.settings.userDir, 'report folder');
+      options = importOptions(def);
+      opening = MappingStore.open(file);
+    } catch (e) {
+      opening = Promise.reject(e);
+    }
+    opening.then(
+      (s) => {
+        if (!siaghCfg || !crmCfg) node.status({ fill: 'red', shape: 'dot', text: !siaghCfg ? 'no Siagh config' : 'no CRM config' });
+        else node.status({ fill: 'grey', shape: 'ring', text: `ready · ${s.stats().byType.contact ?? 0} contacts mapped` });
+      },
+      (e) => node.status({ fill: 'red', shape: 'dot', text: e?.code === 'STORE_LOCKED' ? 'file locked' : e?.code === 'CONFIG' ? 'config error' : 'store error' }),
+    );
+
+    let running: Promise<void> | undefined;
+    let abort: AbortController | undefined;
+
+    node.on('input', (msg: NodeMessage, send, done) => {
+      if (running) {
+        node.warn('An import is already running; this message was dropped. Wait for its report before starting another.');
+        done();
+        return;
+      }
+      const dryRun = msg.dryRun === true || def.dryRun === true;
+      const secrets = [siaghCfg?.credentials?.password, crmCfg?.credentials?.password];
+      const ac = (abort = new AbortController());
+      running = (async () => {
+        try {
+          if (!siaghCfg) throw new SyncError('CONFIG', 'siagh-import has no Siagh config node. Open it and choose one.');
+          if (!crmCfg) throw new SyncError('CONFIG', 'siagh-import has no CRM config node. Open it and choose one.');
+          const store = await opening;
+          node.status({ fill: 'blue', shape: 'ring', text: dryRun ? 'reading Siagh and CRM (dry run)…' : 'reading Siagh and CRM…' });
+          let last = 0;
+          const onProgress = (p: ImportProgress) => {
+            const now = Date.now();
+            if (now - last < 250 && p.done < p.total) return;
+            last = now;
+            node.status({ fill: 'blue', shape: 'ring', text: `${p.done}/${p.total}` + (dryRun ? ' (dry run)' : '') });
+          };
+          const reportFile = path.join(reportDir, `import-${stamp(Date.now())}${dryRun ? '-dry-run' : ''}.json`);
+          const report = await runImport(
+            { siagh: siaghCfg.client(), crm: crmCfg.client(), store },
+            { ...options, dryRun, onProgress, signal: ac.signal, reportFile, secrets },
+          );
+          msg.payload = report.records.length > MAX_RECORDS_IN_MSG ? reportSummary(report) : report;
+          msg.reportFile = report.reportFile;
+          updateTrace(msg, { trigger: 'import', entity: 'contact', step: 'siagh-import', warnings: report.warnings });
+          node.status(endStatus(report));
+          send(msg);
+          if (report.stoppedBy) done(new SyncError(report.stoppedBy.code as SyncError['code'], report.stoppedBy.message));
+          else done();
+        } catch (e) {
+          fail(node, msg, e, done, secrets);
+        }
+      })().finally(() => {
+        running = undefined;
+        abort = undefined;
+      });
+    });
+
+    node.on('close', (_removed: boolean, done: () => void) => {
+      abort?.abort();
+      const wait = running
+        ? Promise.race([running.catch(() => undefined), new Promise<void>((r) => setTimeout(r, CLOSE_WAIT_MS).unref())])
+        : Promise.resolve();
+      wait
+        .then(() => opening.then((s) => s.close(), () => undefined))
+        .then(
+          () => done(),
+          () => done(),
+        );
+    });
+  }
+  RED.nodes.registerType('siagh-import', SiaghImport);
+};
