@@ -10,6 +10,10 @@
  *    the customer number encodes, then the same mobile, then the same national code. Found →
  *    `linked` (and updated only if a field differs). Not found → create (`created`). A contact
  *    that is linked to another CRM identity already is a MAPPING_CONFLICT, not a silent merge.
+ *    If Siagh still refuses the create as a duplicate mobile (the index predates a contact
+ *    entered in Siagh since), the index is downloaded again and the link step repeated once.
+ * 4. An update never sends a mobile that the index shows on another Siagh contact: that is
+ *    SIAGH_DUPLICATE before anything is sent, naming both contacts.
  */
 import { SyncError } from '../errors';
 import type { SiaghClient } from '../siagh/client';
@@ -66,6 +70,24 @@ export function differingColumns(fields: SiaghFieldList, rec: SiaghContact, empt
   return out;
 }
 
+/**
+ * Siagh refuses a mobile number another contact holds (SIAGH_DUPLICATE). Find that out from the
+ * contact index before writing, never from Siagh's error: the message says which two contacts.
+ */
+function assertMobileFree(siagh: SiaghClient, identity: CrmIdentity, code: number, fields: SiaghFieldList, why: string): void {
+  for (const [key, value] of fields) {
+    if (contactColumn(key) !== 'mobileno' || !value.trim()) continue;
+    const k = phoneKey(value);
+    const owner = siagh.contacts.allByMobile(value).find((c) => c.Code !== code && phoneKey(c.MobileNo) === k);
+    if (owner) {
+      throw new SyncError(
+        'SIAGH_DUPLICATE',
+        `The mobile number ${value} of CRM identity ${identity.crmId} is already on Siagh contact ${owner.Code}, so it cannot be written to Siagh contact ${code} (${why}); nothing was sent. Two Siagh contacts seem to be this one: merge them in Siagh, or correct the number in the CRM, then replay.`,
+      );
+    }
+  }
+}
+
 export async function syncContact(siagh: SiaghClient, identity: CrmIdentity, mapping: ExistingMapping | null | undefined, opts: ContactSyncOptions = {}): Promise<ContactSyncResult> {
   const emptyPolicy = opts.emptyPolicy ?? 'keep';
   const mapped = mapIdentityToContact(identity, opts.map);
@@ -81,12 +103,26 @@ export async function syncContact(siagh: SiaghClient, identity: CrmIdentity, map
     const rec = siagh.contacts.byCode(code);
     if (rec && differingColumns(mapped.fields, rec, emptyPolicy).length === 0) return { ...base, action: 'unchanged', code, written: [] };
     const fields = fieldsForUpdate(mapped.fields, emptyPolicy);
+    assertMobileFree(siagh, identity, code, fields, 'the contact it is mapped to');
     const res = await siagh.updateContact(code, fields);
     warnings.push(...res.notes);
     return { ...base, action: 'updated', code, written: fields.map(([k]) => k) };
   }
 
   await siagh.contacts.ensureFresh();
+  return linkOrCreate(siagh, identity, mapped, base, emptyPolicy, opts, false);
+}
+
+async function linkOrCreate(
+  siagh: SiaghClient,
+  identity: CrmIdentity,
+  mapped: ReturnType<typeof mapIdentityToContact>,
+  base: { checksum: string; customerNumber: string | undefined; warnings: string[] },
+  emptyPolicy: EmptyPolicy,
+  opts: ContactSyncOptions,
+  afterRefresh: boolean,
+): Promise<ContactSyncResult> {
+  const warnings = base.warnings;
   const linkBy = { code: true, mobile: true, nationalCode: true, ...opts.linkBy };
   const candidates: Array<{ by: 'code' | 'mobile' | 'nationalCode'; rec: SiaghContact }> = [];
   if (linkBy.code && mapped.match.code !== undefined) {
@@ -117,12 +153,22 @@ export async function syncContact(siagh: SiaghClient, identity: CrmIdentity, map
     const diff = differingColumns(mapped.fields, pick.rec, emptyPolicy);
     if (diff.length === 0) return { ...base, action: 'linked', code, linkedBy: pick.by, written: [] };
     const fields = fieldsForUpdate(mapped.fields, emptyPolicy);
+    assertMobileFree(siagh, identity, code, fields, `linked by ${pick.by === 'code' ? 'customer number' : pick.by === 'mobile' ? 'mobile number' : 'national code'}`);
     const res = await siagh.updateContact(code, fields);
     warnings.push(...res.notes);
     return { ...base, action: 'linked', code, linkedBy: pick.by, written: fields.map(([k]) => k) };
   }
 
-  const res = await siagh.createContact(mapped.fields, { mobile: mapped.match.mobile, nationalCode: mapped.match.nationalCode });
+  let res;
+  try {
+    res = await siagh.createContact(mapped.fields, { mobile: mapped.match.mobile, nationalCode: mapped.match.nationalCode });
+  } catch (e) {
+    // Siagh has the mobile after all: the index predates a contact entered in Siagh since its
+    // download. Download it again (nothing was created) and link instead.
+    if (!(e instanceof SyncError) || e.code !== 'SIAGH_DUPLICATE' || afterRefresh) throw e;
+    await siagh.contacts.refresh();
+    return linkOrCreate(siagh, identity, mapped, base, emptyPolicy, opts, true);
+  }
   warnings.push(...res.notes);
   return { ...base, action: 'created', code: res.code, written: mapped.fields.map(([k]) => k) };
 }

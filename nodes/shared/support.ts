@@ -61,7 +61,40 @@ export function updateTrace(msg: NodeMessage, patch: Partial<Omit<SyncTrace, 'wa
     if (!t.warnings.includes(c) && t.warnings.length < MAX_WARNINGS) t.warnings.push(c);
   }
   t.durationMs = Date.now() - t.startedAt;
+  fitTrace(t);
   return t;
+}
+
+/** The whole trace as JSON stays under 1000 characters (the debug sidebar shows it whole). */
+const TRACE_BUDGET = 990;
+
+/**
+ * Shrink a trace that grew past the budget (five long warnings plus an error can): warnings are
+ * shortened, then the last ones dropped (counted in a `+N more` entry), then the error message and
+ * the other texts shortened. The first warning and the error code always stay.
+ */
+function fitTrace(t: SyncTrace): void {
+  const size = () => JSON.stringify(t).length;
+  if (size() <= TRACE_BUDGET) return;
+  t.warnings = t.warnings.map((w) => clip(w, 80));
+  let dropped = 0;
+  const more = /^\+(\d+) more$/;
+  const last = t.warnings[t.warnings.length - 1];
+  if (last && more.test(last)) {
+    dropped = Number(more.exec(last)![1]);
+    t.warnings.pop();
+  }
+  while (size() > TRACE_BUDGET - 12 && t.warnings.length > 1) {
+    t.warnings.pop();
+    dropped++;
+  }
+  if (dropped) t.warnings.push(`+${dropped} more`);
+  if (size() > TRACE_BUDGET && t.error) t.error = { code: t.error.code, message: clip(t.error.message, 120) };
+  if (size() > TRACE_BUDGET) {
+    const rec = t as unknown as Record<string, unknown>;
+    for (const k of Object.keys(rec)) if (typeof rec[k] === 'string' && k !== 'traceId') rec[k] = clip(rec[k] as string, 60);
+    t.warnings = t.warnings.map((w) => clip(w, 60));
+  }
 }
 
 /** Replace each secret that occurs in a text with ***. */

@@ -151,6 +151,7 @@ export = function (RED: NodeAPI) {
               const crmId = crmIdOf(msg);
               const removed = await store.delete(type, crmId);
               msg.payload = { deleted: removed, entityType: type, crmId };
+              updateTrace(msg, { entity: type, crmId, step: 'sync-mapping' });
               counter.success(`${store.stats().total} mappings`);
               break;
             }
@@ -168,6 +169,7 @@ export = function (RED: NodeAPI) {
             default:
               throw new SyncError('CONFIG', `sync-mapping: unknown operation "${def.operation}".`);
           }
+          if (def.operation === 'list' || def.operation === 'stats') updateTrace(msg, { step: 'sync-mapping' }); // every output carries msg.sync
           send(msg);
           done();
         } catch (e) {

@@ -1,0 +1,361 @@
+/**
+ * lib/sync/contact-sync.ts and lib/sync/preinvoice-sync.ts against the Siagh simulator (real HTTP):
+ * create / update / unchanged / link decisions, the empty-value policy, conflicts, and the
+ * pre-invoice transfer-once rules with the fiscal year from the login.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { SyncError } from '../lib/errors';
+import { SiaghClient } from '../lib/siagh/client';
+import { differingColumns, syncContact } from '../lib/sync/contact-sync';
+import { mapIdentityToContact } from '../lib/sync/contact-mapper';
+import { syncPreInvoice } from '../lib/sync/preinvoice-sync';
+import type { CrmIdentity, CrmQuote } from '../lib/types';
+import { nationalIdWithCheckDigit } from '../sim/seed';
+import { SiaghSim } from '../sim/siagh-sim';
+
+const USER = { UserName: 'مدیر سیستم', Password: 'lib-secret-pass' };
+
+function isCode(code: string) {
+  return (e: unknown) => {
+    assert.ok(e instanceof SyncError, `expected SyncError, got ${String(e)}`);
+    assert.equal(e.code, code, e.message);
+    return true;
+  };
+}
+
+let phoneSeq = 0;
+/** A person with a unique mobile (0912 000 xxxx) and national code. */
+function person(over: Partial<CrmIdentity> = {}): CrmIdentity {
+  phoneSeq++;
+  const tail = String(1000 + phoneSeq).padStart(4, '0');
+  return {
+    crmId: randomUUID(),
+    kind: 'person',
+    nickName: 'مریم احمدی',
+    customerNumber: null,
+    nationalCode: nationalIdWithCheckDigit('001' + String(100000 + phoneSeq)),
+    email: `p${phoneSeq}@example.ir`,
+    description: 'مشتری تست',
+    phoneContacts: [
+      { phoneType: 'موبایل', phoneNumber: `+98 912 000 ${tail}`, default: true },
+      { phoneType: 'محل کار', phoneNumber: `021-8877${tail}` },
+    ],
+    addressContacts: [{ default: true, country: 'ایران', state: 'تهران', city: 'تهران', address: 'خیابان ولیعصر', zipCode: '1234567890' }],
+    ...over,
+  };
+}
+
+function quote(identityId: string, over: Partial<CrmQuote> = {}): CrmQuote {
+  return {
+    crmId: randomUUID(),
+    docKind: 'quote',
+    crmObjectTypeCode: 'PI_5',
+    identityId,
+    subject: 'پیش فاکتور تست',
+    number: 'Q-1',
+    details: [
+      { productCode: 'P-100', productName: 'کالا یک', productUnitTypeName: 'عدد', count: 2, baseUnitPrice: 1_500_000, totalDiscount: 0 },
+      { productCode: 'P-200', productName: 'کالا دو', count: 1, baseUnitPrice: 250_000 },
+    ],
+    ...over,
+  };
+}
+
+describe('contact-sync and preinvoice-sync (lib, against the Siagh simulator)', () => {
+  let sim: SiaghSim;
+  let client: SiaghClient;
+
+  before(async () => {
+    sim = new SiaghSim({ users: [USER], fiscalYear: 1403 });
+    await sim.start();
+  });
+  after(async () => {
+    await sim.stop();
+  });
+  beforeEach(() => {
+    sim.reset();
+    sim.faults.clear();
+    sim.resetCounts();
+    client = new SiaghClient({ baseUrl: sim.url, username: USER.UserName, password: USER.Password, retryBaseMs: 5, timeoutMs: 3000, contactIndexMaxAgeMs: 60_000 });
+  });
+  afterEach(() => client.close());
+
+  const creates = () => sim.saveLog.filter((s) => s.formId === '2BFDA' && !s.params.find((p) => p.key === 'CodeMain')?.value);
+
+  describe('syncContact', () => {
+    it('creates an unknown identity with the mapped fields and returns the code and checksum', async () => {
+      const id = person({ customerNumber: '100-9500', nickName: 'شرکت نمونه', kind: 'organization' });
+      const r = await syncContact(client, id, null);
+      assert.equal(r.action, 'created');
+      const c = sim.contact(r.code)!;
+      assert.equal(c.Name, 'شرکت نمونه');
+      assert.equal(c.MobileNo, '0912000' + String(1000 + phoneSeq));
+      assert.equal(c.TowardType, true, 'organization → taraftype 1');
+      assert.equal(c.tmpid, '8500');
+      assert.equal(c.CityCode, null);
+      assert.equal(c.writeOnly.codeshahr, undefined);
+      assert.equal(r.checksum, mapIdentityToContact(id).checksum);
+      assert.equal(r.customerNumber, '100-9500');
+      assert.equal(creates().length, 1);
+    });
+
+    it('a mapping with the same checksum writes nothing and does not even download the contact list', async () => {
+      const id = person();
+      const first = await syncContact(client, id, null);
+      const saves = sim.saveCount;
+      sim.resetCounts();
+      const r = await syncContact(client, id, { siaghCode: String(first.code), checksum: first.checksum });
+      assert.equal(r.action, 'unchanged');
+      assert.deepEqual(r.written, []);
+      assert.equal(sim.saveCount, saves);
+      assert.equal(sim.count('GET /api/Sgh/GEN/Gn_Web_Users/GetAll'), 0);
+    });
+
+    it('a mapping without checksum (an imported one) whose Siagh record already matches is unchanged, and returns the checksum to learn', async () => {
+      const id = person();
+      const first = await syncContact(client, id, null);
+      const saves = sim.saveCount;
+      const r = await syncContact(client, id, { siaghCode: String(first.code) });
+      assert.equal(r.action, 'unchanged');
+      assert.equal(r.checksum, first.checksum);
+      assert.equal(sim.saveCount, saves);
+    });
+
+    it('a mapped identity whose content changed is updated in place', async () => {
+      const id = person();
+      const first = await syncContact(client, id, null);
+      const before = sim.contacts().length;
+      const r = await syncContact(client, { ...id, email: 'new@example.ir' }, { siaghCode: String(first.code), checksum: first.checksum });
+      assert.equal(r.action, 'updated');
+      assert.equal(r.code, first.code);
+      assert.notEqual(r.checksum, first.checksum);
+      assert.equal(sim.contact(first.code)!.Email, 'new@example.ir');
+      assert.equal(sim.contacts().length, before);
+      assert.equal(sim.lastSave!.params.find((p) => p.key === 'CodeMain')?.value, String(first.code));
+    });
+
+    it("empty CRM fields keep Siagh's value by default and clear it with emptyPolicy 'clear'", async () => {
+      const id = person();
+      const first = await syncContact(client, id, null);
+      // keep: email emptied and description changed → update without the email
+      const keep = await syncContact(client, { ...id, email: '', description: 'تغییر' }, { siaghCode: String(first.code), checksum: first.checksum });
+      assert.equal(keep.action, 'updated');
+      assert.equal(sim.contact(first.code)!.Email, id.email);
+      assert.equal(sim.contact(first.code)!.Description, 'تغییر');
+      assert.ok(!sim.lastSave!.ctrl.some((s) => s.key === 'gn_web_users.email'), 'an empty email is not sent under keep');
+      // only an emptied field under keep: nothing to write
+      const saves = sim.saveCount;
+      const none = await syncContact(client, { ...id, email: '', description: 'تغییر', website: '' }, { siaghCode: String(first.code), checksum: 'older' });
+      assert.equal(none.action, 'unchanged');
+      assert.equal(sim.saveCount, saves);
+      // clear
+      const clear = await syncContact(client, { ...id, email: '', description: 'تغییر' }, { siaghCode: String(first.code), checksum: 'older' }, { emptyPolicy: 'clear' });
+      assert.equal(clear.action, 'updated');
+      assert.equal(sim.contact(first.code)!.Email, null);
+    });
+
+    it('links to the contact whose Code the customer number encodes, before any mobile match', async () => {
+      const id = person({ customerNumber: '100-9400' });
+      sim.addContact({ Code: 8400, Name: 'مریم احمدی' });
+      const other = person();
+      sim.addContact({ Name: 'کس دیگر', NationalCode: id.nationalCode, MobileNo: (other.phoneContacts![0].phoneNumber as string).replace('+98 ', '0') });
+      const before = sim.contacts().length;
+      const r = await syncContact(client, id, null);
+      assert.equal(r.action, 'linked');
+      assert.equal(r.linkedBy, 'code');
+      assert.equal(r.code, 8400);
+      assert.ok(r.warnings.some((w) => w.includes('several Siagh contacts match')), r.warnings.join('\n'));
+      assert.equal(sim.contacts().length, before);
+      assert.equal(creates().length, 0);
+      assert.equal(sim.contact(8400)!.MobileNo, '0912000' + (id.phoneContacts![0].phoneNumber as string).slice(-4));
+    });
+
+    it('never sends a mobile another Siagh contact holds: SIAGH_DUPLICATE from the index, naming both, nothing sent', async () => {
+      const id = person({ customerNumber: '100-9400' });
+      sim.addContact({ Code: 8400, Name: 'مریم احمدی' });
+      const holder = sim.addContact({ Name: 'کس دیگر', MobileNo: (id.phoneContacts![0].phoneNumber as string).replace('+98 ', '0').replace(/ /g, '') });
+      const saves = sim.saveCount;
+      await assert.rejects(syncContact(client, id, null), (e: unknown) => {
+        isCode('SIAGH_DUPLICATE')(e);
+        const m = (e as Error).message;
+        assert.ok(m.includes(String(holder.Code)) && m.includes('8400') && m.includes('nothing was sent'), m);
+        return true;
+      });
+      // a mapped contact whose CRM mobile moved to a number another Siagh contact holds: the same
+      const mine = await syncContact(client, person(), null);
+      await assert.rejects(
+        syncContact(client, { ...id, crmId: randomUUID(), customerNumber: null, nationalCode: null }, { siaghCode: String(mine.code), checksum: 'x' }),
+        isCode('SIAGH_DUPLICATE'),
+      );
+      assert.equal(sim.saveCount, saves + 1, 'only the create of the second identity was sent');
+    });
+
+    it('a contact entered in Siagh after the index was downloaded is linked, not created twice', async () => {
+      await syncContact(client, person(), null); // the index is loaded now
+      const id = person();
+      const manual = sim.addContact({ Name: 'ثبت دستی', MobileNo: (id.phoneContacts![0].phoneNumber as string).replace(/\D/g, '').slice(2) });
+      const before = sim.contacts().length;
+      const r = await syncContact(client, id, null);
+      assert.equal(r.action, 'linked');
+      assert.equal(r.linkedBy, 'mobile');
+      assert.equal(r.code, manual.Code);
+      assert.equal(sim.contacts().length, before);
+      assert.equal(sim.contact(manual.Code)!.Name, id.nickName);
+    });
+
+    it('links by mobile (any written form) and by national code; the duplicate-mobile error never happens', async () => {
+      const a = person();
+      const mobileTail = (a.phoneContacts![0].phoneNumber as string).slice(-4);
+      const byMobile = sim.addContact({ Name: 'ثبت دستی', MobileNo: `۹۱۲۰۰۰${[...mobileTail].map((d) => '۰۱۲۳۴۵۶۷۸۹'[Number(d)]).join('')}` });
+      const b = person();
+      const byNational = sim.addContact({ Name: 'ثبت دستی ۲', NationalCode: b.nationalCode!.replace(/^(\d{3})(\d{6})(\d)$/, '$1-$2-$3') });
+      const before = sim.contacts().length;
+      const ra = await syncContact(client, a, null);
+      assert.equal(ra.action, 'linked');
+      assert.equal(ra.linkedBy, 'mobile');
+      assert.equal(ra.code, byMobile.Code);
+      const rb = await syncContact(client, b, null);
+      assert.equal(rb.action, 'linked');
+      assert.equal(rb.linkedBy, 'nationalCode');
+      assert.equal(rb.code, byNational.Code);
+      assert.equal(sim.contacts().length, before);
+      assert.equal(creates().length, 0);
+      // CRM wins: the linked contacts now carry the CRM name
+      assert.equal(sim.contact(byMobile.Code)!.Name, a.nickName);
+      // a second sync of the same content, now mapped, writes nothing
+      const saves = sim.saveCount;
+      const again = await syncContact(client, a, { siaghCode: String(ra.code), checksum: ra.checksum });
+      assert.equal(again.action, 'unchanged');
+      assert.equal(sim.saveCount, saves);
+    });
+
+    it('a linked contact that already matches is not written at all', async () => {
+      const id = person();
+      const first = await syncContact(client, id, null);
+      const saves = sim.saveCount;
+      // the same identity arrives again before its mapping was stored (webhook racing the import)
+      const r = await syncContact(client, id, null);
+      assert.equal(r.action, 'linked');
+      assert.equal(r.code, first.code);
+      assert.deepEqual(r.written, []);
+      assert.equal(sim.saveCount, saves);
+    });
+
+    it('without linking, Siagh refuses the duplicate mobile (what linking prevents)', async () => {
+      const id = person();
+      await syncContact(client, id, null);
+      await assert.rejects(syncContact(client, { ...id, crmId: randomUUID(), nationalCode: null }, null, { linkBy: { mobile: false, nationalCode: false } }), isCode('SIAGH_DUPLICATE'));
+    });
+
+    it('a Siagh contact mapped to another CRM identity is a MAPPING_CONFLICT, not a merge', async () => {
+      const id = person();
+      const existing = await syncContact(client, id, null);
+      const other = randomUUID();
+      const saves = sim.saveCount;
+      await assert.rejects(
+        syncContact(client, { ...id, crmId: randomUUID() }, null, { mappedCrmIdOf: (code) => (code === existing.code ? other : undefined) }),
+        (e: unknown) => isCode('MAPPING_CONFLICT')(e) && (e as Error).message.includes(other),
+      );
+      assert.equal(sim.saveCount, saves);
+      // the identity it is mapped to may link to it
+      const r = await syncContact(client, id, null, { mappedCrmIdOf: () => id.crmId });
+      assert.equal(r.action, 'linked');
+    });
+
+    it('a mapping that does not hold a contact Code is refused', async () => {
+      await assert.rejects(syncContact(client, person(), { siaghCode: '100-9400' }), isCode('MAPPING_CONFLICT'));
+    });
+
+    it('differingColumns compares keys, not spellings', () => {
+      const id = person({ nickName: 'علي كريمي' });
+      const mapped = mapIdentityToContact(id);
+      const rec = {
+        Code: 1,
+        Name: 'علی کریمی',
+        MobileNo: '+98' + (id.phoneContacts![0].phoneNumber as string).replace(/\D/g, '').slice(2),
+        TelNo: (id.phoneContacts![1].phoneNumber as string).replace('-', ''),
+        NationalCode: id.nationalCode,
+        Email: id.email,
+        Address: 'خیابان ولیعصر',
+        PostalCode: '1234567890',
+        Description: 'مشتری تست',
+        IsActive: true,
+        TowardType: false,
+        Gender: null,
+        WebSiteAddress: null,
+      };
+      assert.deepEqual(differingColumns(mapped.fields, rec, 'keep'), []);
+      assert.deepEqual(differingColumns(mapped.fields, { ...rec, WebSiteAddress: 'x.ir' }, 'keep'), []);
+      assert.deepEqual(differingColumns(mapped.fields, { ...rec, WebSiteAddress: 'x.ir' }, 'clear'), ['websiteaddress']);
+      assert.deepEqual(differingColumns(mapped.fields, { ...rec, TowardType: true }, 'keep'), ['taraftype']);
+    });
+  });
+
+  describe('syncPreInvoice', () => {
+    const customer = { siaghCode: '8400' };
+    beforeEach(() => {
+      sim.addContact({ Code: 8400, Name: 'مشتری', AccountPartyCode: 7700 });
+    });
+
+    it('creates one pre-invoice with the fiscal year of the login and the product-code mapping', async () => {
+      const q = quote(randomUUID());
+      const r = await syncPreInvoice(client, q, null, customer, { productCodeMap: { 'P-100': '5001', 'P-200': '5002' }, salesCentre: '12' });
+      assert.equal(r.action, 'created');
+      const [inv] = sim.preInvoices();
+      assert.equal(sim.preInvoices().length, 1);
+      assert.equal(inv.header.salmali, '1403');
+      assert.equal(inv.header.codemoshtari, '8400');
+      assert.equal(inv.header.codemarkazforush, '12');
+      assert.equal(inv.header.codesalemodel, '5');
+      assert.deepEqual(inv.rows.map((x) => x.codekala), ['5001', '5002']);
+      assert.equal(r.documentNumber, inv.printedNumber);
+      assert.equal(r.siaghCode, r.documentNumber);
+      assert.equal(r.returnCode, inv.returnCode);
+    });
+
+    it('customerValue accountParty sends the AccountPartyCode from the contact list', async () => {
+      const r = await syncPreInvoice(client, quote(randomUUID()), null, customer, { customerValue: 'accountParty', customerField: 'both' });
+      assert.equal(r.action, 'created');
+      const [inv] = sim.preInvoices();
+      assert.equal(inv.header.codemoshtari, '7700');
+      assert.equal(inv.header.codecontact, '8400');
+    });
+
+    it('a transferred quote is never sent again: same content unchanged, other content skipped with a warning', async () => {
+      const q = quote(randomUUID());
+      const first = await syncPreInvoice(client, q, null, customer);
+      const saves = sim.saveCount;
+      const same = await syncPreInvoice(client, q, { siaghCode: first.siaghCode!, checksum: first.checksum }, customer);
+      assert.equal(same.action, 'unchanged');
+      assert.equal(same.siaghCode, first.siaghCode);
+      const changed = await syncPreInvoice(client, { ...q, details: [{ ...q.details[0], count: 3 }] }, { siaghCode: first.siaghCode!, checksum: first.checksum }, customer);
+      assert.equal(changed.action, 'skipped');
+      assert.ok(changed.warnings.some((w) => w.includes('changed after transfer')), changed.warnings.join('\n'));
+      assert.equal(changed.checksum, first.checksum, 'the stored checksum stays that of what Siagh holds');
+      assert.equal(sim.saveCount, saves);
+      assert.equal(sim.preInvoices().length, 1);
+    });
+
+    it('a customer that is not mapped is CUSTOMER_NOT_MAPPED and nothing is sent', async () => {
+      await assert.rejects(syncPreInvoice(client, quote(randomUUID()), null, null), isCode('CUSTOMER_NOT_MAPPED'));
+      assert.equal(sim.saveCount, 0);
+    });
+
+    it('reads a document number printed in Persian digits', async () => {
+      const fa = new SiaghSim({ users: [USER], fiscalYear: 1402, persianDigits: true, firstDocumentNumber: 3107 });
+      await fa.start();
+      const c = new SiaghClient({ baseUrl: fa.url, username: USER.UserName, password: USER.Password, retryBaseMs: 5 });
+      try {
+        fa.addContact({ Code: 8400, Name: 'مشتری' });
+        const r = await syncPreInvoice(c, quote(randomUUID()), null, customer);
+        assert.equal(fa.preInvoices()[0].printedNumber, '۳۱۰۷');
+        assert.equal(r.documentNumber, '3107');
+        assert.equal(fa.preInvoices()[0].header.salmali, '1402');
+      } finally {
+        c.close();
+        await fa.stop();
+      }
+    });
+  });
+});
