@@ -5,7 +5,6 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { SyncError } from '../lib/errors';
 import { SiaghClient } from '../lib/siagh/client';
 import { differingColumns, syncContact } from '../lib/sync/contact-sync';
 import { mapIdentityToContact } from '../lib/sync/contact-mapper';
@@ -13,16 +12,9 @@ import { syncPreInvoice } from '../lib/sync/preinvoice-sync';
 import type { CrmIdentity, CrmQuote } from '../lib/types';
 import { nationalIdWithCheckDigit } from '../sim/seed';
 import { SiaghSim } from '../sim/siagh-sim';
+import { isCode } from './helpers/assert-code';
 
 const USER = { UserName: 'مدیر سیستم', Password: 'lib-secret-pass' };
-
-function isCode(code: string) {
-  return (e: unknown) => {
-    assert.ok(e instanceof SyncError, `expected SyncError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    return true;
-  };
-}
 
 let phoneSeq = 0;
 /** A person with a unique mobile (0912 000 xxxx) and national code. */

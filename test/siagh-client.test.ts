@@ -7,18 +7,11 @@ import { readSaveReply } from '../lib/siagh/reply';
 import { SaveReplySchema } from '../lib/siagh/schemas';
 import type { PreInvoiceInput, SiaghFieldList } from '../lib/types';
 import { SiaghSim, SiaghSimOptions, SIAGH_DUPLICATE_MOBILE_TEXT, SIAGH_RUNTIME_DUMP } from '../sim/siagh-sim';
+import { isCode } from './helpers/assert-code';
 
 const ADMIN = 'مدیر سیستم';
 const SAVE = 'POST /BpmsApi/SaveFormData';
 const GETALL = 'GET /api/Sgh/GEN/Gn_Web_Users/GetAll';
-
-function isCode(code: string) {
-  return (e: unknown) => {
-    assert.ok(e instanceof SyncError, `expected SyncError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    return true;
-  };
-}
 
 function contactFields(name: string, mobile: string, extra: SiaghFieldList = []): SiaghFieldList {
   return [

@@ -2,16 +2,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MappingStore } from '../lib/store/mapping-store';
-import { SyncError } from '../lib/errors';
+import type { SyncError } from '../lib/errors';
 import { guid, makeTempDir, removeDir } from './fixtures/store-helpers';
-
-function isCode(code: string) {
-  return (e: unknown): boolean => {
-    assert.ok(e instanceof SyncError, `expected a SyncError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    return true;
-  };
-}
+import { isCode } from './helpers/assert-code';
 
 describe('mapping store: records, indexes, meta', () => {
   let dir: string;

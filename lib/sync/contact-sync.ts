@@ -113,6 +113,9 @@ export async function syncContact(siagh: SiaghClient, identity: CrmIdentity, map
   return linkOrCreate(siagh, identity, mapped, base, emptyPolicy, opts, false);
 }
 
+/** How each way of linking is named in messages. */
+const LINK_KEY_NAMES = { code: 'customer number', mobile: 'mobile number', nationalCode: 'national code' } as const;
+
 async function linkOrCreate(
   siagh: SiaghClient,
   identity: CrmIdentity,
@@ -143,17 +146,18 @@ async function linkOrCreate(
   const pick = candidates[0];
   if (pick) {
     const code = pick.rec.Code;
+    const key = LINK_KEY_NAMES[pick.by];
     const other = opts.mappedCrmIdOf?.(code);
     if (other && other !== identity.crmId) {
       throw new SyncError(
         'MAPPING_CONFLICT',
-        `Siagh contact ${code} (same ${pick.by === 'code' ? 'customer number' : pick.by === 'mobile' ? 'mobile number' : 'national code'}) is already linked to CRM identity ${other}; CRM identity ${identity.crmId} cannot be linked to it too. Two CRM identities share this ${pick.by}: merge them in the CRM, or correct the field, then replay.`,
+        `Siagh contact ${code} (same ${key}) is already linked to CRM identity ${other}; CRM identity ${identity.crmId} cannot be linked to it too. Two CRM identities share this ${pick.by}: merge them in the CRM, or correct the field, then replay.`,
       );
     }
     const diff = differingColumns(mapped.fields, pick.rec, emptyPolicy);
     if (diff.length === 0) return { ...base, action: 'linked', code, linkedBy: pick.by, written: [] };
     const fields = fieldsForUpdate(mapped.fields, emptyPolicy);
-    assertMobileFree(siagh, identity, code, fields, `linked by ${pick.by === 'code' ? 'customer number' : pick.by === 'mobile' ? 'mobile number' : 'national code'}`);
+    assertMobileFree(siagh, identity, code, fields, `linked by ${key}`);
     const res = await siagh.updateContact(code, fields);
     warnings.push(...res.notes);
     return { ...base, action: 'linked', code, linkedBy: pick.by, written: fields.map(([k]) => k) };

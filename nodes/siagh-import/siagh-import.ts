@@ -4,7 +4,6 @@
  * progress and sends one report message. A message that arrives while an import runs is dropped
  * with a warning (no second run).
  */
-import os from 'node:os';
 import path from 'node:path';
 import { SyncError } from '../../lib/errors';
 import { MappingStore } from '../../lib/store/mapping-store';
@@ -12,6 +11,7 @@ import { ImportOptions, ImportProgress, ImportReport, reportSummary, runImport }
 import type { CrmConfigNode } from '../crm-config/options';
 import type { SiaghConfigNode } from '../siagh-config/options';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
+import { userPath } from '../shared/data-path';
 import { fail, num, updateTrace } from '../shared/support';
 
 interface SiaghImportDef extends NodeDef {
@@ -30,18 +30,6 @@ interface SiaghImportDef extends NodeDef {
 const MAX_RECORDS_IN_MSG = 1000;
 /** How long a redeploy waits for a running import to wind down before closing the store. */
 const CLOSE_WAIT_MS = 10_000;
-
-/** `${VAR}` anywhere in the path is replaced from the environment; relative paths are under the user dir. */
-function userPath(value: string | undefined, dflt: string, userDir: string | undefined, what: string): string {
-  const base = userDir || path.join(os.homedir(), '.node-red');
-  const raw = (value ?? '').trim() || dflt;
-  const expanded = raw.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_m, name: string) => {
-    const v = process.env[name];
-    if (v === undefined || v === '') throw new SyncError('CONFIG', `The ${what} uses \${${name}}, but that environment variable is not set.`);
-    return v;
-  });
-  return path.resolve(base, expanded);
-}
 
 function importOptions(def: SiaghImportDef): Pick<ImportOptions, 'concurrency' | 'scheme' | 'categories'> {
   const offset = def.cnOffset === undefined || def.cnOffset === '' ? 1000 : Number(def.cnOffset);

@@ -7,11 +7,11 @@
  * store:  persists msg.mappingUpdate (from siagh-upsert) durably before passing the message on.
  * delete, list, stats: maintenance.
  */
-import os from 'node:os';
 import path from 'node:path';
 import { SyncError } from '../../lib/errors';
 import { EntityType, MappingStore } from '../../lib/store/mapping-store';
 import { claimOf, releaseClaim } from '../shared/claims';
+import { userPath } from '../shared/data-path';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
 import { fail, num, StatusCounter, updateTrace } from '../shared/support';
 
@@ -27,19 +27,11 @@ interface SyncMappingDef extends NodeDef {
 
 /**
  * The mapping file: the node's setting, or `mappings.json` in SYNC_DATA_DIR when that is set, or in
- * `<userDir>/siagh-sync`. `${VAR}` anywhere in the setting is replaced from the environment;
- * relative paths are under the user dir.
+ * `<userDir>/siagh-sync`.
  */
 function mappingFilePath(file: string | undefined, userDir: string | undefined): string {
-  const base = userDir || path.join(os.homedir(), '.node-red');
-  const dataDir = process.env.SYNC_DATA_DIR?.trim() || path.join('siagh-sync');
-  const raw = (file ?? '').trim() || path.join(dataDir, 'mappings.json');
-  const expanded = raw.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_m, name: string) => {
-    const v = process.env[name];
-    if (v === undefined || v === '') throw new SyncError('CONFIG', `The mapping file path uses \${${name}}, but that environment variable is not set.`);
-    return v;
-  });
-  return path.resolve(base, expanded);
+  const dataDir = process.env.SYNC_DATA_DIR?.trim() || 'siagh-sync';
+  return userPath(file, path.join(dataDir, 'mappings.json'), userDir, 'mapping file path');
 }
 
 const ENTITY_TYPES: EntityType[] = ['contact', 'quote', 'invoice'];

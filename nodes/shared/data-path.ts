@@ -1,0 +1,20 @@
+/** Where the package keeps its files (mapping store, import reports): one rule for every node. */
+import os from 'node:os';
+import path from 'node:path';
+import { SyncError } from '../../lib/errors';
+
+/**
+ * A path from a node setting: `${VAR}` anywhere in it is replaced from the environment (an unset
+ * variable is a CONFIG error naming it); an empty setting means `dflt`; relative paths are under
+ * the Node-RED user dir.
+ */
+export function userPath(value: string | undefined, dflt: string, userDir: string | undefined, what: string): string {
+  const base = userDir || path.join(os.homedir(), '.node-red');
+  const raw = (value ?? '').trim() || dflt;
+  const expanded = raw.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_m, name: string) => {
+    const v = process.env[name];
+    if (v === undefined || v === '') throw new SyncError('CONFIG', `The ${what} uses \${${name}}, but that environment variable is not set.`);
+    return v;
+  });
+  return path.resolve(base, expanded);
+}
