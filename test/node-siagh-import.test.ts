@@ -171,6 +171,32 @@ describe('siagh-import node', function () {
     assert.equal(crmSim.identities().length, 59);
   });
 
+  it('with SYNC_DATA_DIR set, the import and sync-mapping (both left at their defaults) share the mapping file there', async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'siagh-import-datadir-'));
+    const saved = process.env.SYNC_DATA_DIR;
+    process.env.SYNC_DATA_DIR = dataDir;
+    try {
+      await start(12);
+      const { imp } = await load();
+      const got = next('out1');
+      imp.receive({ payload: 1 });
+      const msg = await got;
+      assert.equal((msg.payload as ImportReport).counts.created, 11);
+      assert.equal(path.dirname(msg.reportFile!), path.join(fs.realpathSync(dataDir), 'reports'));
+      const onDisk = JSON.parse(fs.readFileSync(path.join(dataDir, 'mappings.json'), 'utf8')) as { mappings: { contact: object } };
+      assert.equal(Object.keys(onDisk.mappings.contact).length, 11);
+      assert.ok(!fs.existsSync(path.join(userDir, 'siagh-sync', 'mappings.json')), 'nothing under the user dir');
+      const stats = next('mapout1');
+      helper.getNode('map1').receive({ payload: {} });
+      assert.equal(((await stats).payload as { byType: Record<string, number> }).byType.contact, 11);
+    } finally {
+      await helper.unload();
+      if (saved === undefined) delete process.env.SYNC_DATA_DIR;
+      else process.env.SYNC_DATA_DIR = saved;
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
   it('msg.dryRun makes a dry run: the plan is reported and nothing is written', async () => {
     await start(25);
     const { imp, statuses } = await load();

@@ -18,3 +18,12 @@ export function userPath(value: string | undefined, dflt: string, userDir: strin
   });
   return path.resolve(base, expanded);
 }
+
+/**
+ * The default folder of the package's files: SYNC_DATA_DIR when set (as in the old SiaghSync
+ * `.env`), else `siagh-sync` under the user dir. Every node uses it, so the webhook flow and the
+ * import always share one mapping file.
+ */
+export function defaultDataDir(): string {
+  return process.env.SYNC_DATA_DIR?.trim() || 'siagh-sync';
+}

@@ -11,7 +11,7 @@ import { ImportOptions, ImportProgress, ImportReport, reportSummary, runImport }
 import type { CrmConfigNode } from '../crm-config/options';
 import type { SiaghConfigNode } from '../siagh-config/options';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
-import { userPath } from '../shared/data-path';
+import { defaultDataDir, userPath } from '../shared/data-path';
 import { fail, num, updateTrace } from '../shared/support';
 
 interface SiaghImportDef extends NodeDef {
@@ -66,8 +66,8 @@ export = function (RED: NodeAPI) {
     let options: ReturnType<typeof importOptions> | undefined;
     let opening: Promise<MappingStore>;
     try {
-      file = userPath(def.file, path.join('siagh-sync', 'mappings.json'), RED.settings.userDir, 'mapping file path');
-      reportDir = userPath(def.reportDir, path.join('siagh-sync', 'reports'), RED.settings.userDir, 'report folder');
+      file = userPath(def.file, path.join(defaultDataDir(), 'mappings.json'), RED.settings.userDir, 'mapping file path');
+      reportDir = userPath(def.reportDir, path.join(defaultDataDir(), 'reports'), RED.settings.userDir, 'report folder');
       options = importOptions(def);
       opening = MappingStore.open(file);
     } catch (e) {

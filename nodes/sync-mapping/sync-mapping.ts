@@ -11,7 +11,7 @@ import path from 'node:path';
 import { SyncError } from '../../lib/errors';
 import { EntityType, MappingStore } from '../../lib/store/mapping-store';
 import { claimOf, releaseClaim } from '../shared/claims';
-import { userPath } from '../shared/data-path';
+import { defaultDataDir, userPath } from '../shared/data-path';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
 import { fail, num, StatusCounter, updateTrace } from '../shared/support';
 
@@ -30,8 +30,7 @@ interface SyncMappingDef extends NodeDef {
  * `<userDir>/siagh-sync`.
  */
 function mappingFilePath(file: string | undefined, userDir: string | undefined): string {
-  const dataDir = process.env.SYNC_DATA_DIR?.trim() || 'siagh-sync';
-  return userPath(file, path.join(dataDir, 'mappings.json'), userDir, 'mapping file path');
+  return userPath(file, path.join(defaultDataDir(), 'mappings.json'), userDir, 'mapping file path');
 }
 
 const ENTITY_TYPES: EntityType[] = ['contact', 'quote', 'invoice'];
