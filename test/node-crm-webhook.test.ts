@@ -1,0 +1,322 @@
+/**
+ * crm-webhook in the real Node-RED 4.1 runtime (node-red-node-test-helper), behind the real core
+ * `http in` and `http response` nodes, driven over HTTP with supertest: the CRM's body-less GET
+ * with a Persian subtype, POST bodies, the shared token (literal, from ${WEBHOOK_TOKEN}, unset),
+ * every kind of malformed request, coalescing, echo mode with redaction, status counts, and no
+ * timers left after a stop.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { inspect } from 'node:util';
+import request from 'supertest';
+import { captureHttpNode, collect, helper, httpNode, n, nodeModule, tab, waitFor } from './helpers/node-env';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const httpNodes = require('@node-red/nodes/core/network/21-httpin.js');
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const commentNode = require('@node-red/nodes/core/common/90-comment.js');
+const NODES = () => [httpNodes, captureHttpNode, nodeModule('crm-webhook')];
+
+const ID = '0634d585-7e1b-4c2a-9f3d-1a2b3c4d5e6f';
+const ID2 = '52e469f2-0c4d-4b8e-a1f2-6e5d4c3b2a10';
+const ID3 = '880d8361-aa11-4b22-8c33-d44e55f66a77';
+const PERSON = 'مخاطب حقیقی siagh';
+const SECRET = 'tk-Secret-9f2c71';
+
+/** The CRM's own query string: URLSearchParams writes spaces as +, as the CRM does. */
+function q(fields: Record<string, string>): string {
+  return '?' + new URLSearchParams(fields).toString();
+}
+
+function allText(m: unknown): string {
+  return inspect(m, { depth: 12, maxArrayLength: null, maxStringLength: null, breakLength: Infinity });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+interface Deployed {
+  hook: any;
+  out: any[];
+  replies: any[];
+  statuses: Array<{ fill?: string; text?: string }>;
+  warns: string[];
+  http: ReturnType<typeof request>;
+}
+
+describe('crm-webhook (Node-RED runtime, real http in / http response)', function () {
+  this.timeout(15000);
+  const savedToken = process.env.WEBHOOK_TOKEN;
+
+  afterEach(async () => {
+    await helper.unload();
+    if (savedToken === undefined) delete process.env.WEBHOOK_TOKEN;
+    else process.env.WEBHOOK_TOKEN = savedToken;
+  });
+
+  /**
+   * GET and POST /webhook/crm/identity → crm-webhook 'wh' → [helper 'out'], [http response + helper 'rep'];
+   * GET and POST /webhook/crm/test → crm-webhook 'echo' (mode echo) → same.
+   */
+  async function deploy(props: Record<string, unknown> = {}, token?: string): Promise<Deployed> {
+    const flow = [
+      tab,
+      n({ id: 'in-get', type: 'http in', url: '/webhook/crm/identity', method: 'get', wires: [['wh']] }),
+      n({ id: 'in-post', type: 'http in', url: '/webhook/crm/identity', method: 'post', wires: [['wh']] }),
+      n({ id: 'wh', type: 'crm-webhook', mode: 'webhook', expect: 'identity', coalesceMs: 60, wires: [['out'], ['res', 'rep']], ...props }),
+      n({ id: 't-get', type: 'http in', url: '/webhook/crm/test', method: 'get', wires: [['echo']] }),
+      n({ id: 't-post', type: 'http in', url: '/webhook/crm/test', method: 'post', wires: [['echo']] }),
+      n({ id: 'echo', type: 'crm-webhook', mode: 'echo', wires: [['out'], ['res', 'rep']] }),
+      n({ id: 'res', type: 'http response' }),
+      n({ id: 'out', type: 'helper' }),
+      n({ id: 'rep', type: 'helper' }),
+    ];
+    const creds = token === undefined ? {} : { wh: { token }, echo: { token } };
+    await helper.load(NODES(), flow, creds);
+    const hook = helper.getNode('wh');
+    const statuses: Array<{ fill?: string; text?: string }> = [];
+    hook.on('call:status', (call: { args: [{ fill?: string; text?: string }] }) => statuses.push(call.args[0]));
+    const warns: string[] = [];
+    hook.on('call:warn', (call: { args: [unknown] }) => warns.push(String(call.args[0])));
+    return { hook, out: collect(helper.getNode('out')), replies: collect(helper.getNode('rep')), statuses, warns, http: request(httpNode as any) };
+  }
+
+  /** Let any coalescing window (60 ms here) close, so "nothing emitted" is really nothing. */
+  const settle = () => sleep(200);
+
+  it('accepts the CRM GET with a Persian subtype (spaces as +): 200 at once, then one clean event on output 1', async () => {
+    const d = await deploy();
+    const res = await d.http.get('/webhook/crm/identity' + q({ event: 'Insert', id: ID.toUpperCase(), type: 'Identity', subtype: PERSON })).expect(200);
+    assert.match(String(res.headers['content-type']), /application\/json/);
+    assert.deepEqual(res.body, { accepted: true, event: 'Insert', type: 'Identity', id: ID, coalesced: false });
+    await waitFor(() => d.out.length === 1, 3000, 'the event');
+    await settle();
+    assert.equal(d.out.length, 1);
+    const m = d.out[0];
+    assert.deepEqual(m.payload, { event: 'Insert', id: ID, type: 'Identity', subtype: PERSON });
+    assert.equal(m.req, undefined, 'no request on output 1');
+    assert.equal(m.res, undefined, 'no response on output 1');
+    assert.equal(m.topic, `Identity:${ID}`);
+    assert.equal(m.sync.trigger, 'webhook');
+    assert.equal(m.sync.event, 'Insert');
+    assert.equal(m.sync.entity, 'identity');
+    assert.equal(m.sync.crmId, ID);
+    assert.equal(m.sync.merged, 1);
+    assert.equal(typeof m.sync.traceId, 'string');
+    assert.equal(d.replies.length, 1, 'exactly one reply');
+  });
+
+  it('accepts a POST with a JSON body of the same fields (and a missing type means the endpoint\'s type)', async () => {
+    const d = await deploy();
+    const r1 = await d.http.post('/webhook/crm/identity').send({ event: 'update', id: ID, type: 'identity', subtype: 'مخاطب+حقوقی' }).expect(200);
+    assert.equal(r1.body.accepted, true);
+    assert.equal(r1.body.event, 'Update');
+    await d.http.post('/webhook/crm/identity').send({ event: 'Insert', id: ID2 }).expect(200);
+    await waitFor(() => d.out.length === 2, 3000, 'two events');
+    const byId = Object.fromEntries(d.out.map((m) => [m.payload.id, m.payload]));
+    assert.deepEqual(byId[ID], { event: 'Update', id: ID, type: 'Identity', subtype: 'مخاطب حقوقی' });
+    assert.deepEqual(byId[ID2], { event: 'Insert', id: ID2, type: 'Identity' });
+  });
+
+  it('a POST whose body is not an object is refused with 400', async () => {
+    const d = await deploy();
+    const r = await d.http.post('/webhook/crm/identity').set('Content-Type', 'text/plain').send('event=Insert').expect(400);
+    assert.equal(r.body.accepted, false);
+    assert.match(r.body.error, /JSON object body \(got text\)/);
+    const r2 = await d.http.post('/webhook/crm/identity').send([{ event: 'Insert', id: ID, type: 'Identity' }]).expect(400);
+    assert.match(r2.body.error, /got an array/);
+    await settle();
+    assert.equal(d.out.length, 0);
+  });
+
+  it('with a token: missing or wrong → 401 and nothing emitted; right (query or POST body) → 200', async () => {
+    const d = await deploy({}, SECRET);
+    const fields = { event: 'Insert', id: ID, type: 'Identity', subtype: PERSON };
+    const missing = await d.http.get('/webhook/crm/identity' + q(fields)).expect(401);
+    assert.equal(missing.body.accepted, false);
+    assert.match(missing.body.error, /token missing/);
+    const wrong = await d.http.get('/webhook/crm/identity' + q({ ...fields, token: SECRET + 'x' })).expect(401);
+    assert.match(wrong.body.error, /token wrong/);
+    await d.http.get('/webhook/crm/identity' + q({ ...fields, token: SECRET.slice(0, 4) })).expect(401);
+    await d.http.get('/webhook/crm/identity' + q(fields) + `&token=${SECRET}&token=${SECRET}`).expect(401);
+    await d.http.post('/webhook/crm/identity').send({ ...fields, token: 'nope' }).expect(401);
+    await settle();
+    assert.equal(d.out.length, 0, 'nothing emitted for a rejected token');
+    for (const r of d.replies) assert.ok(!JSON.stringify(r.payload).includes(SECRET), 'no token in a reply');
+
+    await d.http.get('/webhook/crm/identity' + q({ ...fields, token: SECRET })).expect(200);
+    await d.http.post('/webhook/crm/identity').send({ event: 'Insert', id: ID2, type: 'Identity', token: SECRET }).expect(200);
+    await d.http.post('/webhook/crm/identity' + q({ token: SECRET })).send({ event: 'Insert', id: ID3, type: 'Identity' }).expect(200);
+    await waitFor(() => d.out.length === 3, 3000, 'three events');
+    assert.equal(d.replies.length, 8, 'one reply per request');
+  });
+
+  it('the token never appears on output 1, in the replies or in the log warnings', async () => {
+    const d = await deploy({}, SECRET);
+    await d.http.get('/webhook/crm/identity' + q({ event: 'Insert', id: ID, type: 'Identity', subtype: PERSON, token: SECRET })).expect(200);
+    await d.http.get('/webhook/crm/identity' + q({ event: 'Bad', id: ID, type: 'Identity', token: SECRET })).expect(400);
+    await waitFor(() => d.out.length === 1, 3000, 'the event');
+    const text = allText(d.out[0]) + JSON.stringify(d.out[0]);
+    assert.ok(!text.includes(SECRET), 'no token on output 1');
+    assert.ok(!text.includes('token'), 'no token field on output 1');
+    for (const r of d.replies) assert.ok(!JSON.stringify(r.payload).includes(SECRET));
+    assert.ok(d.warns.length >= 1, 'the rejection was logged');
+    assert.ok(!d.warns.join('\n').includes(SECRET));
+  });
+
+  it('token ${WEBHOOK_TOKEN}: required when the variable is set', async () => {
+    process.env.WEBHOOK_TOKEN = 'env-token-5d1e0b';
+    const d = await deploy({}, '${WEBHOOK_TOKEN}');
+    const fields = { event: 'Insert', id: ID, type: 'Identity' };
+    await d.http.get('/webhook/crm/identity' + q(fields)).expect(401);
+    await d.http.get('/webhook/crm/identity' + q({ ...fields, token: '${WEBHOOK_TOKEN}' })).expect(401);
+    await d.http.get('/webhook/crm/identity' + q({ ...fields, token: 'env-token-5d1e0b' })).expect(200);
+    await waitFor(() => d.out.length === 1, 3000, 'the event');
+  });
+
+  it('token ${WEBHOOK_TOKEN} with the variable unset: no token needed (and a warning says so)', async () => {
+    delete process.env.WEBHOOK_TOKEN;
+    const d = await deploy({}, '${WEBHOOK_TOKEN}');
+    await d.http.get('/webhook/crm/identity' + q({ event: 'Insert', id: ID, type: 'Identity' })).expect(200);
+    // A token sent anyway is ignored, not an unknown field.
+    await d.http.get('/webhook/crm/identity' + q({ event: 'Update', id: ID2, type: 'Identity', token: 'whatever' })).expect(200);
+    await waitFor(() => d.out.length === 2, 3000, 'two events');
+    assert.equal(d.statuses[0]?.text, 'no token');
+  });
+
+  it('refuses malformed requests with 400 and a message naming the problem; nothing is emitted', async () => {
+    const d = await deploy();
+    const ok = { event: 'Insert', id: ID, type: 'Identity', subtype: PERSON };
+    const cases: Array<[string, string, RegExp]> = [
+      ['no id', q({ event: 'Insert', type: 'Identity' }), /^id is missing/],
+      ['non-GUID id', q({ ...ok, id: '12345' }), /id "12345" is not a CRM GUID/],
+      ['unknown event', q({ ...ok, event: 'Created' }), /event "Created" is not one of Insert, Update, Delete/],
+      ['unknown type', q({ ...ok, type: 'Person' }), /type "Person" is not one of Identity, Quote, Invoice/],
+      ['wrong type for the endpoint', q({ ...ok, type: 'Quote' }), /type "Quote" was sent to an endpoint that accepts Identity only/],
+      ['repeated id', q(ok) + `&id=${ID2}`, /id is repeated \(2 values\)/],
+      ['10 kB value', q({ ...ok, subtype: 'a'.repeat(10_240) }), /subtype is too long \(10240 characters; at most 200\)/],
+      ['script value', q({ ...ok, subtype: '<script>alert(1)</script>' }), /subtype contains "<"/],
+      ['unknown field', q({ ...ok, source: 'x' }), /unknown field "source"/],
+      ['nested value', `?event=Insert&id[a]=${ID}&type=Identity`, /id must be a single text value/],
+    ];
+    for (const [what, query, re] of cases) {
+      const r = await d.http.get('/webhook/crm/identity' + query).expect(400);
+      assert.equal(r.body.accepted, false, what);
+      assert.match(r.body.error, re, what);
+      assert.ok(!JSON.stringify(r.body).includes('<script'), `${what}: markup is never echoed`);
+    }
+    const big = await d.http.post('/webhook/crm/identity').send({ ...ok, subtype: 'ب'.repeat(10_240) }).expect(400);
+    assert.match(big.body.error, /subtype is too long/);
+    await settle();
+    assert.equal(d.out.length, 0, 'nothing emitted');
+    assert.equal(d.replies.length, cases.length + 1);
+    assert.equal(d.statuses.at(-1)?.text, `0 accepted · ${cases.length + 1} rejected`);
+    assert.equal(d.warns.length, 1, 'rejections are logged at most once a minute');
+  });
+
+  it('5 deliveries for one id within the window → 5 replies and 1 event (Insert wins, merged 5)', async () => {
+    const d = await deploy({ coalesceMs: 400 });
+    const events = ['Insert', 'Update', 'Update', 'Update', 'Update'];
+    const res = await Promise.all(events.map((event) => d.http.get('/webhook/crm/identity' + q({ event, id: ID, type: 'Identity', subtype: PERSON })).expect(200)));
+    assert.equal(res.filter((r) => r.body.accepted === true).length, 5);
+    assert.equal(res.filter((r) => r.body.coalesced === true).length, 4, 'all but the first merged');
+    assert.equal(d.replies.length, 5);
+    await waitFor(() => d.out.length === 1, 3000, 'the coalesced event');
+    await sleep(450);
+    assert.equal(d.out.length, 1, 'one event only');
+    assert.equal(d.out[0].payload.event, 'Insert');
+    assert.equal(d.out[0].sync.merged, 5);
+    assert.equal(d.statuses.at(-1)?.text, '5 accepted');
+  });
+
+  it('deliveries for different ids leave as separate events', async () => {
+    const d = await deploy({ coalesceMs: 100 });
+    await Promise.all([ID, ID2, ID3, ID2].map((id) => d.http.get('/webhook/crm/identity' + q({ event: 'Update', id, type: 'Identity' })).expect(200)));
+    await waitFor(() => d.out.length === 3, 3000, 'three events');
+    await sleep(150);
+    assert.deepEqual(d.out.map((m) => m.payload.id).sort(), [ID, ID2, ID3].sort());
+    assert.equal(d.out.find((m) => m.payload.id === ID2).sync.merged, 2);
+  });
+
+  it('window 0: each delivery passes on, and the reply always leaves before the event', async () => {
+    const d = await deploy({ coalesceMs: 0 });
+    const order: string[] = [];
+    helper.getNode('rep').on('input', () => order.push('reply'));
+    helper.getNode('out').on('input', () => order.push('event'));
+    await d.http.get('/webhook/crm/identity' + q({ event: 'Insert', id: ID, type: 'Identity' })).expect(200);
+    await d.http.get('/webhook/crm/identity' + q({ event: 'Update', id: ID, type: 'Identity' })).expect(200);
+    await waitFor(() => d.out.length === 2, 3000, 'two events');
+    assert.deepEqual(order, ['reply', 'event', 'reply', 'event']);
+  });
+
+  it('echo mode answers with what arrived, token and credential headers redacted, and emits nothing', async () => {
+    const d = await deploy({}, SECRET);
+    const url = '/webhook/crm/test' + q({ event: 'Insert', id: ID, type: 'Identity', subtype: PERSON, token: SECRET });
+    const r = await d.http.get(url).set('Authorization', 'Bearer abc').set('X-Trace', `ref ${SECRET}`).expect(200);
+    const body = r.body;
+    assert.equal(body.method, 'GET');
+    assert.equal(body.query.token, '***');
+    assert.equal(body.query.subtype, PERSON);
+    assert.match(body.url, /token=\*\*\*/);
+    assert.equal(body.headers.authorization, '***');
+    assert.equal(body.headers['x-trace'], 'ref ***');
+    assert.equal(body.token, 'ok');
+    assert.deepEqual(body.check, { ok: true, event: 'Insert', id: ID, type: 'Identity', subtype: PERSON });
+    assert.ok(!JSON.stringify(body).includes(SECRET), 'the token is redacted everywhere');
+
+    const p = await d.http.post('/webhook/crm/test').send({ event: 'Bogus', id: 'x', token: SECRET }).expect(200);
+    assert.equal(p.body.body.token, '***');
+    assert.equal(p.body.token, 'ok');
+    assert.equal(p.body.check.ok, false);
+    assert.ok(!JSON.stringify(p.body).includes(SECRET));
+
+    const w = await d.http.get('/webhook/crm/test?token=wrong').expect(200);
+    assert.equal(w.body.token, 'wrong');
+    await settle();
+    assert.equal(d.out.length, 0, 'echo emits nothing');
+  });
+
+  it('close clears the pending timers: no event leaves after the flow stops', async () => {
+    const d = await deploy({ coalesceMs: 250 });
+    await d.http.get('/webhook/crm/identity' + q({ event: 'Insert', id: ID, type: 'Identity' })).expect(200);
+    await d.http.get('/webhook/crm/identity' + q({ event: 'Insert', id: ID2, type: 'Identity' })).expect(200);
+    // Record what the node still sends or warns after its close (instance overrides outlive the helper's spies).
+    const lateSends: unknown[] = [];
+    const lateWarns: string[] = [];
+    d.hook.send = (m: unknown) => lateSends.push(m);
+    d.hook.warn = (m: unknown) => lateWarns.push(String(m));
+    assert.equal(d.out.length, 0, 'still waiting in the window');
+    await helper.unload();
+    await sleep(400);
+    assert.equal(lateSends.length, 0, 'nothing sent after close');
+    assert.equal(d.out.length, 0);
+    assert.ok(lateWarns.some((w) => /2 webhook event\(s\) .* dropped/.test(w)), lateWarns.join('\n'));
+  });
+
+  it('the per-node example (examples/crm-webhook.json) works as shipped, its debug node swapped for a helper', async () => {
+    delete process.env.WEBHOOK_TOKEN;
+    // The package root: above dist/test in a build, or the working directory mocha runs in.
+    const file = [path.resolve(__dirname, '..', '..'), process.cwd()].map((root) => path.join(root, 'examples', 'crm-webhook.json')).find((f) => fs.existsSync(f));
+    assert.ok(file, 'examples/crm-webhook.json found');
+    const flow = JSON.parse(fs.readFileSync(file, 'utf8')) as Array<Record<string, unknown>>;
+    const creds: Record<string, unknown> = {};
+    for (const node of flow) {
+      if (node.credentials) {
+        creds[node.id as string] = node.credentials;
+        delete node.credentials;
+      }
+      if (node.type === 'debug') node.type = 'helper';
+    }
+    await helper.load([...NODES(), commentNode], flow, creds);
+    const debug = flow.find((x) => x.type === 'helper')!;
+    const out = collect(helper.getNode(debug.id as string));
+    const http = request(httpNode as any);
+    const r = await http.get('/example/crm-webhook' + q({ event: 'Insert', id: ID, type: 'Identity', subtype: PERSON })).expect(200);
+    assert.equal(r.body.accepted, true);
+    await waitFor(() => out.length === 1, 5000, 'the event in the example');
+    assert.deepEqual(out[0].payload, { event: 'Insert', id: ID, type: 'Identity', subtype: PERSON });
+    await http.get('/example/crm-webhook?event=Insert&id=nope&type=Identity').expect(400);
+  });
+});

@@ -1,0 +1,275 @@
+/**
+ * lib/sync/webhook: what a CRM webhook delivery may carry (the real CRM's GET query, a POST body
+ * of the same fields), the constant-time token check, token redaction in URLs, and coalescing of
+ * repeated deliveries per record with real timers and short windows.
+ */
+import assert from 'node:assert/strict';
+import {
+  checkToken,
+  CoalescedEvent,
+  LIMITS,
+  mergeEvent,
+  parseWebhook,
+  redactTokenParam,
+  tokenMatches,
+  WebhookCoalescer,
+  WebhookFields,
+} from '../lib/sync/webhook';
+
+const ID = '0634d585-7e1b-4c2a-9f3d-1a2b3c4d5e6f';
+const ID2 = '52e469f2-0c4d-4b8e-a1f2-6e5d4c3b2a10';
+
+function bad(input: unknown, opts?: Parameters<typeof parseWebhook>[1]): { error: string; problems: string[] } {
+  const r = parseWebhook(input, opts);
+  assert.equal(r.ok, false, `expected a rejection for ${JSON.stringify(input)?.slice(0, 80)}`);
+  return r as { ok: false; error: string; problems: string[] };
+}
+
+function good(input: unknown, opts?: Parameters<typeof parseWebhook>[1]): WebhookFields {
+  const r = parseWebhook(input, opts);
+  assert.ok(r.ok, `expected acceptance: ${r.ok ? '' : r.error}`);
+  return r.fields;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+async function until(cond: () => boolean, what: string, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+describe('webhook: parseWebhook', () => {
+  it('accepts what the real CRM sends (Persian subtype) and returns canonical names, the id in lower case', () => {
+    const f = good({ event: 'Insert', id: ID.toUpperCase(), type: 'Identity', subtype: 'مخاطب حقیقی siagh' });
+    assert.deepEqual(f, { event: 'Insert', id: ID, type: 'Identity', subtype: 'مخاطب حقیقی siagh' });
+  });
+
+  it('matches event and type in any letter case, and accepts Delete', () => {
+    assert.deepEqual(good({ event: 'update', id: ID, type: 'QUOTE' }), { event: 'Update', id: ID, type: 'Quote' });
+    assert.equal(good({ event: 'DELETE', id: ID, type: 'invoice' }).event, 'Delete');
+  });
+
+  it('reads + as a space in a subtype, collapses spaces, keeps the ZWNJ of Persian words, and drops an empty subtype', () => {
+    assert.equal(good({ event: 'Insert', id: ID, type: 'Quote', subtype: 'پیش+فاکتور+رسمی  بنیان+گاز ' }).subtype, 'پیش فاکتور رسمی بنیان گاز');
+    assert.equal(good({ event: 'Insert', id: ID, type: 'Quote', subtype: 'پیش‌فاکتور (کالا) - ۱۴۰۴' }).subtype, 'پیش‌فاکتور (کالا) - ۱۴۰۴');
+    assert.equal('subtype' in good({ event: 'Insert', id: ID, type: 'Quote', subtype: '' }), false);
+  });
+
+  it('takes the token off before validation (it is never part of the fields)', () => {
+    const f = good({ event: 'Insert', id: ID, type: 'Identity', token: 's3cret-token' });
+    assert.equal(JSON.stringify(f).includes('s3cret'), false);
+  });
+
+  it('names a missing id, event or type', () => {
+    assert.match(bad({ event: 'Insert', type: 'Identity' }).error, /^id is missing/);
+    assert.match(bad({ id: ID, type: 'Identity' }).error, /^event is missing/);
+    assert.match(bad({ event: 'Insert', id: ID }).error, /^type is missing/);
+    assert.match(bad({ event: 'Insert', id: '', type: 'Identity' }).error, /^id is missing/);
+    assert.deepEqual(bad({}).problems, ['event is missing', 'id is missing', 'type is missing']);
+  });
+
+  it('refuses an id that is not a GUID, an unknown event and an unknown type', () => {
+    assert.match(bad({ event: 'Insert', id: '12345', type: 'Identity' }).error, /id "12345" is not a CRM GUID/);
+    assert.match(bad({ event: 'Created', id: ID, type: 'Identity' }).error, /event "Created" is not one of Insert, Update, Delete/);
+    assert.match(bad({ event: 'Insert', id: ID, type: 'Person' }).error, /type "Person" is not one of Identity, Quote, Invoice/);
+  });
+
+  it('refuses repeated query values (arrays) and nested values', () => {
+    assert.match(bad({ event: 'Insert', id: [ID, ID2], type: 'Identity' }).error, /id is repeated \(2 values\); send it once/);
+    assert.match(bad({ event: ['Insert', 'Update'], id: ID, type: 'Identity' }).error, /event is repeated/);
+    assert.match(bad({ event: 'Insert', id: { a: ID }, type: 'Identity' }).error, /id must be a single text value/);
+  });
+
+  it('refuses over-long values without repeating them', () => {
+    const long = 'ب'.repeat(10_240);
+    for (const field of ['subtype', 'event', 'type', 'id'] as const) {
+      const r = bad({ event: 'Insert', id: ID, type: 'Identity', [field]: long });
+      assert.match(r.error, new RegExp(`^${field} is too long \\(10240 characters; at most ${LIMITS[field]}\\)`));
+      assert.ok(r.error.length < 200);
+    }
+    good({ event: 'Insert', id: ID, type: 'Identity', subtype: 'م'.repeat(LIMITS.subtype) });
+  });
+
+  it('refuses markup, control characters and script URLs in a subtype without echoing them', () => {
+    for (const v of ['<script>alert(1)</script>', 'مخاطب"><img src=x onerror=alert(1)>', 'javascript:alert(1)', 'a\nb', 'x{{7*7}}', 'a`b`']) {
+      const r = bad({ event: 'Insert', id: ID, type: 'Identity', subtype: v });
+      assert.match(r.error, /^subtype (contains|looks like)/, v);
+      assert.equal(r.error.includes('script>'), false);
+      assert.equal(r.error.includes('alert'), false);
+    }
+    // A script in the id or event is just not a GUID / not an event, and is not repeated either.
+    const r = bad({ event: '<script>x</script>', id: '<script>alert(1)</script>', type: 'Identity' });
+    assert.equal(r.problems.some((p) => p.includes('<')), false);
+    assert.ok(r.problems.some((p) => /^id is not a CRM GUID/.test(p)));
+  });
+
+  it('refuses unknown fields, naming plain names only', () => {
+    assert.match(bad({ event: 'Insert', id: ID, type: 'Identity', foo: '1' }).error, /unknown field "foo"; a CRM webhook carries only event, id, type and subtype/);
+    const r = bad({ event: 'Insert', id: ID, type: 'Identity', a: 1, b: 2, '<svg onload=x>': 3 });
+    assert.match(r.error, /unknown fields "a", "b" and 1 more/);
+    assert.equal(r.error.includes('<svg'), false);
+  });
+
+  it('refuses anything but an object (a text or array body)', () => {
+    assert.match(bad('event=Insert').error, /JSON object body \(got text\)/);
+    assert.match(bad([{ id: ID }]).error, /got an array/);
+    assert.match(bad(undefined).error, /got nothing/);
+  });
+
+  it('with an expected type: refuses other types, and takes a missing type as the expected one', () => {
+    assert.match(bad({ event: 'Insert', id: ID, type: 'Quote' }, { expect: 'Identity' }).error, /type "Quote" was sent to an endpoint that accepts Identity only/);
+    assert.equal(good({ event: 'Insert', id: ID }, { expect: 'Invoice' }).type, 'Invoice');
+    assert.equal(good({ event: 'Insert', id: ID, type: 'quote' }, { expect: 'any' }).type, 'Quote');
+  });
+
+  it('lists every problem, the first one as the error', () => {
+    const r = bad({ event: 'Nope', id: 'x', type: 'Identity', extra: 1 });
+    assert.equal(r.problems.length, 3);
+    assert.equal(r.error, r.problems[0]);
+  });
+});
+
+describe('webhook: token', () => {
+  it('tokenMatches: equal strings only, whatever the lengths', () => {
+    assert.equal(tokenMatches('abc-123', 'abc-123'), true);
+    assert.equal(tokenMatches('abc-124', 'abc-123'), false);
+    assert.equal(tokenMatches('abc', 'abc-123'), false);
+    assert.equal(tokenMatches('abc-123-and-much-longer', 'abc-123'), false);
+    assert.equal(tokenMatches('', 'abc'), false);
+    assert.equal(tokenMatches(['abc'], 'abc'), false);
+    assert.equal(tokenMatches(undefined, 'abc'), false);
+    assert.equal(tokenMatches('abc', ''), false);
+    assert.equal(tokenMatches('توکن', 'توکن'), true);
+  });
+
+  it('checkToken: not required / ok / missing / wrong; one matching candidate is enough', () => {
+    assert.equal(checkToken(['x'], undefined), 'not-required');
+    assert.equal(checkToken([undefined, undefined], 'k3y'), 'missing');
+    assert.equal(checkToken(['', null], 'k3y'), 'missing');
+    assert.equal(checkToken(['nope'], 'k3y'), 'wrong');
+    assert.equal(checkToken([['k3y', 'k3y']], 'k3y'), 'wrong');
+    assert.equal(checkToken([undefined, 'k3y'], 'k3y'), 'ok');
+    assert.equal(checkToken(['nope', 'k3y'], 'k3y'), 'ok');
+  });
+
+  it('redactTokenParam: every token= value in a URL becomes ***', () => {
+    assert.equal(redactTokenParam('/webhook/crm/identity?event=Insert&token=abc%20def&id=1'), '/webhook/crm/identity?event=Insert&token=***&id=1');
+    assert.equal(redactTokenParam('/x?token=a&TOKEN=b#frag'), '/x?token=***&TOKEN=***#frag');
+    assert.equal(redactTokenParam('/x?mytoken=a'), '/x?mytoken=a');
+  });
+});
+
+describe('webhook: coalescing', () => {
+  const ev = (event: WebhookFields['event'], id = ID, type: WebhookFields['type'] = 'Identity', subtype?: string): WebhookFields => ({ event, id, type, ...(subtype ? { subtype } : {}) });
+
+  it('mergeEvent: Insert beats Update, a Delete that comes last wins', () => {
+    assert.equal(mergeEvent('Update', 'Update'), 'Update');
+    assert.equal(mergeEvent('Insert', 'Update'), 'Insert');
+    assert.equal(mergeEvent('Update', 'Insert'), 'Insert');
+    assert.equal(mergeEvent('Insert', 'Delete'), 'Delete');
+    assert.equal(mergeEvent('Delete', 'Update'), 'Update');
+  });
+
+  it('5 deliveries for one record within the window → one event after it (Insert wins, merged 5)', async () => {
+    const out: CoalescedEvent[] = [];
+    const c = new WebhookCoalescer({ windowMs: 40, emit: (e) => out.push(e) });
+    const flags = [c.add(ev('Update')), c.add(ev('Insert')), c.add(ev('Update', ID, 'Identity', 'مخاطب حقیقی')), c.add(ev('Update')), c.add(ev('Update'))].map((r) => r.coalesced);
+    assert.deepEqual(flags, [false, true, true, true, true]);
+    assert.equal(out.length, 0, 'nothing before the window closes');
+    assert.equal(c.pending, 1);
+    await until(() => out.length === 1, 'the coalesced event');
+    await sleep(60);
+    assert.equal(out.length, 1);
+    assert.equal(out[0].event, 'Insert');
+    assert.equal(out[0].merged, 5);
+    assert.equal(out[0].subtype, 'مخاطب حقیقی');
+    assert.equal(c.pending, 0);
+    c.close();
+  });
+
+  it('different ids, and the same id of another type, are separate events', async () => {
+    const out: CoalescedEvent[] = [];
+    const c = new WebhookCoalescer({ windowMs: 20, emit: (e) => out.push(e) });
+    c.add(ev('Insert', ID));
+    c.add(ev('Insert', ID2));
+    c.add(ev('Update', ID, 'Quote'));
+    c.add(ev('Update', ID.toUpperCase()));
+    await until(() => c.pending === 0, 'all windows closed');
+    assert.equal(out.length, 3);
+    assert.deepEqual(out.map((e) => `${e.type}:${e.id}:${e.merged}`).sort(), [`Identity:${ID2}:1`, `Identity:${ID}:2`, `Quote:${ID}:1`].sort());
+    c.close();
+  });
+
+  it('a delivery after the window has closed opens a new window (a second event)', async () => {
+    const out: CoalescedEvent[] = [];
+    const c = new WebhookCoalescer({ windowMs: 15, emit: (e) => out.push(e) });
+    c.add(ev('Insert'));
+    await until(() => out.length === 1, 'first event');
+    assert.equal(c.add(ev('Update')).coalesced, false);
+    await until(() => out.length === 2, 'second event');
+    assert.equal(out[1].event, 'Update');
+    c.close();
+  });
+
+  it('window 0: every delivery is emitted at once, nothing is held', () => {
+    const out: CoalescedEvent[] = [];
+    const c = new WebhookCoalescer({ windowMs: 0, emit: (e) => out.push(e) });
+    c.add(ev('Insert'));
+    c.add(ev('Update'));
+    assert.deepEqual(out.map((e) => e.event), ['Insert', 'Update']);
+    assert.equal(c.pending, 0);
+    c.close();
+  });
+
+  it('close() clears every timer: nothing is emitted afterwards, and the dropped count is returned', async () => {
+    const out: CoalescedEvent[] = [];
+    const c = new WebhookCoalescer({ windowMs: 20, emit: (e) => out.push(e) });
+    c.add(ev('Insert', ID));
+    c.add(ev('Insert', ID2));
+    assert.equal(c.close(), 2);
+    assert.equal(c.pending, 0);
+    await sleep(60);
+    assert.equal(out.length, 0);
+    c.add(ev('Insert', ID));
+    await sleep(40);
+    assert.equal(out.length, 0, 'a closed coalescer takes nothing');
+  });
+
+  it('past maxPending records, a delivery is emitted at once instead of held', () => {
+    const out: CoalescedEvent[] = [];
+    const c = new WebhookCoalescer({ windowMs: 10_000, maxPending: 1, emit: (e) => out.push(e) });
+    c.add(ev('Insert', ID));
+    c.add(ev('Insert', ID2));
+    assert.equal(out.length, 1);
+    assert.equal(out[0].id, ID2);
+    assert.equal(c.close(), 1);
+  });
+
+  it('an emit that throws is reported and the coalescer keeps working', async () => {
+    const errors: unknown[] = [];
+    const out: CoalescedEvent[] = [];
+    let first = true;
+    const c = new WebhookCoalescer({
+      windowMs: 10,
+      emit: (e) => {
+        if (first) {
+          first = false;
+          throw new Error('downstream broke');
+        }
+        out.push(e);
+      },
+      onError: (e) => errors.push(e),
+    });
+    c.add(ev('Insert', ID));
+    c.add(ev('Insert', ID2));
+    await until(() => errors.length + out.length === 2, 'both windows');
+    assert.equal(errors.length, 1);
+    assert.equal(out.length, 1);
+    c.close();
+  });
+});
