@@ -85,7 +85,11 @@ describe('Flow Library scorecard rules (offline)', () => {
     for (const f of exampleFiles(path.join(root, 'examples'))) {
       const flow = JSON.parse(fs.readFileSync(f, 'utf8'));
       assert.ok(Array.isArray(flow), `${path.relative(root, f)} is a JSON array`);
-      for (const n of flow) used.add(n.type);
+      for (const n of flow) {
+        assert.equal(typeof n.type, 'string', `${path.relative(root, f)}: node ${n.id} has a type name`);
+        if ('x' in n || 'y' in n) assert.ok(typeof n.x === 'number' && typeof n.y === 'number', `${path.relative(root, f)}: node ${n.id} has a numeric position`);
+        used.add(n.type);
+      }
     }
     const nonConfig = all.filter((t) => t.category !== 'config').map((t) => t.type);
     assert.ok(nonConfig.length >= 4);
