@@ -1,0 +1,202 @@
+/**
+ * One sync operation as the log sees it. `describeOperation` turns what a message carries (its
+ * trace, a Catch node's error, the webhook fields) into a log line, and — for a failure — the
+ * event that replays it. Only the trace fields and the error text are copied, each scrubbed
+ * (scrub.ts); the record itself (msg.payload) is read for its id, type, event and subtype only.
+ */
+import { scrubField, scrubText } from './scrub';
+
+export type Trigger = 'webhook' | 'poll' | 'import' | 'replay' | 'manual';
+export const TRIGGERS: readonly Trigger[] = ['webhook', 'poll', 'import', 'replay', 'manual'];
+
+export type OpStatus = 'ok' | 'failed';
+
+/** The CRM event a replay sends into crm-fetch (its webhook input shape). */
+export type EventType = 'Identity' | 'Quote' | 'Invoice';
+
+export interface ReplayEvent {
+  type: EventType;
+  id: string;
+  event: string;
+  subtype?: string;
+}
+
+/** One line of sync-log.jsonl. Absent fields are left out. */
+export interface LogLine {
+  time: string;
+  trigger: string;
+  status: OpStatus;
+  entity?: string;
+  crmId?: string;
+  siaghCode?: string;
+  customerNumber?: string;
+  documentNumber?: string;
+  event?: string;
+  action?: string;
+  durationMs?: number;
+  attempts?: number;
+  /** The node that reported the failure (its type), or the trace's last step. */
+  step?: string;
+  error?: { code: string; message: string };
+  traceId?: string;
+}
+
+/** What a message carries, as plain values (the node reads them off msg). */
+export interface OperationInput {
+  /** msg.sync */
+  trace?: unknown;
+  /** msg.error (a Catch node's message) */
+  error?: unknown;
+  /** msg.payload: read for id / type / event / subtype only */
+  payload?: unknown;
+  /** msg.req.query of an http-in message */
+  query?: unknown;
+  /** msg.req is present (the message came from an http-in node) */
+  fromHttp?: boolean;
+  /** Trigger when the trace names none ('auto': webhook for http-in messages, else manual). */
+  defaultTrigger?: Trigger | 'auto';
+  /** Known secrets to hide wherever they appear. */
+  secrets?: ReadonlyArray<string | undefined>;
+  now?: number;
+}
+
+export interface Operation {
+  line: LogLine;
+  /** The failed-list key (`identity:<guid>`), when the operation names a CRM record. */
+  key?: string;
+  /** For a failure that names a CRM record: the event that replays it. */
+  event?: ReplayEvent;
+  /** The record's own entity (person, organization, quote …) when known. */
+  entity?: string;
+}
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const ACTIONS = new Set(['created', 'updated', 'linked', 'unchanged', 'skipped', 'failed']);
+
+function obj(v: unknown): Record<string, unknown> {
+  return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+}
+
+function first(...vals: unknown[]): unknown {
+  for (const v of vals) {
+    const x = Array.isArray(v) ? v[0] : v;
+    if (x !== undefined && x !== null && x !== '') return x;
+  }
+  return undefined;
+}
+
+export function isGuid(v: unknown): v is string {
+  return typeof v === 'string' && GUID.test(v.trim());
+}
+
+/** Identity | Quote | Invoice from an entity or type name (person, organization, contact … count as Identity). */
+export function eventTypeOf(v: unknown): EventType | undefined {
+  if (typeof v !== 'string') return undefined;
+  switch (v.trim().toLowerCase()) {
+    case 'identity':
+    case 'person':
+    case 'organization':
+    case 'contact':
+      return 'Identity';
+    case 'quote':
+      return 'Quote';
+    case 'invoice':
+      return 'Invoice';
+    default:
+      return undefined;
+  }
+}
+
+/** The failed-list key: `identity:<guid>`, `quote:<guid>`, `invoice:<guid>`. */
+export function failureKey(type: EventType, crmId: string): string {
+  return `${type.toLowerCase()}:${crmId.trim().toLowerCase()}`;
+}
+
+export function normalizeTrigger(v: unknown): string | undefined {
+  if (typeof v !== 'string') return undefined;
+  const t = v.trim().toLowerCase();
+  return /^[a-z][a-z0-9-]{0,19}$/.test(t) ? t : undefined;
+}
+
+/** "SyncError: text" (how Node-RED hands an Error to a Catch node) → "text". */
+function stripErrorName(s: string): string {
+  return s.replace(/^\s*(?:[A-Z][A-Za-z]*)?Error:\s*/, '');
+}
+
+function errorCode(v: unknown): string | undefined {
+  if (typeof v !== 'string' && typeof v !== 'number') return undefined;
+  const c = String(v).trim().replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 40);
+  return c || undefined;
+}
+
+/** Turn a message's trace and error into a log line (and, for a failure, its replay event). */
+export function describeOperation(input: OperationInput): Operation {
+  const secrets = input.secrets ?? [];
+  const now = input.now ?? Date.now();
+  const t = obj(input.trace);
+  const p = obj(input.payload);
+  const q = obj(input.query);
+  const err = input.error;
+  const traceErr = obj(t.error);
+
+  const traceFailed = t.action === 'failed';
+  const failed = (err !== undefined && err !== null && err !== false && err !== '') || traceFailed;
+
+  // --- what the operation is about
+  const rawId = first(t.crmId, p.crmId, typeof p.id === 'string' ? p.id : undefined, p.identityId, q.id, typeof input.payload === 'string' ? input.payload : undefined);
+  const crmId = isGuid(rawId) ? rawId.trim().toLowerCase() : undefined;
+  const type = eventTypeOf(t.entity) ?? eventTypeOf(p.type) ?? eventTypeOf(p.kind) ?? eventTypeOf(p.docKind) ?? eventTypeOf(p.entityType) ?? eventTypeOf(q.type);
+  const specific = first(t.entity, p.kind, p.docKind, p.entityType);
+  const entity = scrubField(specific, secrets, 40)?.toLowerCase() ?? type?.toLowerCase();
+  const rawEvent = first(t.event, p.event, q.event);
+  const event = typeof rawEvent === 'string' && /^[A-Za-z][A-Za-z_-]{0,29}$/.test(rawEvent.trim()) ? rawEvent.trim() : undefined;
+  const subtype = scrubField(first(typeof p.subtype === 'string' ? p.subtype : undefined, q.subtype), secrets, 120);
+
+  // --- trigger
+  let trigger = normalizeTrigger(t.trigger);
+  if (!trigger) {
+    const d = input.defaultTrigger ?? 'auto';
+    trigger = d === 'auto' ? (input.fromHttp ? 'webhook' : 'manual') : d;
+  }
+
+  // --- error
+  let error: LogLine['error'];
+  if (failed) {
+    const e = obj(err);
+    const rawMsg = typeof err === 'string' ? err : first(e.message, traceErr.message);
+    const code = errorCode(first(e.code, traceErr.code)) ?? 'ERROR';
+    const message = scrubText(stripErrorName(typeof rawMsg === 'string' ? rawMsg : rawMsg === undefined ? 'failed (no message)' : String(rawMsg)), secrets, 300);
+    error = { code, message: message || 'failed (no message)' };
+  }
+
+  const startedAt = typeof t.startedAt === 'number' && Number.isFinite(t.startedAt) ? t.startedAt : undefined;
+  let durationMs: number | undefined = typeof t.durationMs === 'number' && Number.isFinite(t.durationMs) ? Math.max(0, Math.round(t.durationMs)) : undefined;
+  if (startedAt !== undefined && now >= startedAt && now - startedAt < 7 * 86_400_000) durationMs = Math.max(durationMs ?? 0, now - startedAt);
+
+  const action = typeof t.action === 'string' && ACTIONS.has(t.action) ? t.action : failed ? 'failed' : undefined;
+  const source = obj(obj(err).source);
+  const line: LogLine = {
+    time: new Date(now).toISOString(),
+    trigger,
+    entity,
+    crmId,
+    siaghCode: scrubField(t.siaghCode, secrets, 40),
+    customerNumber: scrubField(t.customerNumber, secrets, 40),
+    documentNumber: scrubField(t.documentNumber, secrets, 40),
+    event,
+    action,
+    status: failed ? 'failed' : 'ok',
+    durationMs,
+    attempts: typeof t.attempts === 'number' && Number.isFinite(t.attempts) && t.attempts > 0 ? Math.round(t.attempts) : undefined,
+    step: scrubField(failed ? first(source.type, t.step) : t.step, secrets, 40),
+    error,
+    traceId: scrubField(t.traceId, secrets, 40),
+  };
+  // Key order as written; undefined fields vanish in JSON.
+  const op: Operation = { line, entity };
+  if (crmId && type) {
+    op.key = failureKey(type, crmId);
+    if (failed) op.event = { type, id: crmId, event: event ?? 'Update', ...(subtype ? { subtype } : {}) };
+  }
+  return op;
+}

@@ -1,0 +1,187 @@
+/**
+ * The operator's view of one data folder: the sync log (`sync-log.jsonl`, batched, rotated), the
+ * failed list (`failed.json`) and the stats counters, shared by every user of the same folder in
+ * this process (so each flow tab can have its own sync-log node and they all write one log).
+ *
+ * `record()` is synchronous and does no I/O itself: the log line is queued, the counters move, and
+ * a failed-list change starts its (coalesced, atomic) write in the background.
+ */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import type { Operation } from './entry';
+import { FailedEntry, FailedFilter, FailedList, checkFilter } from './failed-list';
+import { LogWriter, LogWriterOptions } from './log-writer';
+import { OpStats, StatsSnapshot } from './stats';
+import { SyncError } from '../errors';
+
+export const LOG_FILE = 'sync-log.jsonl';
+export const FAILED_FILE = 'failed.json';
+
+export type OpLogOptions = Pick<LogWriterOptions, 'maxBytes' | 'keepFiles' | 'keepDays' | 'flushMs' | 'flushLines' | 'maxQueue'>;
+
+export interface RecordResult {
+  /** The failed-list entry written for a failure (with its attempts count). */
+  entry?: FailedEntry;
+  /** A success removed an entry from the failed list. */
+  removed?: boolean;
+}
+
+type Listener = (e: Error) => void;
+
+const registry = new Map<string, { log: OpLog; refs: number }>();
+/** Opens and closes in progress per folder: the next acquire waits for them. */
+const transitions = new Map<string, Promise<unknown>>();
+
+export class OpLog {
+  readonly logFile: string;
+  readonly failedFile: string;
+  private listeners = new Set<Listener>();
+
+  private constructor(
+    readonly dir: string,
+    readonly writer: LogWriter,
+    readonly failed: FailedList,
+    readonly stats: OpStats,
+  ) {
+    this.logFile = writer.file;
+    this.failedFile = failed.file;
+    writer.setOptions({ onError: (e) => this.emitError(e) });
+    failed.onError = (e) => this.emitError(e);
+  }
+
+  private emitError(e: Error): void {
+    for (const l of this.listeners) {
+      try {
+        l(e);
+      } catch {
+        // a listener's trouble is its own
+      }
+    }
+  }
+
+  /** Be told about write failures (disk full, permissions). Returns the unsubscribe function. */
+  onError(l: Listener): () => void {
+    this.listeners.add(l);
+    return () => this.listeners.delete(l);
+  }
+
+  private static async create(dir: string, opts: OpLogOptions): Promise<OpLog> {
+    try {
+      await fsp.mkdir(dir, { recursive: true });
+    } catch (e) {
+      throw new SyncError('STORE_IO', `Cannot create the sync log folder ${dir}: ${(e as Error).message}. Check the folder setting and its permissions.`);
+    }
+    const failed = await FailedList.open(path.join(dir, FAILED_FILE));
+    const logFile = path.join(dir, LOG_FILE);
+    // Counters first, from the file as it is; the writer starts after, so nothing is counted twice.
+    const stats = await OpStats.fromFile(logFile);
+    const writer = new LogWriter(logFile, opts);
+    return new OpLog(dir, writer, failed, stats);
+  }
+
+  /**
+   * The shared instance for `dir` (opened on first use). Each acquire needs one release(). The
+   * latest acquire's options apply to the shared writer.
+   */
+  static async acquire(dir: string, opts: OpLogOptions = {}): Promise<OpLog> {
+    const key = path.resolve(dir);
+    for (;;) {
+      const t = transitions.get(key);
+      if (t) {
+        await t.catch(() => undefined);
+        continue;
+      }
+      const e = registry.get(key);
+      if (e) {
+        e.refs++;
+        e.log.writer.setOptions(opts);
+        return e.log;
+      }
+      const p = OpLog.create(key, opts).then((log) => {
+        registry.set(key, { log, refs: 0 });
+      });
+      transitions.set(key, p);
+      try {
+        await p;
+      } finally {
+        transitions.delete(key);
+      }
+    }
+  }
+
+  /** The instance open for `dir`, if any (adds no reference). */
+  static peek(dir: string): OpLog | undefined {
+    return registry.get(path.resolve(dir))?.log;
+  }
+
+  /** Drop one reference; the last one writes what is queued and closes. */
+  async release(): Promise<void> {
+    const e = registry.get(this.dir);
+    if (!e || e.log !== this) return;
+    e.refs--;
+    if (e.refs > 0) return;
+    registry.delete(this.dir);
+    const p = this.close();
+    transitions.set(this.dir, p);
+    try {
+      await p;
+    } finally {
+      transitions.delete(this.dir);
+    }
+  }
+
+  private async close(): Promise<void> {
+    const results = await Promise.allSettled([this.writer.close(), this.failed.close()]);
+    const bad = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (bad) throw bad.reason;
+  }
+
+  /** Log one operation; a failure goes to the failed list, a success takes its key off it. */
+  record(op: Operation, now = Date.now()): RecordResult {
+    this.writer.append(op.line);
+    this.stats.add(op.line, now);
+    const line = op.line;
+    if (line.status === 'failed') {
+      if (!op.event) return {};
+      const entry = this.failed.recordFailure({
+        event: op.event,
+        entity: op.entity,
+        code: line.error?.code ?? 'ERROR',
+        message: line.error?.message ?? '',
+        trigger: line.trigger,
+        traceId: line.traceId,
+        now,
+      });
+      return { entry };
+    }
+    // Only the end of a sync (an action was taken or decided) clears a failure.
+    if (op.key && line.action && line.action !== 'failed') return { removed: this.failed.recordSuccess(op.key) };
+    return {};
+  }
+
+  /**
+   * The failed entries to replay for a filter (it must name a criterion, or all: true), marked
+   * as replayed. BAD_INPUT for an empty or malformed filter.
+   */
+  takeForReplay(filter: FailedFilter, now = Date.now()): FailedEntry[] {
+    if (!checkFilter(filter)) {
+      throw new SyncError('BAD_INPUT', 'Say what to replay: {crmId}, {entity}, {code}, {olderThan} (e.g. "1h"), a combination, or {all: true}.');
+    }
+    const picked = this.failed.match(filter, now);
+    this.failed.markReplayed(
+      picked.map((e) => e.key),
+      now,
+    );
+    return picked;
+  }
+
+  snapshot(now = Date.now()): StatsSnapshot {
+    return { ...this.stats.snapshot(now), failed: this.failed.size };
+  }
+
+  /** Everything queued is on disk (log lines and the failed list). */
+  async flush(): Promise<void> {
+    await this.writer.flush();
+    await this.failed.settle();
+  }
+}

@@ -1,0 +1,325 @@
+/**
+ * sync-log: the operator's view. Wire the end of each pipeline and the tab's Catch node into it.
+ *
+ * - Every other message is one line in `<data dir>/sync-log.jsonl` (queued, written in the
+ *   background: the message moves on at once) and passes on output 1 unchanged.
+ * - A failure (msg.error, or msg.sync.action "failed") that names a CRM record lands in
+ *   `<data dir>/failed.json`; a later success for the same record takes it off.
+ * - msg.topic "replay" (payload: {crmId, entity, code, olderThan, all: true}) sends the matching
+ *   failed events on output 2, shaped as crm-fetch input; "stats" and "failed" answer on output 1.
+ * - Admin endpoints (editor): POST /siagh-sync/sync-log/:id/replay, GET …/:id/stats, GET …/:id/failed.
+ */
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import { SyncError, toSyncError } from '../../lib/errors';
+import { describeOperation, Operation, ReplayEvent, Trigger, TRIGGERS } from '../../lib/oplog/entry';
+import type { FailedEntry, FailedFilter } from '../../lib/oplog/failed-list';
+import { OpLog } from '../../lib/oplog/oplog';
+import { MappingStore } from '../../lib/store/mapping-store';
+import { defaultDataDir, userPath } from '../shared/data-path';
+import type { Node, NodeAPI, NodeDef, NodeMessage, Request, Response } from '../shared/red';
+import { fail, num, resolveEnv, updateTrace } from '../shared/support';
+
+interface SyncLogDef extends NodeDef {
+  dir?: string;
+  trigger?: Trigger | 'auto';
+  maxSizeMB?: string | number;
+  keepFiles?: string | number;
+  keepDays?: string | number;
+  /** Not in the editor: longest a log line waits before it is written (ms, default 100). */
+  flushMs?: string | number;
+}
+
+/** What the admin endpoints reach on a deployed node. */
+interface SyncLogApi {
+  replay(filter: unknown): Promise<{ replayed: number; events: ReplayEvent[] }>;
+  stats(): Promise<Record<string, unknown>>;
+  failed(filter: unknown): Promise<FailedEntry[]>;
+}
+
+const instances = new Map<string, SyncLogApi>();
+const COMMANDS = new Set(['replay', 'stats', 'failed']);
+const SECRET_KEY = /pass|secret|token|key|pwd/i;
+const SECRETS_TTL_MS = 5000;
+/** At most this many events listed in a replay result (all are sent). */
+const LISTED = 100;
+
+function filterOf(payload: unknown): FailedFilter {
+  if (typeof payload === 'string' && payload.trim()) return { crmId: payload.trim() };
+  if (payload && typeof payload === 'object' && !Array.isArray(payload)) return payload as FailedFilter;
+  return {};
+}
+
+export = function (RED: NodeAPI) {
+  /**
+   * Every credential value that looks like a secret, of every node deployed (the config nodes'
+   * passwords, a webhook token …), and its MD5 (Siagh logs in with the MD5 of the password), plus
+   * environment variables named like secrets. Cached briefly: it is read for each logged message.
+   */
+  let secretCache: { at: number; list: string[] } | undefined;
+  function knownSecrets(): string[] {
+    const now = Date.now();
+    if (secretCache && now - secretCache.at < SECRETS_TTL_MS) return secretCache.list;
+    const out = new Set<string>();
+    const add = (v: unknown) => {
+      if (typeof v !== 'string' || v.length < 3) return;
+      for (const s of [v, resolveEnv(v)]) {
+        if (s.length < 3) continue;
+        out.add(s);
+        const md5 = createHash('md5').update(s, 'utf8').digest('hex');
+        out.add(md5);
+        out.add(md5.toUpperCase());
+      }
+    };
+    try {
+      RED.nodes.eachNode((n) => {
+        const creds = RED.nodes.getCredentials(n.id);
+        if (!creds) return;
+        for (const [k, v] of Object.entries(creds)) if (SECRET_KEY.test(k)) add(v);
+      });
+    } catch {
+      // the runtime is between flows: the patterns still apply
+    }
+    for (const [k, v] of Object.entries(process.env)) if (/PASSWORD|SECRET|TOKEN|API_?KEY/i.test(k) && v && v.length >= 6) add(v);
+    secretCache = { at: now, list: [...out] };
+    return secretCache.list;
+  }
+
+  function SyncLog(this: Node, def: SyncLogDef) {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    const trigger: Trigger | 'auto' = def.trigger && (TRIGGERS as string[]).includes(def.trigger) ? def.trigger : 'auto';
+    let dir = '';
+    let log: OpLog | undefined;
+    let opening: Promise<OpLog>;
+    try {
+      dir = userPath(def.dir, defaultDataDir(), RED.settings.userDir, 'sync log folder');
+      opening = OpLog.acquire(dir, {
+        maxBytes: Math.max(1024, Math.round(num(def.maxSizeMB, 10, 0.000001) * 1024 * 1024)),
+        keepFiles: Math.round(num(def.keepFiles, 10, 0)),
+        keepDays: num(def.keepDays, 30, 0),
+        flushMs: Math.round(num(def.flushMs, 100, 0)),
+      });
+    } catch (e) {
+      opening = Promise.reject(e);
+    }
+    let ok = 0;
+    let failed = 0;
+    let broken = false;
+    let lastWarn = 0;
+    let offError: (() => void) | undefined;
+    let closed = false;
+
+    const showCounts = () => {
+      if (broken) return;
+      node.status({ fill: failed ? 'yellow' : 'green', shape: 'dot', text: `${ok} ok · ${failed} failed` });
+    };
+    opening.then(
+      (l) => {
+        if (closed) return;
+        log = l;
+        offError = l.onError((e) => {
+          node.status({ fill: 'red', shape: 'ring', text: 'log write error' });
+          const now = Date.now();
+          if (now - lastWarn > 60_000) {
+            lastWarn = now;
+            node.warn(`sync-log: ${e.message} Lines are kept in memory and written again shortly.`);
+          }
+        });
+        const waiting = l.failed.size;
+        node.status({ fill: 'grey', shape: 'ring', text: waiting ? `${waiting} to replay` : 'ready' });
+        if (l.failed.setAside) node.warn(`sync-log: ${l.failedFile} could not be read; it was kept as ${l.failed.setAside} and a new failed list started.`);
+      },
+      (e) => {
+        broken = true;
+        node.status({ fill: 'red', shape: 'dot', text: e?.code === 'CONFIG' ? 'config error' : 'log error' });
+        node.error(`sync-log cannot open its files in ${dir || '(folder setting)'}: ${toSyncError(e).message}`);
+      },
+    );
+
+    function apply(l: OpLog, op: Operation): void {
+      try {
+        l.record(op);
+      } catch (e) {
+        node.warn(`sync-log: ${toSyncError(e).message}`);
+      }
+    }
+
+    function replayMessages(entries: FailedEntry[]): NodeMessage[] {
+      return entries.map((e) => {
+        const m: NodeMessage = { payload: { ...e.event } };
+        updateTrace(m, { trigger: 'replay', event: e.event.event, entity: e.entity, crmId: e.event.id, attempts: e.attempts, step: 'sync-log' });
+        return m;
+      });
+    }
+
+    // Replayed events leave on output 2; with nothing wired there they would be marked as replayed
+    // and go nowhere, so replay is refused.
+    const wires = (def as { wires?: unknown }).wires;
+    const canReplay = Array.isArray(wires) && Array.isArray(wires[1]) && wires[1].length > 0;
+
+    async function replay(filter: unknown): Promise<{ entries: FailedEntry[]; messages: NodeMessage[] }> {
+      if (!canReplay) {
+        throw new SyncError('CONFIG', 'Output 2 of this sync-log node is not wired, so replayed events would go nowhere. Wire it to a crm-fetch set to "from msg.payload.type" (followed by the sync pipeline), or replay from the sync-log node of the webhook flow.');
+      }
+      const l = await opening;
+      const entries = l.takeForReplay(filterOf(filter));
+      return { entries, messages: replayMessages(entries) };
+    }
+
+    async function stats(): Promise<Record<string, unknown>> {
+      const l = await opening;
+      const snap: Record<string, unknown> = { ...l.snapshot(), logFile: l.logFile, failedFile: l.failedFile };
+      const mappings = MappingStore.peek(path.join(dir, 'mappings.json'));
+      if (mappings) snap.mappings = mappings.stats();
+      return snap;
+    }
+
+    async function listFailed(filter: unknown): Promise<FailedEntry[]> {
+      const l = await opening;
+      const f = filterOf(filter);
+      const picked = Object.keys(f).length ? l.failed.match(f) : l.failed.all();
+      return picked.map((e) => ({ ...e, event: { ...e.event }, reason: { ...e.reason } }));
+    }
+
+    const api: SyncLogApi = {
+      async replay(filter) {
+        const r = await replay(filter);
+        if (r.messages.length) node.send([null, r.messages]);
+        return { replayed: r.entries.length, events: r.entries.slice(0, LISTED).map((e) => e.event) };
+      },
+      stats,
+      failed: listFailed,
+    };
+    instances.set(node.id, api);
+
+    node.on('input', (msg: NodeMessage, send, done) => {
+      const topic = typeof msg.topic === 'string' ? msg.topic.trim().toLowerCase() : '';
+      // A command is a message without a trace and without an error: pipeline messages (they all
+      // carry msg.sync) are log entries whatever their topic, and a Catch node's copy of a failed
+      // command must not run it again.
+      const traced = !!msg.sync && typeof msg.sync === 'object' && typeof (msg.sync as { traceId?: unknown }).traceId === 'string';
+      if (COMMANDS.has(topic) && !msg.error && !traced) {
+        void (async () => {
+          try {
+            if (topic === 'replay') {
+              const r = await replay(msg.payload);
+              msg.payload = { replayed: r.entries.length, events: r.entries.slice(0, LISTED).map((e) => e.event) };
+              send([msg, r.messages.length ? r.messages : null]);
+            } else if (topic === 'stats') {
+              msg.payload = await stats();
+              send([msg, null]);
+            } else {
+              msg.payload = await listFailed(msg.payload);
+              send([msg, null]);
+            }
+            done();
+          } catch (e) {
+            fail(node, msg, e, done);
+            showCountsLater();
+          }
+        })();
+        return;
+      }
+
+      // An error this node raised itself (a bad replay request) comes back through Catch: pass it on, do not log it.
+      const source = (msg.error as { source?: { id?: string } } | undefined)?.source;
+      if (source && source.id === node.id) {
+        send([msg, null]);
+        done();
+        return;
+      }
+
+      let op: Operation | undefined;
+      try {
+        op = describeOperation({
+          trace: msg.sync,
+          error: msg.error,
+          payload: msg.payload,
+          query: (msg.req as { query?: unknown } | undefined)?.query,
+          fromHttp: msg.req !== undefined && msg.req !== null,
+          defaultTrigger: trigger,
+          secrets: knownSecrets(),
+        });
+      } catch (e) {
+        node.warn(`sync-log could not describe a message: ${toSyncError(e).message}`);
+      }
+      if (op) {
+        if (op.line.status === 'failed') failed++;
+        else ok++;
+        // Queue only: the line is written in the background, the message moves on now.
+        const o = op;
+        if (log) apply(log, o);
+        else opening.then((l) => apply(l, o), () => undefined);
+        showCounts();
+      }
+      send([msg, null]);
+      done();
+    });
+
+    function showCountsLater(): void {
+      setTimeout(showCounts, 3000).unref();
+    }
+
+    node.on('close', (_removed: boolean, done: () => void) => {
+      closed = true;
+      if (instances.get(node.id) === api) instances.delete(node.id);
+      offError?.();
+      opening
+        .then(
+          (l) => l.release(),
+          () => undefined,
+        )
+        .catch((e) => node.warn(`sync-log: ${toSyncError(e).message}`))
+        .then(() => done());
+    });
+  }
+
+  RED.nodes.registerType('sync-log', SyncLog);
+
+  // ------------------------------------------------------------------ admin endpoints (editor)
+
+  function sendError(res: Response, e: unknown): void {
+    const err = toSyncError(e);
+    res.status(err.code === 'BAD_INPUT' ? 400 : err.code === 'CONFIG' ? 409 : 500).json({ ok: false, code: err.code, message: err.message });
+  }
+
+  function apiOf(req: Request, res: Response): SyncLogApi | undefined {
+    const api = instances.get(String(req.params.id ?? ''));
+    if (!api) {
+      res.status(404).json({ ok: false, code: 'NOT_DEPLOYED', message: 'This sync-log node is not deployed (deploy it first).' });
+      return undefined;
+    }
+    return api;
+  }
+
+  RED.httpAdmin.post('/siagh-sync/sync-log/:id/replay', RED.auth.needsPermission('sync-log.write'), (req: Request, res: Response) => {
+    const api = apiOf(req, res);
+    if (!api) return;
+    api.replay(req.body ?? {}).then(
+      (r) => res.json({ ok: true, ...r }),
+      (e) => sendError(res, e),
+    );
+  });
+
+  RED.httpAdmin.get('/siagh-sync/sync-log/:id/stats', RED.auth.needsPermission('sync-log.read'), (req: Request, res: Response) => {
+    const api = apiOf(req, res);
+    if (!api) return;
+    api.stats().then(
+      (s) => res.json(s),
+      (e) => sendError(res, e),
+    );
+  });
+
+  RED.httpAdmin.get('/siagh-sync/sync-log/:id/failed', RED.auth.needsPermission('sync-log.read'), (req: Request, res: Response) => {
+    const api = apiOf(req, res);
+    if (!api) return;
+    const q = req.query ?? {};
+    const filter: Record<string, unknown> = {};
+    for (const k of ['crmId', 'entity', 'code', 'olderThan', 'limit']) if (typeof q[k] === 'string' && q[k]) filter[k] = q[k];
+    api.failed(filter).then(
+      (list) => res.json({ ok: true, count: list.length, entries: list }),
+      (e) => sendError(res, e),
+    );
+  });
+};
