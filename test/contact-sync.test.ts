@@ -127,6 +127,36 @@ describe('contact-sync and preinvoice-sync (lib, against the Siagh simulator)', 
       assert.equal(sim.lastSave!.params.find((p) => p.key === 'CodeMain')?.value, String(first.code));
     });
 
+    it('isactive is sent on create only: an update or link never re-activates a contact deactivated in Siagh', async () => {
+      const localMobile = (id: CrmIdentity) => '0912000' + (id.phoneContacts![0].phoneNumber as string).slice(-4);
+      const isactiveSent = () => sim.lastSave!.ctrl.some((p) => p.key === 'gn_web_users.isactive');
+
+      const created = await syncContact(client, person(), null);
+      assert.equal(created.action, 'created');
+      assert.ok(isactiveSent(), 'a new contact is created active');
+
+      // Mapped to a contact a person deactivated in Siagh: the update leaves the flag alone.
+      const id = person();
+      const inactive = sim.addContact({ Name: id.nickName, MobileNo: localMobile(id), IsActive: false });
+      await client.contacts.refresh();
+      const r = await syncContact(client, id, { siaghCode: String(inactive.Code) });
+      assert.equal(r.action, 'updated');
+      assert.ok(!isactiveSent(), 'the update does not send isactive');
+      assert.equal(sim.contact(inactive.Code)!.IsActive, false);
+      assert.equal(sim.contact(inactive.Code)!.Email, id.email);
+
+      // Linked (same mobile, not mapped): the same.
+      const twin = person();
+      const other = sim.addContact({ Name: twin.nickName, MobileNo: localMobile(twin), IsActive: false });
+      await client.contacts.refresh();
+      const linked = await syncContact(client, twin, null);
+      assert.equal(linked.action, 'linked');
+      assert.equal(linked.code, other.Code);
+      assert.ok(linked.written.length > 0, 'the other fields were written');
+      assert.ok(!isactiveSent(), 'the link does not send isactive');
+      assert.equal(sim.contact(other.Code)!.IsActive, false);
+    });
+
     it("empty CRM fields keep Siagh's value by default and clear it with emptyPolicy 'clear'", async () => {
       const id = person();
       const first = await syncContact(client, id, null);

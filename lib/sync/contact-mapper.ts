@@ -60,6 +60,8 @@ export interface MappedContact {
   match: { mobile?: string; nationalCode?: string; code?: number };
   /** Operator-readable notes; never a reason to stop. */
   warnings: string[];
+  /** Keys sent when a contact is created but never on an update or link (and not compared). */
+  createOnly: string[];
 }
 
 export interface ContactFieldRule {
@@ -67,6 +69,8 @@ export interface ContactFieldRule {
   /** Source syntax of ContactMapOptions.overrides; '' = not sent. */
   source: string;
   note: string;
+  /** Sent on create only, unless an override maps the field (then it is sent on every write). */
+  createOnly?: boolean;
 }
 
 /**
@@ -74,7 +78,7 @@ export interface ContactFieldRule {
  * control segments are added by the Siagh client, not here.
  */
 export const DEFAULT_CONTACT_FIELDS: ReadonlyArray<Readonly<ContactFieldRule>> = Object.freeze([
-  { key: 'gn_web_users.isactive', source: '=1', note: 'constant 1 (active); override with "" to leave the flag alone on updates' },
+  { key: 'gn_web_users.isactive', source: '=1', note: 'constant 1 (active) on create only, so an update never re-activates a contact deactivated in Siagh; an override sends it on every write', createOnly: true },
   { key: 'gn_web_users.gender', source: 'fn:gender', note: 'persons only: 1 male (male, m, مرد, آقا, مذکر), 0 female (female, f, زن, خانم, مونث); else empty' },
   { key: 'gn_web_users.websiteaddress', source: 'website', note: 'CRM website' },
   { key: 'gn_web_users.pocode', source: 'fn:zipCode', note: 'zip code of the default address (else the first), digits as ASCII' },
@@ -88,7 +92,7 @@ export const DEFAULT_CONTACT_FIELDS: ReadonlyArray<Readonly<ContactFieldRule>> =
   { key: 'gn_web_users.telno', source: 'phone:office', note: 'first office/work phone, else the first phone that is neither a mobile nor a fax, else a fax' },
   { key: 'gn_web_users.passno', source: 'fn:nationalCode', note: 'CRM nationalCode, ASCII digits, separators removed, 8–9 digits zero-padded to 10' },
   { key: 'gn_web_users.tmpid', source: 'fn:tmpid', note: 'Siagh Code parsed from CRM customerNumber (exact inverse of the scheme); not sent when it does not parse. Key set by tmpidKey' },
-  { key: 'gn_web_users.tozihat', source: 'description', note: 'CRM description' },
+  { key: 'gn_web_users.tozihat', source: 'description', note: 'CRM description; the initial import\'s note "Imported from Siagh (Code: N)" counts as empty' },
   { key: 'gn_web_users.taraftype', source: 'fn:taraftype', note: '0 person, 1 organization, from the endpoint that returned the identity' },
 ].map((r) => Object.freeze(r)));
 
@@ -100,6 +104,8 @@ export const DEFAULT_PHONE_TYPES: Readonly<{ mobile: readonly string[]; office: 
 });
 
 const KEY_RE = /^[A-Za-z0-9_.#]+$/;
+/** The CRM description the initial import writes: `Imported from Siagh (Code: 8407)`. */
+const IMPORT_NOTE = /^Imported from Siagh \(Code: *\d+\)$/i;
 const FN_NAMES = new Set(['fullname', 'gender', 'nationalCode', 'zipCode', 'taraftype', 'tmpid']);
 const PHONE_ROLES = new Set(['mobile', 'office', 'fax']);
 
@@ -166,12 +172,16 @@ function getPath(obj: unknown, path: string): unknown {
   return cur;
 }
 
-function buildRules(opts: ContactMapOptions): Array<{ key: string; source: string }> {
+function buildRules(opts: ContactMapOptions): Array<{ key: string; source: string; createOnly?: boolean }> {
   const tmpidKey = opts.tmpidKey ?? 'gn_web_users.tmpid';
   if (typeof tmpidKey !== 'string' || !KEY_RE.test(tmpidKey)) {
     throw new SyncError('CONFIG', `The tmpid field name ${JSON.stringify(tmpidKey)} is not usable: Siagh field names contain only Latin letters, digits, '_', '.' and '#'.`);
   }
-  const rules = DEFAULT_CONTACT_FIELDS.map((r) => ({ key: r.key === 'gn_web_users.tmpid' ? tmpidKey : r.key, source: r.source }));
+  const rules: Array<{ key: string; source: string; createOnly?: boolean }> = DEFAULT_CONTACT_FIELDS.map((r) => ({
+    key: r.key === 'gn_web_users.tmpid' ? tmpidKey : r.key,
+    source: r.source,
+    createOnly: r.createOnly,
+  }));
   const overrides = opts.overrides ?? {};
   if (typeof overrides !== 'object' || Array.isArray(overrides)) {
     throw new SyncError('CONFIG', 'The contact field overrides must be an object: Siagh field name → CRM source.');
@@ -182,8 +192,10 @@ function buildRules(opts: ContactMapOptions): Array<{ key: string; source: strin
     }
     checkSource(key, source);
     const existing = rules.find((r) => r.key === key);
-    if (existing) existing.source = source;
-    else rules.push({ key, source });
+    if (existing) {
+      existing.source = source;
+      existing.createOnly = false;
+    } else rules.push({ key, source });
   }
   for (const r of rules) if (r.source) checkSource(r.key, r.source);
   return rules;
@@ -328,6 +340,9 @@ export function mapIdentityToContact(identity: CrmIdentity, opts: ContactMapOpti
         warnings.push(`The CRM source "${source}" for ${key} is a list or object, not a value; ${key} is sent empty.`);
       }
       value = text(raw);
+      // The note the initial import (ours and the old service's) leaves in the CRM description is
+      // not content: sending it would replace the Siagh contact's own description (tozihat).
+      if (source === 'description' && IMPORT_NOTE.test(value)) value = '';
     }
     if (value === undefined) continue; // not sent at all (tmpid that does not parse)
     fields.push([key, value]);
@@ -338,7 +353,8 @@ export function mapIdentityToContact(identity: CrmIdentity, opts: ContactMapOpti
   if (nationalKey) match.nationalCode = nationalKey;
   if (code !== undefined) match.code = code;
 
-  return { fields, checksum: checksumOf(fields), match, warnings };
+  const createOnly = rules.filter((r) => r.createOnly && r.source).map((r) => r.key);
+  return { fields, checksum: checksumOf(fields), match, warnings, createOnly };
 }
 
 /**

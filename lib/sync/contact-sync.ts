@@ -20,7 +20,7 @@ import type { SiaghClient } from '../siagh/client';
 import { CONTACT_COLUMNS, contactColumn, flagValue } from '../siagh/fields';
 import { nationalIdKey, phoneKey, textKey } from '../text/normalize';
 import type { CrmIdentity, SiaghContact, SiaghFieldList } from '../types';
-import { ContactMapOptions, fieldsForUpdate, mapIdentityToContact } from './contact-mapper';
+import { ContactMapOptions, fieldsForUpdate, mapIdentityToContact, MappedContact } from './contact-mapper';
 
 export type EmptyPolicy = 'keep' | 'clear';
 
@@ -47,6 +47,11 @@ export interface ContactSyncResult {
   /** Columns written (empty when nothing was written). */
   written: string[];
   warnings: string[];
+}
+
+/** The mapped fields an update or link may send (create-only ones, like isactive, left out). */
+function updatable(mapped: MappedContact): SiaghFieldList {
+  return mapped.createOnly.length ? mapped.fields.filter(([k]) => !mapped.createOnly.includes(k)) : mapped.fields;
 }
 
 /** Columns whose mapped value differs from the Siagh record (write-only columns are ignored). */
@@ -101,8 +106,8 @@ export async function syncContact(siagh: SiaghClient, identity: CrmIdentity, map
     if (mapping.checksum && mapping.checksum === mapped.checksum) return { ...base, action: 'unchanged', code, written: [] };
     await siagh.contacts.ensureFresh();
     const rec = siagh.contacts.byCode(code);
-    if (rec && differingColumns(mapped.fields, rec, emptyPolicy).length === 0) return { ...base, action: 'unchanged', code, written: [] };
-    const fields = fieldsForUpdate(mapped.fields, emptyPolicy);
+    if (rec && differingColumns(updatable(mapped), rec, emptyPolicy).length === 0) return { ...base, action: 'unchanged', code, written: [] };
+    const fields = fieldsForUpdate(updatable(mapped), emptyPolicy);
     assertMobileFree(siagh, identity, code, fields, 'the contact it is mapped to');
     const res = await siagh.updateContact(code, fields);
     warnings.push(...res.notes);
@@ -154,9 +159,9 @@ async function linkOrCreate(
         `Siagh contact ${code} (same ${key}) is already linked to CRM identity ${other}; CRM identity ${identity.crmId} cannot be linked to it too. Two CRM identities share this ${pick.by}: merge them in the CRM, or correct the field, then replay.`,
       );
     }
-    const diff = differingColumns(mapped.fields, pick.rec, emptyPolicy);
+    const diff = differingColumns(updatable(mapped), pick.rec, emptyPolicy);
     if (diff.length === 0) return { ...base, action: 'linked', code, linkedBy: pick.by, written: [] };
-    const fields = fieldsForUpdate(mapped.fields, emptyPolicy);
+    const fields = fieldsForUpdate(updatable(mapped), emptyPolicy);
     assertMobileFree(siagh, identity, code, fields, `linked by ${key}`);
     const res = await siagh.updateContact(code, fields);
     warnings.push(...res.notes);
