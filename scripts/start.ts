@@ -6,11 +6,11 @@
  * webhooks point at the flow, and a simulated user edits the CRM now and then so syncs show up in
  * the debug sidebar.
  */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startDemoSimulators, DEMO_CRM_USER, DEMO_SIAGH_USER, Demo } from '../sim/demo';
 import { seedCrmIdentities } from '../sim/seed';
+import { installTarball, packPackage, shippedFlows } from '../test/helpers/e2e';
 import { startNodeRed, writeSettings } from '../test/helpers/nodered-process';
 
 const root = path.resolve(__dirname, '..', '..');
@@ -26,31 +26,7 @@ function loadDotEnv(): void {
 function installPackage(userDir: string): void {
   const packDir = path.join(userDir, '.pack');
   fs.rmSync(packDir, { recursive: true, force: true });
-  fs.mkdirSync(packDir, { recursive: true });
-  const out = execFileSync('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', packDir], { cwd: root, encoding: 'utf8' });
-  const tgz = path.join(packDir, JSON.parse(out)[0].filename);
-  if (!fs.existsSync(path.join(userDir, 'package.json'))) {
-    fs.writeFileSync(path.join(userDir, 'package.json'), JSON.stringify({ name: 'node-red-project', private: true, version: '0.0.1' }, null, 2));
-  }
-  execFileSync('npm', ['install', '--no-audit', '--no-update-notifier', '--no-fund', '--save', '--save-prefix=~', '--omit=dev', '--engine-strict', '--prefer-offline', '--', tgz], {
-    cwd: userDir,
-    stdio: 'inherit',
-  });
-}
-
-/** The three shipped flows as one deployment (config nodes shared by id, kept once). */
-export function shippedFlows(): unknown[] {
-  const seen = new Set<string>();
-  const all: unknown[] = [];
-  for (const name of ['webhook-sync', 'polling-sync', 'initial-import']) {
-    const flow = JSON.parse(fs.readFileSync(path.join(root, 'flows', `${name}.json`), 'utf8')) as Array<{ id: string }>;
-    for (const n of flow) {
-      if (seen.has(n.id)) continue;
-      seen.add(n.id);
-      all.push(n);
-    }
-  }
-  return all;
+  installTarball(userDir, packPackage(packDir, root), 'inherit');
 }
 
 async function main(): Promise<void> {
@@ -86,7 +62,7 @@ async function main(): Promise<void> {
   const res = await fetch(red.url + '/flows', {
     method: 'POST',
     headers: { 'Content-Type': 'application/json', 'Node-RED-Deployment-Type': 'full' },
-    body: JSON.stringify(shippedFlows()),
+    body: JSON.stringify(shippedFlows(path.join(root, 'flows'))),
   });
   if (!res.ok) throw new Error(`Deploying the shipped flows failed: HTTP ${res.status} ${await res.text()}`);
   console.log(`\nNode-RED is running at ${red.url} with the webhook-sync, polling-sync and initial-import flows.`);

@@ -1,0 +1,220 @@
+/**
+ * End to end, webhook-sync: a real Node-RED with the package installed from its tarball and the
+ * shipped flows deployed unchanged, driven as the real CRM drives it (body-less GETs with
+ * event/id/type/subtype and the token), asserting on the simulators' state.
+ */
+import assert from 'node:assert/strict';
+import { CRM_SIM_DEFAULTS } from '../sim/crm-sim';
+import { nationalIdWithCheckDigit } from '../sim/seed';
+import { phoneKey } from '../lib/text/normalize';
+import { countMatching, CRM_IDENTITY_GET_RE, CRM_LIST_RE, CRM_QUOTE_GET_RE, E2eEnv, sleep } from './helpers/e2e';
+
+/** Longer than any coalescing window the flow may use: after it, a webhook has been acted on (or never will be). */
+const SETTLE_MS = 2500;
+
+let seq = 0;
+/** A unique, realistic CRM person (valid national id, a mobile of its own). */
+function person(tag: string): Record<string, unknown> {
+  seq++;
+  const n = (Date.now() % 100_000) * 100 + seq;
+  const mobile = `0912${String(1_000_000 + (n % 9_000_000)).padStart(7, '0')}`;
+  return {
+    firstName: 'نگار',
+    lastName: `رضایی ${tag}`,
+    nickName: `نگار رضایی ${tag}`,
+    email: `negar.${tag}@example.ir`,
+    nationalCode: nationalIdWithCheckDigit(`00${String(1_000_000 + (n % 8_999_999)).slice(0, 7)}`),
+    description: 'مشتری از نمایشگاه',
+    phoneContacts: [{ default: true, phoneType: 'موبایل', phoneNumber: mobile }],
+    addressContacts: [{ default: true, country: 'ایران', state: 'تهران', city: 'تهران', address: 'تهران، خیابان ولیعصر، پلاک ۱۲', zipCode: '1965843511' }],
+  };
+}
+
+function identityQuery(id: string, event: 'Insert' | 'Update' = 'Insert'): Record<string, string> {
+  return { event, id, type: 'Identity', subtype: CRM_SIM_DEFAULTS.personSubtype };
+}
+
+describe('e2e: webhook-sync on a real Node-RED', function () {
+  this.timeout(60_000);
+  let env: E2eEnv;
+
+  /** Siagh contacts carrying this name (the mapper writes the CRM nickName to Siagh's Name). */
+  const byName = (name: unknown) => env.siagh.contacts().filter((c) => c.Name === name);
+  const writes = () => ({ saves: env.siagh.saveCount, contacts: env.siagh.contacts().length, preInvoices: env.siagh.preInvoices().length });
+
+  before(async function () {
+    this.timeout(180_000);
+    env = await E2eEnv.start({ pollIntervalSeconds: 3600 });
+    // The polling flow may run once at start; let that pass so it cannot do the webhooks' work below.
+    await env.waitFor('the first polling run', () => countMatching(env.crm, CRM_LIST_RE) > 0, 15_000).catch(() => undefined);
+    await env.waitQuiet('the first polling run', () => [...env.crm.counts.entries()], { quietMs: 500 });
+  });
+  after(async () => {
+    await env?.stop();
+  });
+
+  let insertedId: string;
+  let insertedCode: number;
+
+  it('identity Insert (the CRM webhook) → one Siagh contact with the identity\'s fields', async () => {
+    const p = person('insert');
+    const rec = env.crm.addPerson(p);
+    insertedId = rec.crmId;
+    const [c] = await env.waitFor('the Siagh contact of the new CRM person', () => (byName(p.nickName).length ? byName(p.nickName) : undefined));
+    insertedCode = c.Code;
+    await env.waitQuiet('Siagh writes', writes);
+    assert.equal(byName(p.nickName).length, 1, 'exactly one contact');
+    const phone = (p.phoneContacts as Array<{ phoneNumber: string }>)[0].phoneNumber;
+    assert.equal(phoneKey(c.MobileNo), phoneKey(phone));
+    assert.equal(c.NationalCode, p.nationalCode);
+    assert.equal(c.Email, p.email);
+    assert.equal(c.Address, 'تهران، خیابان ولیعصر، پلاک ۱۲');
+    assert.equal(c.PostalCode, '1965843511');
+    assert.equal(c.Description, p.description);
+    assert.equal(c.TowardType, false, 'a person');
+    assert.equal(c.IsActive, true);
+    const delivered = env.crm.webhookLog().filter((d) => d.id === insertedId);
+    assert.deepEqual(
+      delivered.map((d) => [d.event, d.status]),
+      [['Insert', 200]],
+      'the CRM delivered its Insert and got 200',
+    );
+  });
+
+  it('the same Insert delivered 3 times, then 20 deliveries at once → still one contact each', async () => {
+    // 3 duplicates, one after the other.
+    const p1 = person('dup3');
+    const r1 = env.crm.addPerson(p1, { webhook: false });
+    for (let i = 0; i < 3; i++) {
+      const reply = await env.sendWebhook('identity', identityQuery(r1.crmId));
+      assert.equal(reply.status, 200, `delivery ${i + 1}: ${reply.text}`);
+    }
+    // 20 at once, for another identity.
+    const p2 = person('dup20');
+    const r2 = env.crm.addPerson(p2, { webhook: false });
+    const replies = await Promise.all(Array.from({ length: 20 }, () => env.sendWebhook('identity', identityQuery(r2.crmId))));
+    assert.deepEqual(
+      replies.map((r) => r.status),
+      Array(20).fill(200),
+    );
+    await env.waitFor('both contacts in Siagh', () => byName(p1.nickName).length > 0 && byName(p2.nickName).length > 0);
+    await env.waitQuiet('Siagh writes', writes);
+    assert.equal(byName(p1.nickName).length, 1, '3 sequential deliveries → one contact');
+    assert.equal(byName(p2.nickName).length, 1, '20 concurrent deliveries → one contact');
+  });
+
+  it('identity Update → the same Siagh Code changed in place', async () => {
+    assert.ok(insertedId, 'the Insert test ran');
+    const before = env.siagh.contacts().length;
+    env.crm.updateRecord(insertedId, { email: 'negar.updated@example.ir', description: 'به‌روز شده در CRM' });
+    const c = await env.waitFor('the Siagh contact to take the new email', () => {
+      const x = env.siagh.contact(insertedCode);
+      return x?.Email === 'negar.updated@example.ir' ? x : undefined;
+    });
+    await env.waitQuiet('Siagh writes', writes);
+    assert.equal(c.Description, 'به‌روز شده در CRM');
+    assert.equal(env.siagh.contacts().length, before, 'no contact created');
+    assert.equal(env.siagh.contacts().filter((x) => x.Email === 'negar.updated@example.ir').length, 1);
+  });
+
+  it('quote Insert, then Update → exactly one pre-invoice for the synced customer', async () => {
+    const p = person('quote');
+    const cust = env.crm.addPerson(p);
+    const [c] = await env.waitFor('the customer in Siagh', () => (byName(p.nickName).length ? byName(p.nickName) : undefined));
+    await env.waitQuiet('Siagh writes', writes);
+    const before = env.siagh.preInvoices().length;
+    const quote = env.crm.addQuote({
+      identityId: cust.crmId,
+      details: [
+        { productCode: 'P-100', productName: 'شیر گاز', count: 2, baseUnitPrice: 1_250_000 },
+        { productCode: 'P-200', productName: 'رگولاتور', count: 1, baseUnitPrice: 3_400_000 },
+      ],
+    });
+    const inv = await env.waitFor('the pre-invoice in Siagh', () => env.siagh.preInvoices().slice(before).find((x) => x.customerCode === String(c.Code)));
+    assert.equal(inv.rows.length, 2, 'both quote rows');
+    const gets = countMatching(env.crm, CRM_QUOTE_GET_RE);
+    env.crm.updateRecord(quote.crmId, { description: 'تغییر پس از ارسال' });
+    await env.waitFor('the flow to fetch the updated quote', () => countMatching(env.crm, CRM_QUOTE_GET_RE) > gets);
+    await env.waitQuiet('Siagh writes', writes);
+    const mine = env.siagh.preInvoices().filter((x) => x.customerCode === String(c.Code));
+    assert.equal(mine.length, 1, 'one pre-invoice after Insert and Update');
+    assert.equal(env.siagh.preInvoices().length, before + 1);
+  });
+
+  it('a missing or wrong token → 401, a malformed request → 400; nothing is read or written', async () => {
+    const p = person('refused');
+    const rec = env.crm.addPerson(p, { webhook: false });
+    const snap = () => ({ ...writes(), crmGets: countMatching(env.crm, CRM_IDENTITY_GET_RE), crmIdentities: env.crm.identities().length });
+    const before = snap();
+    const q = identityQuery(rec.crmId);
+
+    const noToken = await env.sendWebhook('identity', q, { token: null });
+    assert.equal(noToken.status, 401, `no token: ${noToken.text}`);
+    const wrong = await env.sendWebhook('identity', q, { token: 'not-the-token' });
+    assert.equal(wrong.status, 401, `wrong token: ${wrong.text}`);
+    const wrongSameLength = await env.sendWebhook('identity', q, { token: 'x'.repeat(env.token!.length) });
+    assert.equal(wrongSameLength.status, 401, `wrong token of the right length: ${wrongSameLength.text}`);
+    const wrongPost = await env.sendWebhook('identity', q, { token: 'not-the-token', method: 'POST' });
+    assert.equal(wrongPost.status, 401, `POST with a wrong token: ${wrongPost.text}`);
+
+    const noId = await env.sendWebhook('identity', { event: 'Insert', type: 'Identity', subtype: CRM_SIM_DEFAULTS.personSubtype });
+    assert.equal(noId.status, 400, `no id: ${noId.text}`);
+    assert.equal(typeof (noId.body as { error?: unknown }).error, 'string', 'a JSON error says what is wrong');
+    const notGuid = await env.sendWebhook('identity', { ...q, id: 'not-a-guid' });
+    assert.equal(notGuid.status, 400, `non-GUID id: ${notGuid.text}`);
+    const badPost = await env.sendWebhook('identity', { ...q, id: '12345' }, { method: 'POST' });
+    assert.equal(badPost.status, 400, `POST with a non-GUID id: ${badPost.text}`);
+    const badEvent = await env.sendWebhook('identity', { ...q, event: 'Explode' });
+    assert.equal(badEvent.status, 400, `unknown event: ${badEvent.text}`);
+    const badType = await env.sendWebhook('identity', { ...q, type: 'Banana' });
+    assert.equal(badType.status, 400, `unknown type: ${badType.text}`);
+
+    await sleep(SETTLE_MS);
+    assert.deepEqual(snap(), before, 'nothing fetched from the CRM, nothing written to Siagh or the CRM');
+    assert.equal(byName(p.nickName).length, 0);
+    assert.doesNotMatch(env.log(), new RegExp(env.token!), 'the token never appears in the log');
+  });
+
+  it('a POST with a JSON body syncs like the GET', async () => {
+    const p = person('post');
+    const rec = env.crm.addPerson(p, { webhook: false });
+    const reply = await env.sendWebhook('identity', identityQuery(rec.crmId), { method: 'POST' });
+    assert.equal(reply.status, 200, reply.text);
+    await env.waitFor('the contact in Siagh', () => byName(p.nickName).length === 1);
+  });
+
+  it('Siagh session expiry (both shapes) and CRM token expiry between syncs → the syncs still complete', async () => {
+    for (const shape of ['errors200', 'http401'] as const) {
+      env.siagh.expiryShape = shape;
+      env.siagh.expireAllSessions();
+      env.crm.expireAllTokens();
+      const siaghLogins = env.siagh.loginCount;
+      const crmLogins = env.crm.loginCount;
+      const p = person(`expiry-${shape}`);
+      const rec = env.crm.addPerson(p);
+      const [c] = await env.waitFor(`the contact after expiry (${shape})`, () => (byName(p.nickName).length ? byName(p.nickName) : undefined));
+      assert.ok(env.siagh.loginCount > siaghLogins, 'logged in to Siagh again');
+      assert.ok(env.crm.loginCount > crmLogins, 'logged in to the CRM again');
+      // Expire again, then an Update must reach the same contact.
+      env.siagh.expireAllSessions();
+      env.crm.expireAllTokens();
+      env.crm.updateRecord(rec.crmId, { email: `after.${shape}@example.ir` });
+      await env.waitFor(`the update after expiry (${shape})`, () => env.siagh.contact(c.Code)?.Email === `after.${shape}@example.ir`);
+      await env.waitQuiet('Siagh writes', writes);
+      assert.equal(byName(p.nickName).length, 1);
+    }
+    env.siagh.expiryShape = 'errors200';
+    assert.doesNotMatch(env.log(), /\[error\]/, 'no node reported an error');
+  });
+
+  it('/health answers {status: "ok"} and /webhook/crm/test echoes the request with the token redacted', async () => {
+    const health = await fetch(`${env.url}/health`);
+    assert.equal(health.status, 200);
+    const h = (await health.json()) as { status?: string };
+    assert.equal(h.status, 'ok');
+    const echo = await env.sendWebhook('test', { event: 'Insert', id: '7c9e6679-7425-40de-944b-e07fc1f90ae7', type: 'Identity' });
+    assert.equal(echo.status, 200, echo.text);
+    assert.match(echo.text, /7c9e6679-7425-40de-944b-e07fc1f90ae7/);
+    assert.doesNotMatch(echo.text, new RegExp(env.token!), 'the token is redacted');
+  });
+});
