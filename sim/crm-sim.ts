@@ -44,6 +44,11 @@ export interface CrmSimOptions {
   lockoutAfterFailures?: number;
   /** How long a lock-out lasts. Default 15 min. */
   lockoutMs?: number;
+  /**
+   * Fields person/find and organization/find may filter on; a query on any other field is HTTP 400
+   * with a message, as a CRM whose find does not know the field might answer. Default: any field.
+   */
+  findFields?: string[];
   /** `merge` (default): update changes only the fields sent. `replace`: fields not sent are blanked. */
   updateMode?: 'merge' | 'replace';
   /** Base URL the webhooks are sent to (the query string is appended). */
@@ -501,6 +506,13 @@ export class CrmSim extends SimServer {
     const queries = Array.isArray(field(body, 'queries')) ? (field(body, 'queries') as Array<Record<string, unknown>>) : [];
     const pageNumber = Math.max(0, Math.floor(num(field(body, 'pageNumber'), 0)));
     const pageSize = Math.min(Math.max(1, Math.floor(num(field(body, 'pageSize'), 20))), this.opts.maxPageSize ?? 100);
+    const allowed = this.opts.findFields;
+    if (allowed) {
+      for (const q of queries) {
+        const f = String(field(q, 'field') ?? '');
+        if (!allowed.some((a) => a.toLowerCase() === f.toLowerCase())) return bad(`The field '${f}' cannot be used in a ${kind} query.`);
+      }
+    }
     const all = [...this.records.values()].filter((s) => s.kind === kind).map((s) => s.data);
     const hits = all.filter((rec) =>
       queries.every((q) => {

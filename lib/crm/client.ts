@@ -38,6 +38,8 @@ export const CRM_PATHS = {
   organizationGet: '/api/v2/crmobject/organization/get',
   organizationCreate: '/api/v2/crmobject/organization/create',
   organizationUpdate: '/api/v2/crmobject/organization/update',
+  personFind: '/api/v2/crmobject/person/find',
+  organizationFind: '/api/v2/crmobject/organization/find',
   quoteGet: '/api/v2/crmobject/quote/sales/get',
   invoiceGet: '/api/v2/crmobject/invoice/sales/get',
 } as const;
@@ -69,6 +71,43 @@ export interface IdentitySearchOptions {
   /** 1 / 'person' = persons, 2 / 'organization' = organizations; all when absent. */
   identityType?: IdentityKind | 1 | 2;
   pageSize?: number;
+}
+
+/**
+ * Comparison operators of person/find and organization/find (api-evidence.md §2.7, from the C#
+ * client; 3 is not defined there).
+ */
+export const CRM_FIND_OPERATORS = { equals: 0, greaterThan: 1, greaterOrEqual: 2, lessThan: 4, lessOrEqual: 5, notEqual: 6 } as const;
+export type CrmFindOperator = (typeof CRM_FIND_OPERATORS)[keyof typeof CRM_FIND_OPERATORS];
+
+/** One condition of a find; several are ANDed. */
+export interface CrmFindQuery {
+  field: string;
+  operator: CrmFindOperator;
+  value: string | number | boolean | null;
+}
+
+export interface IdentityFindOptions {
+  /** Conditions, ANDed. None = every record of the kind. */
+  queries?: CrmFindQuery[];
+  /** Page size asked (the server may cap it). Default: the client's searchPageSize. */
+  pageSize?: number;
+}
+
+/** A row of a find reply, reduced to what a poller needs (the full row is in `raw`). */
+export interface CrmFindRow {
+  id: string;
+  kind: IdentityKind;
+  /** As the CRM wrote it (local time without offset), when the row carries it. */
+  modifyDate?: string;
+  raw: Record<string, unknown>;
+}
+
+export interface CrmFindPage {
+  pageNumber: number;
+  /** `total` of the reply (all matches, not this page), when given. */
+  total?: number;
+  rows: CrmFindRow[];
 }
 
 export interface FindByCustomerNumberOptions {
@@ -284,7 +323,7 @@ export class CrmClient {
   // ---------------------------------------------------------------- transport
 
   /**
-   * POST with the bearer token; on 401 log in again once and repeat once. Not-found replies with
+   * POST with the bearer token; on 401 log in again and repeat (see below). Not-found replies with
    * status ≥ 500 are returned (not retried) so the caller can name them.
    */
   private async post(path: string, body: unknown, idempotent: boolean): Promise<HttpReply> {
@@ -298,18 +337,25 @@ export class CrmClient {
         finalIf: (_status, text) => looksNotFound(text),
         lenientErrorBody: true,
       });
-    const token = await this.token();
+    let token = await this.token();
     let r = await send(token);
-    if (r.status === 401) {
+    // A 401: drop the token and repeat with a new one. The new one may be another call's renewal,
+    // which can have expired again meanwhile (the request waited in the queue): then this call
+    // logs in itself. A 401 right after a login of its own (or a third 401) is final.
+    for (let round = 0; r.status === 401 && round < 2; round++) {
       this.dropToken(token);
-      r = await send(await this.token());
-      if (r.status === 401) {
-        throw new SyncError(
-          'CRM_ERROR',
-          `The CRM refused a freshly issued token for ${path} (HTTP 401 twice). The API user may lack the right for this operation, or the CRM rejects tokens it has just issued; check the user's roles in the CRM.`,
-          { status: 401, path, details: messageDetails(r) },
-        );
-      }
+      const logins = this.logins;
+      token = await this.token();
+      const fresh = this.logins > logins;
+      r = await send(token);
+      if (fresh) break;
+    }
+    if (r.status === 401) {
+      throw new SyncError(
+        'CRM_ERROR',
+        `The CRM refused a freshly issued token for ${path} (HTTP 401 twice). The API user may lack the right for this operation, or the CRM rejects tokens it has just issued; check the user's roles in the CRM.`,
+        { status: 401, path, details: messageDetails(r) },
+      );
     }
     return r;
   }
@@ -403,6 +449,49 @@ export class CrmClient {
     const all: CrmIdentitySummary[] = [];
     for await (const page of this.searchIdentities(opts)) all.push(...page);
     return all;
+  }
+
+  // ---------------------------------------------------------------- identity find
+
+  /**
+   * Pages of person/find or organization/find (`{queries, pageNumber, pageSize}` →
+   * `{total, data}`, api-evidence.md §2.7), from page 0 until an EMPTY page (B20). Not used by the
+   * old service and not verified on a real CRM: a CRM whose find is missing or refuses the query
+   * answers with an error that `isFindUnsupported` recognises, so a caller can fall back to paging
+   * identity/search.
+   */
+  async *findIdentities(kind: IdentityKind, opts: IdentityFindOptions = {}): AsyncGenerator<CrmFindPage> {
+    const path = kind === 'person' ? CRM_PATHS.personFind : CRM_PATHS.organizationFind;
+    const pageSize = positiveInt(opts.pageSize, this.pageSize, 'pageSize');
+    const queries = (opts.queries ?? []).map((q) => ({
+      logicalOperator: 0,
+      field: q.field,
+      operator: q.operator,
+      value: q.value,
+      leafLogicalOperator: 0,
+      leafNegate: false,
+      leafs: [],
+    }));
+    let previous = '';
+    for (let pageNumber = 0; ; pageNumber++) {
+      if (pageNumber >= this.maxSearchPages) {
+        throw new SyncError('CRM_ERROR', `The CRM ${kind}/find did not end after ${this.maxSearchPages} pages (it never returned an empty page). The listing was stopped; report this to the maintainers.`, { path });
+      }
+      const r = await this.post(path, { queries, pageNumber, pageSize }, true);
+      const data = this.expectOk(r, path, `the ${kind} find`);
+      const page = parseFindPage(data, kind, path, r.status, pageNumber);
+      if (page.rows.length === 0) return;
+      const signature = `${page.rows.length}:${page.rows[0].id}:${page.rows[page.rows.length - 1].id}`;
+      if (signature === previous) {
+        throw new SyncError(
+          'CRM_ERROR',
+          `The CRM ${kind}/find returned the same page again for page ${pageNumber}: the server seems to ignore pageNumber. The listing was stopped to avoid an endless loop.`,
+          { path },
+        );
+      }
+      previous = signature;
+      yield page;
+    }
   }
 
   /**
@@ -645,6 +734,45 @@ function typeNumber(t: IdentitySearchOptions['identityType']): number | undefine
 
 function customerKey(v: string | null | undefined): string {
   return v ? toAsciiDigits(String(v)).replace(/\s+/g, '').toLowerCase() : '';
+}
+
+const FIND_PATHS: readonly string[] = [CRM_PATHS.personFind, CRM_PATHS.organizationFind];
+
+/**
+ * True when a find failed because this CRM does not offer it in the expected form: no such
+ * endpoint (404/405), the query refused (400, e.g. an unknown field), not implemented (501), or a
+ * 2xx reply that is not `{total, data:[rows with ids]}`. Network trouble, 5xx, 401/403 are not.
+ */
+export function isFindUnsupported(e: unknown): boolean {
+  if (!isSyncError(e) || e.code !== 'CRM_ERROR' || !e.path || !FIND_PATHS.includes(e.path)) return false;
+  const s = e.status;
+  return s !== undefined && ((s >= 200 && s < 300) || s === 400 || s === 404 || s === 405 || s === 501);
+}
+
+function parseFindPage(data: unknown, kind: IdentityKind, path: string, status: number, pageNumber: number): CrmFindPage {
+  const unsupported = (what: string) =>
+    new SyncError(
+      'CRM_ERROR',
+      `The CRM answered ${kind}/find (page ${pageNumber}) with ${what} instead of {total, data: [records]}: this CRM's find works differently. Use the scan mode of the poll node.`,
+      { status, path },
+    );
+  if (!data || typeof data !== 'object' || Array.isArray(data)) {
+    throw unsupported(data === undefined || data === null || data === '' ? 'an empty body' : Array.isArray(data) ? 'a bare list' : 'a non-object');
+  }
+  const o = data as Record<string, unknown>;
+  const list = o.data ?? o.Data;
+  if (!Array.isArray(list)) throw unsupported('an object without a data list');
+  const totalRaw = o.total ?? o.Total;
+  const total = typeof totalRaw === 'number' && Number.isFinite(totalRaw) ? totalRaw : undefined;
+  const rows: CrmFindRow[] = list.map((item, i) => {
+    if (!item || typeof item !== 'object' || Array.isArray(item)) throw unsupported(`row ${i} not an object`);
+    const raw = item as Record<string, unknown>;
+    const idRaw = raw.crmId ?? raw.CrmId ?? raw.id ?? raw.Id ?? raw.identityId;
+    if (typeof idRaw !== 'string' || !idRaw.trim()) throw unsupported(`row ${i} without an id (crmId)`);
+    const md = raw.modifyDate ?? raw.ModifyDate;
+    return { id: idRaw.trim().toLowerCase(), kind, modifyDate: typeof md === 'string' && md.trim() ? md.trim() : undefined, raw };
+  });
+  return { pageNumber, total, rows };
 }
 
 function isEmptyBody(data: unknown): boolean {
