@@ -16,6 +16,8 @@ import { SyncError } from '../errors';
 
 export const LOG_FILE = 'sync-log.jsonl';
 export const FAILED_FILE = 'failed.json';
+/** Reason code of a create whose outcome is unknown (never replayed by a blanket replay). */
+const AMBIGUOUS_CREATE = 'AMBIGUOUS_CREATE';
 
 export type OpLogOptions = Pick<LogWriterOptions, 'maxBytes' | 'keepFiles' | 'keepDays' | 'flushMs' | 'flushLines' | 'maxQueue'>;
 
@@ -162,12 +164,18 @@ export class OpLog {
   /**
    * The failed entries to replay for a filter (it must name a criterion, or all: true), marked
    * as replayed. BAD_INPUT for an empty or malformed filter.
+   *
+   * An AMBIGUOUS_CREATE entry (a create whose outcome is unknown: Siagh or the CRM may hold the
+   * record already, and a pre-invoice cannot be looked up) is replayed only when the filter names
+   * it — by its crmId, or by code AMBIGUOUS_CREATE — after the operator checked the other side.
+   * A blanket replay ({all: true}, an entity, an age) leaves it in the list.
    */
   takeForReplay(filter: FailedFilter, now = Date.now()): FailedEntry[] {
     if (!checkFilter(filter)) {
       throw new SyncError('BAD_INPUT', 'Say what to replay: {crmId}, {entity}, {code}, {olderThan} (e.g. "1h"), a combination, or {all: true}.');
     }
-    const picked = this.failed.match(filter, now);
+    const named = filter.crmId !== undefined || (typeof filter.code === 'string' && filter.code.trim().toUpperCase() === AMBIGUOUS_CREATE);
+    const picked = this.failed.match(filter, now).filter((e) => named || e.reason.code.toUpperCase() !== AMBIGUOUS_CREATE);
     this.failed.markReplayed(
       picked.map((e) => e.key),
       now,

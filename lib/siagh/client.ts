@@ -5,8 +5,8 @@
  * Session: one per client, shared by every caller; at most one login in flight. The session id
  * is sent raw in `Authorization` (no Bearer) and never leaves this class (not in messages, not in
  * getters, not visible to util.inspect). An expired session (HTTP 401/403, or an Errors[] entry
- * about the session, Q5) is renewed once and the call repeated once; a second expiry is
- * SIAGH_SESSION_EXPIRED.
+ * about the session, Q5) is renewed and the call repeated; a refusal right after a login of the
+ * call's own is SIAGH_SESSION_EXPIRED (see `authed`).
  *
  * Writes and ambiguity: a timeout, dropped connection, 5xx or broken reply after a save leaves its
  * outcome unknown.
@@ -225,16 +225,20 @@ export class SiaghClient {
   }
 
   /**
-   * Send with the session header; on an expired session renew it once and send once more (the
-   * server refused the first request, so repeating it is safe even for a write).
+   * Send with the session header; on an expired session renew it and send once more (the server
+   * refused the request, so repeating it is safe even for a write). A request that waited in the
+   * queue with a session another call has renewed since gets that newer session; if that one was
+   * refused too (expired again meanwhile), it logs in itself. A refusal right after a login of its
+   * own — or a third refusal — is SIAGH_SESSION_EXPIRED.
    */
   private async authed(req: Omit<HttpRequest, 'headers'>): Promise<HttpReply> {
     let session = await this.session();
+    let fresh = false;
     for (let attempt = 0; ; attempt++) {
       // lenientErrorBody: a 401/403 with an HTML page is still an expired session.
       const reply = await this.core.send({ ...req, headers: { Authorization: session.id }, lenientErrorBody: true });
       if (!isSessionExpiredReply(reply.status, reply.data)) return reply;
-      if (attempt >= 1) {
+      if (fresh || attempt >= 2) {
         const d = reply.data as { Errors?: Array<{ Description?: unknown }> } | undefined;
         const details = Array.isArray(d?.Errors) ? d.Errors.map((e) => String(e?.Description ?? '')).filter(Boolean) : [];
         throw new SyncError(
@@ -243,7 +247,9 @@ export class SiaghClient {
           { status: reply.status, path: req.path, details },
         );
       }
+      const logins = this.logins;
       session = await this.renew(session);
+      fresh = this.logins > logins;
     }
   }
 
