@@ -10,6 +10,7 @@ import type { ImportReport } from '../lib/sync/importer';
 import { CrmSim } from '../sim/crm-sim';
 import { seedSiaghContacts } from '../sim/seed';
 import { SiaghSim } from '../sim/siagh-sim';
+import { nodeRedModule } from './helpers/node-env';
 
 const helper = require('node-red-node-test-helper');
 const importNode = require('../nodes/siagh-import/siagh-import');
@@ -17,7 +18,7 @@ const siaghConfigNode = require('../nodes/siagh-config/siagh-config');
 const crmConfigNode = require('../nodes/crm-config/crm-config');
 const syncMappingNode = require('../nodes/sync-mapping/sync-mapping');
 
-helper.init(require.resolve('node-red'));
+helper.init(nodeRedModule());
 
 const ADMIN = 'مدیر سیستم';
 const CRM_PASSWORD = 'crm-S3cret-pw';

@@ -1,6 +1,7 @@
 /**
- * What the node tests share: node-red-node-test-helper on the real Node-RED 4.1 runtime, the
- * compiled node modules of this package, both simulators on loopback, and a temp user dir.
+ * What the node tests share: node-red-node-test-helper on the real Node-RED runtime (the 4.1 dev
+ * dependency, or the one whose red.js NR_RED_JS names: `npm run test:nr5`), the compiled node
+ * modules of this package, both simulators on loopback, and a temp user dir.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -10,7 +11,20 @@ const helper = require('node-red-node-test-helper');
 import { CrmSim } from '../../sim/crm-sim';
 import { SiaghSim } from '../../sim/siagh-sim';
 
-helper.init(require.resolve('node-red'));
+/** The node-red module the tests run on: NR_RED_JS's package (e.g. Node-RED 5), else the dev dependency. */
+export function nodeRedModule(): string {
+  const redJs = process.env.NR_RED_JS;
+  return redJs ? require.resolve(path.dirname(redJs)) : require.resolve('node-red');
+}
+
+helper.init(nodeRedModule());
+
+/** A core node module (e.g. `common/20-inject.js`) of the Node-RED under test. */
+export function coreNode(file: string): unknown {
+  const nodesPkg = require.resolve('@node-red/nodes/package.json', { paths: [path.dirname(nodeRedModule())] });
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require(path.join(path.dirname(nodesPkg), 'core', file));
+}
 
 export { helper };
 

@@ -43,8 +43,9 @@ export function writeSettings(userDir: string, extra: Record<string, unknown> = 
 
 export async function startNodeRed(opts: { userDir: string; settingsFile: string; env?: Record<string, string>; port?: number; redJs?: string; nodeBin?: string; readyTimeoutMs?: number }): Promise<NodeRedProcess> {
   const port = opts.port ?? (await freePort());
-  const redJs = opts.redJs ?? require.resolve('node-red/red.js');
-  const child = spawn(opts.nodeBin ?? process.execPath, [redJs, '-u', opts.userDir, '-s', opts.settingsFile, '-p', String(port)], {
+  // NR_RED_JS / NR_NODE_BIN (scripts/nr5-setup.sh) run the same tests on another Node-RED and Node.
+  const redJs = opts.redJs ?? (process.env.NR_RED_JS || require.resolve('node-red/red.js'));
+  const child = spawn(opts.nodeBin ?? (process.env.NR_NODE_BIN || process.execPath), [redJs, '-u', opts.userDir, '-s', opts.settingsFile, '-p', String(port)], {
     env: { ...process.env, ...opts.env, NODE_ENV: 'production' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
