@@ -12,7 +12,7 @@ import { inspect } from 'node:util';
 import { kindFromSubtype } from '../nodes/shared/msg-input';
 import type { CrmSim } from '../sim/crm-sim';
 import type { SiaghSim } from '../sim/siagh-sim';
-import { CRM_USER, SIAGH_USER, collect, configNodes, helper, n, nodeModule, startSims, tab, tmpDir, waitFor } from './helpers/node-env';
+import { CRM_USER, SIAGH_USER, collect, configNodes, coreNode, helper, n, nodeModule, startSims, tab, tmpDir, waitFor } from './helpers/node-env';
 
 const NODES = () => ['crm-config', 'siagh-config', 'crm-poll', 'crm-fetch', 'siagh-upsert', 'sync-mapping'].map(nodeModule);
 const PERSON_FIND = 'POST /api/v2/crmobject/person/find';
@@ -282,7 +282,7 @@ describe('crm-poll (Node-RED runtime)', function () {
     assert.ok(!inspect(done, { depth: 10 }).includes(SIAGH_USER.Password));
   });
 
-  it('the shipped polling flow: inject every ${POLL_INTERVAL_SECONDS} → crm-poll → crm-fetch → lookup → upsert → store → sync-log → debug, failures and replay through sync-log, no function node', () => {
+  it('the shipped polling flow: inject every ${POLL_SECONDS} (POLL_INTERVAL_SECONDS or 300) → crm-poll → crm-fetch → lookup → upsert → store → sync-log → debug, failures and replay through sync-log, no function node', () => {
     const root = packageRoot();
     const text = fs.readFileSync(path.join(root, 'flows', 'polling-sync.json'), 'utf8');
     assert.equal(fs.readFileSync(path.join(root, 'examples', 'pipelines', 'polling-sync.json'), 'utf8'), text, 'the example copy is identical');
@@ -290,8 +290,8 @@ describe('crm-poll (Node-RED runtime)', function () {
     const byId = new Map(flow.map((x) => [x.id, x]));
     const next = (x: Record<string, any>) => (x.wires as string[][]).flat().map((id) => byId.get(id)!);
     assert.ok(!flow.some((x) => x.type === 'function'), 'no function node');
-    const tick = flow.find((x) => x.type === 'inject' && x.repeat === '${POLL_INTERVAL_SECONDS}')!;
-    assert.ok(tick, 'an inject repeating every ${POLL_INTERVAL_SECONDS}');
+    const tick = flow.find((x) => x.type === 'inject' && x.repeat === '${POLL_SECONDS}')!;
+    assert.ok(tick, 'an inject repeating every ${POLL_SECONDS}');
     assert.equal(tick.once, true);
     assert.equal(Number(tick.onceDelay), 5);
     const [poll] = next(tick);
@@ -327,4 +327,26 @@ describe('crm-poll (Node-RED runtime)', function () {
     assert.equal(byId.get('cfg-siagh')!.baseUrl, '${FINANCE_API_BASE_URL}');
     assert.deepEqual(byId.get('cfg-siagh')!.credentials, { username: '${FINANCE_USERNAME}', password: '${FINANCE_PASSWORD}' });
   });
+
+  for (const [value, seconds] of [[undefined, 300], ['', 300], ['7', 7]] as const) {
+    it(`the shipped polling tab with POLL_INTERVAL_SECONDS ${value === undefined ? 'unset' : JSON.stringify(value)} → its inject repeats every ${seconds} s`, async () => {
+      const flow = JSON.parse(fs.readFileSync(path.join(packageRoot(), 'flows', 'polling-sync.json'), 'utf8')) as Array<Record<string, any>>;
+      const tabNode = flow.find((x) => x.type === 'tab')!;
+      const tick = flow.find((x) => x.type === 'inject' && x.repeat === '${POLL_SECONDS}')!;
+      const saved = process.env.POLL_INTERVAL_SECONDS;
+      if (value === undefined) delete process.env.POLL_INTERVAL_SECONDS;
+      else process.env.POLL_INTERVAL_SECONDS = value;
+      try {
+        // The real tab (with its env) and the real inject, not fired at once and wired nowhere.
+        await helper.load([coreNode('common/20-inject.js')], [tabNode, { ...tick, once: false, wires: [[]] }]);
+        const inject = helper.getNode(tick.id) as { repeat?: number; interval_id?: unknown };
+        await waitFor(() => inject.interval_id != null, 3000, 'the inject to start repeating');
+        assert.equal(inject.repeat, seconds * 1000);
+      } finally {
+        if (saved === undefined) delete process.env.POLL_INTERVAL_SECONDS;
+        else process.env.POLL_INTERVAL_SECONDS = saved;
+        await helper.unload();
+      }
+    });
+  }
 });
