@@ -3,7 +3,8 @@
  * empty CRM, both simulators answering after a set latency L, C records at once. The limit is
  * N × L / C: every contact needs one CRM create, and C of them can be in flight together. Reading
  * both sides at the start (login, one GetAll, the CRM search) and the durable mapping stores are
- * part of the elapsed time.
+ * part of the elapsed time. A worker does not wait for its last mapping to reach the disk before its
+ * next create (the saves share file writes), but a record counts only once its mapping is durable.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -37,9 +38,11 @@ export interface ImportBenchResult {
   ratio: number;
   counts: { created: number; linked: number; skipped: number; failed: number };
   otherRequests: number;
+  /** CRM and Siagh requests of the run divided by the contacts imported. */
+  callsPerRecord: number;
   storeWrites: number;
   perSec: number;
-  /** Where a record's time goes, per record (ms): the CRM create call and the durable mapping store. */
+  /** Per record (ms): the CRM create call, and the time its mapping took to become durable (not awaited by the worker). */
   perRecord: { createMs: number; storeMs: number };
   met: boolean;
   failures: string[];
@@ -79,7 +82,8 @@ export async function runImportBench(opts: ImportBenchOptions = {}): Promise<Imp
   const store = await MappingStore.open(path.join(tmp, 'mappings.json'));
   try {
     await sims.setLatency(latencyMs);
-    // Time the two awaited steps of each record from outside (the importer is not changed).
+    // Time the two steps of each record from outside: the create (awaited by the worker) and the
+    // durable store (its promise; the worker goes on meanwhile).
     const createMs: number[] = [];
     const storeMs: number[] = [];
     timeCalls(crm, 'createIdentity', createMs);
@@ -117,6 +121,7 @@ export async function runImportBench(opts: ImportBenchOptions = {}): Promise<Imp
       ratio,
       counts: { created: report.counts.created, linked: report.counts.linked, skipped: report.counts.skipped, failed: report.counts.failed },
       otherRequests: all - creates,
+      callsPerRecord: round(all / Math.max(1, report.counts.created + report.counts.linked), 3),
       storeWrites: store.writeCount - w0,
       perSec: Math.round((report.counts.created / elapsedMs) * 1000),
       perRecord: { createMs: round(mean(createMs), 1), storeMs: round(mean(storeMs), 1) },
@@ -125,11 +130,11 @@ export async function runImportBench(opts: ImportBenchOptions = {}): Promise<Imp
     };
     log(
       `  ${fmtInt(res.counts.created)} created, ${res.counts.linked} linked, ${res.counts.skipped} skipped, ${res.counts.failed} failed in ${fmtMs(elapsedMs)} (${res.perSec} contacts/s); ` +
-        `${fmtInt(creates)} CRM creates + ${res.otherRequests} other requests; ${res.storeWrites} mapping-file writes`,
+        `${fmtInt(creates)} CRM creates + ${res.otherRequests} other requests (${res.callsPerRecord} calls per record); ${res.storeWrites} mapping-file writes`,
     );
     log(
-      `  per record (awaited in turn by each of the ${concurrency} workers): CRM create ${res.perRecord.createMs} ms (L = ${latencyMs} ms), durable mapping store ${res.perRecord.storeMs} ms` +
-        ` → (${res.perRecord.createMs} + ${res.perRecord.storeMs}) × ${fmtInt(creates)} / ${concurrency} ≈ ${fmtMs(((res.perRecord.createMs + res.perRecord.storeMs) * creates) / concurrency)}`,
+      `  per record: CRM create ${res.perRecord.createMs} ms (L = ${latencyMs} ms; awaited by each of the ${concurrency} workers → ${res.perRecord.createMs} × ${fmtInt(creates)} / ${concurrency} ≈ ${fmtMs((res.perRecord.createMs * creates) / concurrency)}); ` +
+        `mapping durable after ${res.perRecord.storeMs} ms (not awaited; saves share file writes)`,
     );
     log(`  limit ${fmtInt(creates)} × ${latencyMs} ms / ${concurrency} = ${fmtMs(idealMs)} → ratio ${ratio}×`);
     for (const f of failures) log(`  failed: ${f}`);
@@ -152,6 +157,9 @@ export function importFigure(res: ImportBenchResult): Figure {
     ratio: `${res.ratio}×`,
     target: '≤ 1.2×',
     met: res.met,
-    notes: [`${fmtInt(res.counts.created)} created, ${res.counts.skipped} skipped (admin), ${res.counts.failed} failed; ${fmtInt(res.creates)} CRM creates + ${res.otherRequests} other requests`, `per record: CRM create ${res.perRecord.createMs} ms + durable mapping store ${res.perRecord.storeMs} ms (awaited in turn); ${res.storeWrites} mapping-file writes`],
+    notes: [
+      `${fmtInt(res.counts.created)} created, ${res.counts.skipped} skipped (admin), ${res.counts.failed} failed; ${fmtInt(res.creates)} CRM creates + ${res.otherRequests} other requests (${res.callsPerRecord} calls per record)`,
+      `per record: CRM create ${res.perRecord.createMs} ms (awaited); mapping durable after ${res.perRecord.storeMs} ms (not awaited, shared writes); ${res.storeWrites} mapping-file writes`,
+    ],
   };
 }

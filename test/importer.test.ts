@@ -289,11 +289,17 @@ describe('importer (Siagh → CRM initial import)', function () {
 
   it('resumes after a crash between create and mapping: the identity is linked, not created again', async () => {
     await setup(20, crmUsers);
-    // A first run stopped half way (signal), as a crash would stop it.
+    // Creates slower than a file write, so the run is still going when the 8th record is durable.
+    crmSim.faults.latencyMs = 15;
+    // A first run stopped half way (signal), as a crash would stop it. The worker does not wait for
+    // each mapping to reach the disk, so a create or two may be under way when the signal comes:
+    // those finish (and are saved) before the run stops.
     const ac = new AbortController();
     const r1 = await run({ concurrency: 1, signal: ac.signal, onProgress: (p) => p.created >= 8 && ac.abort() });
+    crmSim.faults.latencyMs = 0;
     assert.equal(r1.aborted, true);
-    assert.equal(r1.counts.created, 8);
+    assert.ok(r1.counts.created >= 8 && r1.counts.created < 19, `${r1.counts.created} created`);
+    assert.equal(crmSim.identities().length, r1.counts.created, 'every identity created is reported created (its mapping saved)');
     assert.ok(r1.records.some((x) => x.outcome === 'failed' && /not attempted/.test(x.reason ?? '')));
     assert.equal(store.getMeta<{ status: string }>(IMPORT_PROGRESS_KEY)?.status, 'stopped');
     // …and a crash right after a create, before its mapping reached the disk: one mapping lost.
@@ -304,17 +310,53 @@ describe('importer (Siagh → CRM initial import)', function () {
     assert.equal(r2.counts.failed, 0);
     assert.equal(r2.counts.linked, 1);
     assert.equal(r2.records.find((x) => x.code === lost.code)?.crmId, lost.crmId);
-    assert.equal(r2.counts.created, 19 - 8);
+    assert.equal(r2.counts.created, 19 - r1.counts.created);
     assert.equal(crmSim.identities().length, 19);
     assert.equal(store.stats().byType.contact, 19);
     assertNoDuplicateCustomerNumbers();
   });
 
+  it('one CRM call per created record; mappings share file writes, yet every record is durable before it is reported', async () => {
+    await setup(200, crmUsers);
+    crmSim.faults.latencyMs = 2;
+    const file = path.join(tmp, 'mappings.json');
+    const writes0 = store.writeCount;
+    const requests0 = [...crmSim.counts.values()].reduce((a, b) => a + b, 0);
+    const behind: string[] = [];
+    let checks = 0;
+    const r = await run({
+      concurrency: 4,
+      onProgress: (p) => {
+        // Whatever the report counts as created is already in the file on disk (read independently).
+        if (p.done % 10 !== 0 && p.done !== p.total) return;
+        checks++;
+        const onDisk = Object.keys(JSON.parse(fs.readFileSync(file, 'utf8')).mappings.contact).length;
+        if (onDisk < p.created + p.linked) behind.push(`${p.created + p.linked} reported, ${onDisk} on disk`);
+      },
+    });
+    assert.equal(r.counts.created, 199);
+    assert.equal(r.counts.failed, 0);
+    assert.ok(checks >= 10, `${checks} checks`);
+    assert.deepEqual(behind, []);
+    const requests = [...crmSim.counts.values()].reduce((a, b) => a + b, 0) - requests0;
+    const creates = [...crmSim.counts].filter(([k]) => CREATE.test(k)).reduce((a, [, v]) => a + v, 0);
+    assert.equal(creates, 199);
+    assert.ok(requests - creates <= 5, `${requests - creates} CRM requests besides the creates (login and the search only)`);
+    const writes = store.writeCount - writes0;
+    assert.ok(writes < 199 / 4, `${writes} file writes for 199 mappings`);
+    assert.equal(Object.keys(JSON.parse(fs.readFileSync(file, 'utf8')).mappings.contact).length, 199);
+    assertNoDuplicateCustomerNumbers();
+  });
+
   it('stops when the mapping file can no longer be written, and a re-run links what was created meanwhile', async () => {
     await setup(30, crmUsers);
+    // Creates slower than a file write, so the workers (which do not wait for each mapping to reach
+    // the disk) are still part way through when the store goes away.
+    crmSim.faults.latencyMs = 15;
     let closing: Promise<void> | undefined;
     const r1 = await run({ concurrency: 2, onProgress: (p) => void (p.created >= 5 && !closing && (closing = store.close())) });
     await closing;
+    crmSim.faults.latencyMs = 0;
     assert.equal(r1.stoppedBy?.code, 'STORE_IO');
     assert.ok(r1.counts.failed > 0);
     assert.ok(r1.records.some((x) => /not attempted: the import stopped after STORE_IO/.test(x.reason ?? '')));

@@ -13,6 +13,9 @@
  *   so N concurrent stores cost about two writes, not N. A promise resolves only after the commit
  *   holding its change is on disk. If a write fails, the promises of that commit reject with
  *   STORE_IO (retryable); the changes stay in memory and are written by the next commit.
+ *   A writer with many changes in flight (the initial import) may pass `commitWithinMs`: its change
+ *   then waits up to that long for a commit (any earlier one takes it along), so one file write
+ *   carries hundreds of changes instead of re-serialising the whole file for every few.
  * - One instance per real path per process (module registry, reference-counted). A second process
  *   on the same file is refused (STORE_LOCKED) by `<file>.lock` (see file-lock.ts for when a lock
  *   left behind is taken over).
@@ -194,6 +197,19 @@ interface ClaimState {
 interface CommitWaiter {
   resolve(): void;
   reject(err: Error): void;
+  /** Date.now() by which the commit holding this change should start. */
+  due: number;
+}
+
+/** Options of one write: how soon its commit must start. */
+export interface CommitOptions {
+  /**
+   * The change may wait this long (ms) for the commit that writes it, so that a caller with many
+   * writes in flight (the initial import) shares one file write among more of them. Default 0: the
+   * next loop turn (or the store's `commitDelayMs`). The promise still resolves only once the change
+   * is on disk, and an earlier commit (any other write, flush, close) takes it along at once.
+   */
+  commitWithinMs?: number;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -219,10 +235,15 @@ export class MappingStore {
   private readonly claims = new Map<string, ClaimState>();
 
   private waiters: CommitWaiter[] = [];
+  /** Earliest `due` among `waiters`. */
+  private dueAt = Infinity;
   private dirty = false;
   private committing: Promise<void> | undefined;
   private scheduled = false;
+  /** When the scheduled commit starts (Date.now() time). */
+  private scheduledAt = Infinity;
   private commitTimer: NodeJS.Timeout | undefined;
+  private commitImmediate: NodeJS.Immediate | undefined;
   private lastWriteAt: string | undefined;
   private lastBackupMs = 0;
   private backupAt: string | undefined;
@@ -594,7 +615,7 @@ export class MappingStore {
    * claim is released after the write (a wrong or expired token is ignored; the record is still
    * stored, because it records something that already happened in Siagh).
    */
-  async store(input: MappingInput, opts: { claimToken?: string } = {}): Promise<MappingRecord> {
+  async store(input: MappingInput, opts: { claimToken?: string } & CommitOptions = {}): Promise<MappingRecord> {
     this.assertOpen();
     const rec = this.buildRecord(input);
     const t = rec.entityType;
@@ -615,7 +636,7 @@ export class MappingStore {
     }
     m[rec.crmId] = rec;
     this.addIndexes(rec);
-    await this.commit();
+    await this.commit(opts.commitWithinMs);
     if (opts.claimToken) this.release(t, rec.crmId, opts.claimToken);
     return rec;
   }
@@ -635,7 +656,7 @@ export class MappingStore {
   }
 
   /** Save a small JSON value (cursor, job progress); undefined removes the key. Durable when it resolves. */
-  async setMeta(key: string, value: unknown): Promise<void> {
+  async setMeta(key: string, value: unknown, opts: CommitOptions = {}): Promise<void> {
     this.assertOpen();
     const k = String(key);
     if (!k) throw badInput('A meta key must not be empty.');
@@ -653,7 +674,7 @@ export class MappingStore {
       if (json === undefined) throw badInput(`Meta value ${k} cannot be saved as JSON.`);
       meta[k] = JSON.parse(json) as unknown;
     }
-    await this.commit();
+    await this.commit(opts.commitWithinMs);
   }
 
   /** Resolves when every change made so far is on disk. */
@@ -671,32 +692,58 @@ export class MappingStore {
   // ------------------------------------------------------------------------------------------
   // group commit
 
-  /** Join the next commit; resolves when it is durable. */
-  private commit(): Promise<void> {
+  /** Join a commit that starts within `withinMs` (default: the next one); resolves when it is durable. */
+  private commit(withinMs?: number): Promise<void> {
     this.dirty = true;
-    const p = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    const wait = typeof withinMs === 'number' && Number.isFinite(withinMs) && withinMs > 0 ? withinMs : 0;
+    const due = Date.now() + wait;
+    const p = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject, due }));
+    if (due < this.dueAt) this.dueAt = due;
     this.schedule();
     return p;
   }
 
+  private cancelScheduled(): void {
+    if (this.commitTimer) clearTimeout(this.commitTimer);
+    if (this.commitImmediate) clearImmediate(this.commitImmediate);
+    this.commitTimer = undefined;
+    this.commitImmediate = undefined;
+    this.scheduled = false;
+    this.scheduledAt = Infinity;
+  }
+
   private schedule(): void {
-    if (this.committing || this.scheduled) return;
+    // While a commit runs, its loop looks at the waiters again when its write ends.
+    if (this.committing || !this.waiters.length) return;
+    const now = Date.now();
+    const wait = Math.max(this.opts.commitDelayMs, this.dueAt - now);
+    if (this.scheduled && this.scheduledAt <= now + wait) return; // already soon enough
+    this.cancelScheduled();
     this.scheduled = true;
+    this.scheduledAt = now + wait;
     const run = (): void => {
-      this.scheduled = false;
       this.commitTimer = undefined;
+      this.commitImmediate = undefined;
+      this.scheduled = false;
+      this.scheduledAt = Infinity;
       if (!this.committing && this.waiters.length) this.committing = this.commitLoop();
     };
     // setImmediate: every change made in this turn of the event loop (and its I/O callbacks) joins.
-    if (this.opts.commitDelayMs > 0) this.commitTimer = setTimeout(run, this.opts.commitDelayMs);
-    else setImmediate(run);
+    if (wait > 0) this.commitTimer = setTimeout(run, wait);
+    else this.commitImmediate = setImmediate(run);
   }
 
   private async commitLoop(): Promise<void> {
     try {
-      while (this.waiters.length) {
+      // The first batch is written whatever its due times (its timer fired, or close/flush asked);
+      // after that, changes that came in during a write follow at once only when one is due, else
+      // they wait for their own timer (so deferred writes share fewer, larger commits).
+      let first = true;
+      while (this.waiters.length && (first || this.dueAt <= Date.now())) {
+        first = false;
         const batch = this.waiters;
         this.waiters = [];
+        this.dueAt = Infinity;
         this.dirty = false;
         let failure: SyncError | undefined;
         try {
@@ -854,11 +901,9 @@ export class MappingStore {
       }
     }
     this.claims.clear();
-    if (this.commitTimer) {
+    if (this.scheduled) {
       // Start the delayed commit now instead of waiting for its timer.
-      clearTimeout(this.commitTimer);
-      this.commitTimer = undefined;
-      this.scheduled = false;
+      this.cancelScheduled();
       if (!this.committing && this.waiters.length) this.committing = this.commitLoop();
     }
     try {

@@ -10,8 +10,12 @@
  *   echoes of the import compare as `unchanged` and rewrite nothing in Siagh.
  *
  * The CRM is read once, whole (identity/search paged to an empty page), into an index by customer
- * number: never one search per contact. Work runs in a small pool of workers; a failure of one
- * record never stops the others. Resumable: a re-run skips what is mapped, links what was created
+ * number: never one search per contact, so a record costs one CRM call (its create) or none (a
+ * link). Work runs in a small pool of workers, each with at most one CRM call in flight; a worker
+ * does not wait for the mapping of its last record to reach the disk (the store is updated in memory
+ * at once, and the saves of ~`saveWithinMs` share one file write), but a record is reported done
+ * only once its mapping is durable, and the run ends only when every save has settled. A failure of
+ * one record never stops the others. Resumable: a re-run skips what is mapped, links what was created
  * but not mapped (a crash between create and store), and creates the rest; the CRM client itself
  * searches by customer number after an ambiguous create instead of repeating it. Dry run: the plan
  * only, nothing written (neither the CRM nor the mapping store).
@@ -27,7 +31,7 @@ import * as path from 'node:path';
 import type { CrmClient } from '../crm/client';
 import { SyncError, toSyncError, type SyncErrorCode } from '../errors';
 import type { SiaghClient } from '../siagh/client';
-import type { MappingStore } from '../store/mapping-store';
+import type { MappingInput, MappingStore } from '../store/mapping-store';
 import { writeFileAtomic } from '../store/atomic-file';
 import { toAsciiDigits } from '../text/normalize';
 import type { CrmIdentity, CrmIdentitySummary, IdentityKind, SiaghContact } from '../types';
@@ -122,9 +126,26 @@ export interface ImportOptions {
   /** Persist `import.progress` every this many records (default 100) or this often (default 5 000 ms). */
   progressEvery?: number;
   progressEveryMs?: number;
+  /**
+   * A worker moves on to its next record while the mapping of the last one is on its way to disk;
+   * the mapping may wait this long (ms) for a file write shared with others (default 250; 0 = the
+   * next write). A record is reported (outcome, progress) only once its mapping is durable.
+   */
+  saveWithinMs?: number;
 }
 
 export const IMPORT_PROGRESS_KEY = 'import.progress';
+
+/**
+ * Default of `saveWithinMs`: how long a mapping saved by the import may wait for the file write that
+ * makes it durable (ms). The store writes the whole file on each commit; letting the saves of this
+ * long share one write keeps the workers on the CRM instead of on the disk.
+ */
+export const IMPORT_SAVE_WITHIN_MS = 250;
+/** Saves per worker after which the import asks for the file write at once instead of at its timer. */
+export const IMPORT_FLUSH_PENDING_SAVES = 8;
+/** Saves one worker may have on their way to disk; at this many it waits for the oldest. */
+export const IMPORT_MAX_PENDING_SAVES = 32;
 
 /** Errors after which every later record would fail the same way: the run stops. */
 const FATAL: ReadonlySet<SyncErrorCode> = new Set<SyncErrorCode>(['CRM_BAD_CREDENTIALS', 'CRM_LOCKED_OUT', 'CRM_MODULE_MISSING', 'STORE_LOCKED', 'STORE_IO', 'CONFIG']);
@@ -133,6 +154,11 @@ interface WorkItem {
   index: number;
   contact: SiaghContact;
   customerNumber: string;
+}
+
+/** A record whose mapping is on its way to disk: final once `saving` settles (it never rejects). */
+interface Saving {
+  saving: Promise<ImportRecord>;
 }
 
 /** How customer numbers are compared: ASCII digits, no blanks, lower case (as the CRM client does). */
@@ -182,6 +208,7 @@ export async function runImport(deps: ImportDeps, opts: ImportOptions = {}): Pro
   const clean = redactor(opts.secrets);
   const { concurrency, scheme, mapOpts, contactMap } = checkOptions(opts);
   const { siagh, crm, store } = deps;
+  const saveWithinMs = Math.max(0, opts.saveWithinMs ?? IMPORT_SAVE_WITHIN_MS);
   const warnings: string[] = [];
   const warn = (w: string) => {
     if (warnings.length < 200) warnings.push(clean(w));
@@ -222,21 +249,24 @@ export async function runImport(deps: ImportDeps, opts: ImportOptions = {}): Pro
   let lastSaved = Date.now();
   let lastSavedDone = 0;
   let saving: Promise<void> = Promise.resolve();
-  const saveProgress = (status: 'running' | 'finished' | 'stopped', extra: Record<string, unknown> = {}): Promise<void> => {
+  const saveProgress = (status: 'running' | 'finished' | 'stopped', extra: Record<string, unknown> = {}, commitWithinMs = 0): Promise<void> => {
     if (dryRun) return Promise.resolve();
     const value = { status, startedAt, updatedAt: new Date().toISOString(), ...progress(), ...extra };
     lastSaved = Date.now();
     lastSavedDone = done;
-    saving = saving.then(() =>
-      store.setMeta(IMPORT_PROGRESS_KEY, value).catch((e) => {
-        warn(`The import progress could not be saved in the mapping file (${toSyncError(e).message}).`);
-      }),
-    );
+    // Not queued behind the previous save: setMeta puts the value in memory at once (so the last
+    // call wins) and each commit writes what memory holds; a backlog of deferred progress saves
+    // would only delay the end of the run.
+    const p = store.setMeta(IMPORT_PROGRESS_KEY, value, { commitWithinMs }).catch((e: unknown) => {
+      warn(`The import progress could not be saved in the mapping file (${toSyncError(e).message}).`);
+    });
+    saving = Promise.all([saving, p]).then(() => undefined);
     return saving;
   };
   const maybeSaveProgress = () => {
     if (dryRun) return;
-    if (done - lastSavedDone >= every || Date.now() - lastSaved >= everyMs) void saveProgress('running');
+    // Rides along with the mapping saves' commits instead of forcing one of its own.
+    if (done - lastSavedDone >= every || Date.now() - lastSaved >= everyMs) void saveProgress('running', {}, saveWithinMs);
   };
 
   const finish = (i: number, rec: ImportRecord): void => {
@@ -305,7 +335,22 @@ export async function runImport(deps: ImportDeps, opts: ImportOptions = {}): Pro
   let stoppedBy: SyncError | undefined;
   let aborted = false;
 
-  const link = async (item: WorkItem, base: Omit<ImportRecord, 'outcome'>, hits: CrmIdentitySummary[]): Promise<ImportRecord> => {
+  /**
+   * Save a mapping without holding the worker: the record's outcome is `ok` once the mapping is
+   * durable, or `onFail(err)` when it could not be saved (a fatal error stops the run).
+   */
+  const save = (input: MappingInput, ok: ImportRecord, onFail: (err: SyncError) => ImportRecord): Saving => ({
+    saving: store.store(input, { commitWithinMs: saveWithinMs }).then(
+      () => ok,
+      (e: unknown) => {
+        const err = toSyncError(e);
+        if (FATAL.has(err.code)) stoppedBy ??= err;
+        return onFail(err);
+      },
+    ),
+  });
+
+  const link = (item: WorkItem, base: Omit<ImportRecord, 'outcome'>, hits: CrmIdentitySummary[]): ImportRecord | Saving => {
     const hit = hits[0];
     const crmId = hit.identityId.toLowerCase();
     const w: string[] = [];
@@ -324,11 +369,14 @@ export async function runImport(deps: ImportDeps, opts: ImportOptions = {}): Pro
       };
     }
     if (dryRun) return { ...base, outcome: 'planned-link', crmId, ...(w.length ? { warnings: w } : {}) };
-    await store.store({ entityType: 'contact', crmId, siaghCode: item.contact.Code, customerNumber: item.customerNumber, source: 'import' });
-    return { ...base, outcome: 'linked', crmId, ...(w.length ? { warnings: w } : {}) };
+    return save(
+      { entityType: 'contact', crmId, siaghCode: item.contact.Code, customerNumber: item.customerNumber, source: 'import' },
+      { ...base, outcome: 'linked', crmId, ...(w.length ? { warnings: w } : {}) },
+      (err) => ({ ...base, outcome: 'failed', crmId, errorCode: err.code, reason: err.message, ...(w.length ? { warnings: w } : {}) }),
+    );
   };
 
-  const create = async (item: WorkItem, base: Omit<ImportRecord, 'outcome'>): Promise<ImportRecord> => {
+  const create = async (item: WorkItem, base: Omit<ImportRecord, 'outcome'>): Promise<ImportRecord | Saving> => {
     const mapped = mapContactToCrm(item.contact, mapOpts);
     const w = mapped.warnings.length ? { warnings: mapped.warnings } : {};
     if (dryRun) return { ...base, outcome: 'planned-create', kind: mapped.kind, ...w };
@@ -336,12 +384,12 @@ export async function runImport(deps: ImportDeps, opts: ImportOptions = {}): Pro
     const key = cnKey(item.customerNumber);
     if (!crmIndex.has(key)) crmIndex.set(key, [{ identityId: crmId, nickName: mapped.body.nickName, customerNo: item.customerNumber }]);
     const checksum = mapIdentityToContact({ ...mapped.body, crmId, kind: mapped.kind } as CrmIdentity, contactMap).checksum;
-    try {
-      await store.store({ entityType: 'contact', crmId, siaghCode: item.contact.Code, customerNumber: item.customerNumber, checksum, source: 'import' });
-    } catch (e) {
-      const err = toSyncError(e);
-      if (FATAL.has(err.code)) stoppedBy ??= err;
-      return {
+    // In memory (for lookups) at once; durable before the record is reported created. A crash in
+    // between leaves an identity the next run finds by its customer number and links.
+    return save(
+      { entityType: 'contact', crmId, siaghCode: item.contact.Code, customerNumber: item.customerNumber, checksum, source: 'import' },
+      { ...base, outcome: 'created', kind: mapped.kind, crmId, ...w },
+      (err) => ({
         ...base,
         outcome: 'failed',
         kind: mapped.kind,
@@ -349,12 +397,11 @@ export async function runImport(deps: ImportDeps, opts: ImportOptions = {}): Pro
         errorCode: err.code,
         reason: `Created in the CRM as ${crmId}, but the mapping could not be saved (${err.message}). Run the import again: it links the identity by its customer number and creates nothing twice.`,
         ...w,
-      };
-    }
-    return { ...base, outcome: 'created', kind: mapped.kind, crmId, ...w };
+      }),
+    );
   };
 
-  const processOne = async (item: WorkItem): Promise<ImportRecord> => {
+  const processOne = async (item: WorkItem): Promise<ImportRecord | Saving> => {
     const c = item.contact;
     const base = { code: c.Code, name: typeof c.Name === 'string' ? c.Name.trim() : '', customerNumber: item.customerNumber };
     try {
@@ -362,7 +409,7 @@ export async function runImport(deps: ImportDeps, opts: ImportOptions = {}): Pro
       const mapped = store.lookupBySiaghCode('contact', c.Code);
       if (mapped) return { ...base, outcome: 'skipped', reason: 'already mapped', crmId: mapped.crmId };
       const hits = crmIndex.get(cnKey(item.customerNumber));
-      if (hits && hits.length) return await link(item, base, hits);
+      if (hits && hits.length) return link(item, base, hits);
       return await create(item, base);
     } catch (e) {
       const err = toSyncError(e);
@@ -371,16 +418,38 @@ export async function runImport(deps: ImportDeps, opts: ImportOptions = {}): Pro
     }
   };
 
+  // Each worker has at most one CRM call in flight, and moves on while the mapping of its last
+  // records is on its way to disk (at most IMPORT_MAX_PENDING_SAVES of them); it ends only when
+  // all of them are durable (or failed), so the report and the progress count durable records only.
   let next = 0;
+  const workers = Math.min(concurrency, Math.max(1, work.length));
+  let savesSinceFlush = 0;
   const worker = async (): Promise<void> => {
+    const inFlight = new Set<Promise<void>>();
     for (;;) {
       if (opts.signal?.aborted) aborted = true;
-      if (aborted || stoppedBy || next >= work.length) return;
+      if (aborted || stoppedBy || next >= work.length) break;
       const item = work[next++];
-      finish(item.index, await processOne(item));
+      const r = await processOne(item);
+      if ('saving' in r) {
+        const p: Promise<void> = r.saving.then((rec) => {
+          inFlight.delete(p);
+          finish(item.index, rec);
+        });
+        inFlight.add(p);
+        // Enough for one write: ask for it now rather than at its timer (the worker goes on).
+        if (++savesSinceFlush >= IMPORT_FLUSH_PENDING_SAVES * workers) {
+          savesSinceFlush = 0;
+          store.flush().catch(() => undefined);
+        }
+        if (inFlight.size >= IMPORT_MAX_PENDING_SAVES) await Promise.race(inFlight);
+      } else finish(item.index, r);
     }
+    // No more work for this worker: its last saves need not wait for their timer.
+    if (inFlight.size) store.flush().catch(() => undefined);
+    await Promise.all(inFlight);
   };
-  await Promise.all(Array.from({ length: Math.min(concurrency, Math.max(1, work.length)) }, () => worker()));
+  await Promise.all(Array.from({ length: workers }, () => worker()));
 
   // Whatever the pool did not reach (stopped or aborted).
   for (let k = next; k < work.length; k++) {
@@ -404,19 +473,21 @@ export async function runImport(deps: ImportDeps, opts: ImportOptions = {}): Pro
     records,
   };
 
+  // The progress first, the report file last: once the report file is there, the run has ended
+  // (an operator or a script that waits for the file can start the next run at once).
+  const state = stoppedBy || aborted ? 'stopped' : 'finished';
+  const ended = { finishedAt: report.finishedAt, ...(report.stoppedBy ? { stoppedBy: report.stoppedBy } : {}) };
+  const planned = opts.reportFile ? path.resolve(opts.reportFile) : undefined;
+  await saveProgress(state, { ...ended, ...(planned ? { reportFile: planned } : {}) });
   if (opts.reportFile) {
     try {
       await writeReport(opts.reportFile, report);
-      report.reportFile = path.resolve(opts.reportFile);
+      report.reportFile = planned;
     } catch (e) {
       warn(`The report could not be written to ${opts.reportFile} (${e instanceof Error ? e.message : String(e)}).`);
+      await saveProgress(state, ended);
     }
   }
-  await saveProgress(stoppedBy || aborted ? 'stopped' : 'finished', {
-    finishedAt: report.finishedAt,
-    ...(report.reportFile ? { reportFile: report.reportFile } : {}),
-    ...(report.stoppedBy ? { stoppedBy: report.stoppedBy } : {}),
-  });
   return report;
 }
 
