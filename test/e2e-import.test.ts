@@ -5,22 +5,12 @@
  * the middle and restarted on the same user dir.
  */
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import { seedSiaghContacts } from '../sim/seed';
 import type { SiaghContact } from '../lib/types';
-import { countMatching, CRM_CREATE_RE, CRM_IDENTITY_GET_RE, E2eEnv, shippedFlows, sleep } from './helpers/e2e';
+import { countMatching, CRM_CREATE_RE, CRM_IDENTITY_GET_RE, E2eEnv, pressImportUntilKilled, runImportReport, sleep } from './helpers/e2e';
 
 const CONTACTS = 500;
 const SEED = 4242;
-/** The shipped initial-import flow's "import" inject node. */
-function importInjectId(): string {
-  const flows = shippedFlows();
-  const importer = new Set(flows.filter((x) => x.type === 'siagh-import').map((x) => x.id));
-  const n = flows.find((x) => x.type === 'inject' && x.name === 'import' && (x.wires as string[][]).flat().some((id) => importer.has(id)));
-  if (!n) throw new Error('flows/initial-import.json has no inject node named "import" wired to siagh-import');
-  return n.id;
-}
-
 interface Report {
   dryRun: boolean;
   total: number;
@@ -44,27 +34,8 @@ function describeSaves(env: E2eEnv, seed: SiaghContact[]): string {
 
 const expectedNumber = (code: number) => `100-${code + 1000}`;
 
-const DROPPED = /An import is already running; this message was dropped/g;
-
-/**
- * Press "import" and wait for its report file. The report file is written a moment before the node
- * is ready for the next run; a press in that moment is dropped with a warning, and is repeated.
- */
-async function runImport(env: E2eEnv, timeoutMs = 60_000): Promise<Report> {
-  const before = env.reportFiles().length;
-  for (let attempt = 1; ; attempt++) {
-    const dropped = env.log().match(DROPPED)?.length ?? 0;
-    await env.inject(importInjectId());
-    const outcome = await env.waitFor(
-      'the import report file',
-      () => env.reportFiles()[before] ?? ((env.log().match(DROPPED)?.length ?? 0) > dropped ? 'dropped' : undefined),
-      timeoutMs,
-    );
-    if (outcome !== 'dropped') return JSON.parse(fs.readFileSync(outcome, 'utf8')) as Report;
-    if (attempt >= 5) throw new Error('every press of "import" was dropped: an import seems to be still running');
-    await sleep(200);
-  }
-}
+/** Press "import" and wait for its report file (a press dropped while a run winds down is repeated). */
+const runImport = (env: E2eEnv, timeoutMs = 60_000) => runImportReport<Report>(env, timeoutMs);
 
 function failures(r: Report): string {
   return r.records
@@ -192,8 +163,7 @@ describe('e2e: initial import, Node-RED SIGKILLed in the middle and restarted', 
       if (!CRM_CREATE_RE.test(`${req.method} ${req.path}`)) return;
       if (++creates === 150) env.red.child.kill('SIGKILL');
     };
-    await env.inject(importInjectId());
-    await env.exited(60_000);
+    await pressImportUntilKilled(env, 60_000);
     env.crm.beforeHandle = undefined;
     await sleep(300); // requests already received when Node-RED died are still handled by the simulator
     const atCrash = env.crm.identities().length;

@@ -9,9 +9,8 @@
  * customer number, no Siagh contact created or changed).
  */
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import { seedSiaghContacts } from '../sim/seed';
-import { countMatching, CRM_CREATE_RE, E2eEnv, shippedFlows, sleep } from './helpers/e2e';
+import { countMatching, CRM_CREATE_RE, E2eEnv, pressImport, pressImportUntilKilled, runImportReport, sleep } from './helpers/e2e';
 import { cellTimes, clearFaults, readSyncLog, timed } from './helpers/faults';
 
 const CREATE = '/create';
@@ -25,15 +24,6 @@ interface Report {
   records: Array<{ code: number; outcome: string; reason?: string; errorCode?: string; crmId?: string }>;
 }
 
-function importInjectId(): string {
-  const flows = shippedFlows();
-  const importer = new Set(flows.filter((x) => x.type === 'siagh-import').map((x) => x.id));
-  const n = flows.find((x) => x.type === 'inject' && x.name === 'import' && (x.wires as string[][]).flat().some((id) => importer.has(id)));
-  if (!n) throw new Error('flows/initial-import.json has no inject node named "import"');
-  return n.id;
-}
-
-const DROPPED = /An import is already running; this message was dropped/g;
 const number = (code: number) => `100-${code + 1000}`;
 
 describe('fault matrix × initial-import pipeline (real Node-RED, shipped flows)', function () {
@@ -63,18 +53,8 @@ describe('fault matrix × initial-import pipeline (real Node-RED, shipped flows)
     return list.map((c) => env.siagh.addContact(c).Code);
   }
 
-  /** Press "import"; resolve with the report file it writes (or the run's failure in sync-log.jsonl). */
-  async function runImport(timeoutMs = 45_000): Promise<Report> {
-    const before = env.reportFiles().length;
-    for (let attempt = 1; ; attempt++) {
-      const dropped = env.log().match(DROPPED)?.length ?? 0;
-      await env.inject(importInjectId());
-      const out = await env.waitFor('the import report file', () => env.reportFiles()[before] ?? ((env.log().match(DROPPED)?.length ?? 0) > dropped ? 'dropped' : undefined), timeoutMs);
-      if (out !== 'dropped') return JSON.parse(fs.readFileSync(out, 'utf8')) as Report;
-      if (attempt >= 5) throw new Error('every press of "import" was dropped');
-      await sleep(200);
-    }
-  }
+  /** Press "import"; resolve with the report file it writes. */
+  const runImport = (timeoutMs = 45_000) => runImportReport<Report>(env, timeoutMs);
 
   /** Each code: one CRM identity with its customer number, or a failed record with a reason. Returns the failed codes. */
   function assertAccounted(codes: number[], report: Report | undefined): number[] {
@@ -131,8 +111,18 @@ describe('fault matrix × initial-import pipeline (real Node-RED, shipped flows)
     timed('import×token-expiry', async () => {
       const codes = addContacts(12);
       let creates = 0;
+      let second = false;
+      const used = new Set<string>();
       env.crm.beforeHandle = (req) => {
-        if (CRM_CREATE_RE.test(`${req.method} ${req.path}`) && [2, 6].includes(++creates)) env.crm.expireAllTokens();
+        if (!CRM_CREATE_RE.test(`${req.method} ${req.path}`)) return;
+        const auth = String(req.headers.authorization ?? '');
+        const n = ++creates;
+        // The second expiry hits the first create from the 6th on that carries a token an earlier
+        // create already used. (Not a retry on a token its own call has just logged in for: the
+        // client reports a 401 there as final. Which create that is depends on how the workers'
+        // requests interleave with the renewal, so a fixed number would test the timing.)
+        if (n === 2 || (n >= 6 && !second && used.has(auth) && (second = true))) env.crm.expireAllTokens();
+        used.add(auth);
       };
       const logins = env.crm.loginCount;
       const r = await runImport();
@@ -175,9 +165,8 @@ describe('fault matrix × initial-import pipeline (real Node-RED, shipped flows)
         env.siagh.faults.add({ kind, path: '/LoginUser', times: 1000 });
         const lines = readSyncLog(env.dataDir).length;
         const creates = countMatching(env.crm, CRM_CREATE_RE);
-        await env.inject(importInjectId());
         const err = kind === '5xx' ? 'HTTP_5XX' : 'NETWORK';
-        await env.waitFor('the failed run in sync-log.jsonl', () => readSyncLog(env.dataDir).slice(lines).includes(`"code":"${err}"`), 30_000);
+        await pressImport(env, 'the failed run in sync-log.jsonl', () => readSyncLog(env.dataDir).slice(lines).includes(`"code":"${err}"`), 30_000);
         assert.equal(countMatching(env.crm, CRM_CREATE_RE), creates, 'nothing created');
         await rerunClean(codes);
       }),
@@ -207,8 +196,7 @@ describe('fault matrix × initial-import pipeline (real Node-RED, shipped flows)
       env.crm.beforeHandle = (req) => {
         if (CRM_CREATE_RE.test(`${req.method} ${req.path}`) && ++creates === 15) env.red.child.kill('SIGKILL');
       };
-      await env.inject(importInjectId());
-      await env.exited(30_000);
+      await pressImportUntilKilled(env);
       env.crm.beforeHandle = undefined;
       await sleep(300);
       const atCrash = env.crm.identities().filter((i) => codes.some((c) => i.customerNumber === number(c))).length;

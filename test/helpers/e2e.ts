@@ -405,3 +405,47 @@ export class E2eEnv {
     await this.waitFor('the deployed flows to start', () => /Updated flows[\s\S]*Started flows/.test(this.red.log().slice(from)), 30_000);
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The initial-import flow
+
+/** The shipped initial-import flow's "import" inject node (wired to siagh-import). */
+export function importInjectId(): string {
+  const flows = shippedFlows();
+  const importer = new Set(flows.filter((x) => x.type === 'siagh-import').map((x) => x.id));
+  const n = flows.find((x) => x.type === 'inject' && x.name === 'import' && (x.wires as string[][]).flat().some((id) => importer.has(id)));
+  if (!n) throw new Error('flows/initial-import.json has no inject node named "import" wired to siagh-import');
+  return n.id;
+}
+
+const IMPORT_DROPPED = /An import is already running; this message was dropped/g;
+
+/**
+ * Press "import" until a press is taken, and resolve with `probe`'s first answer. A press that
+ * lands while the previous run is still winding down is dropped with a warning (the node runs one
+ * import at a time) and is repeated.
+ */
+export async function pressImport<T>(env: E2eEnv, what: string, probe: () => T | undefined | false, timeoutMs = 45_000): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    const dropped = env.log().match(IMPORT_DROPPED)?.length ?? 0;
+    await env.inject(importInjectId());
+    const out = await env.waitFor(what, () => probe() || ((env.log().match(IMPORT_DROPPED)?.length ?? 0) > dropped ? ('dropped' as const) : undefined), timeoutMs);
+    if (out !== 'dropped') return out as T;
+    if (attempt >= 5) throw new Error('every press of "import" was dropped: an import seems to be still running');
+    await sleep(200);
+  }
+}
+
+/** Press "import" and resolve with the parsed report file it writes. */
+export async function runImportReport<R>(env: E2eEnv, timeoutMs = 45_000): Promise<R> {
+  const before = env.reportFiles().length;
+  const file = await pressImport(env, 'the import report file', () => env.reportFiles()[before], timeoutMs);
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as R;
+}
+
+/** Press "import" and wait until Node-RED has died (a test kills it mid-run). */
+export async function pressImportUntilKilled(env: E2eEnv, timeoutMs = 30_000): Promise<void> {
+  await pressImport(env, 'Node-RED to be killed', () => env.red.child.exitCode !== null || env.red.child.signalCode !== null, timeoutMs);
+  await env.exited(timeoutMs);
+}
+
