@@ -8,6 +8,7 @@ import { CRM_SIM_DEFAULTS } from '../sim/crm-sim';
 import { nationalIdWithCheckDigit } from '../sim/seed';
 import { phoneKey } from '../lib/text/normalize';
 import { countMatching, CRM_IDENTITY_GET_RE, CRM_LIST_RE, CRM_QUOTE_GET_RE, E2eEnv, sleep } from './helpers/e2e';
+import { readSyncLog } from './helpers/faults';
 
 /** Longer than any coalescing window the flow may use: after it, a webhook has been acted on (or never will be). */
 const SETTLE_MS = 2500;
@@ -207,11 +208,25 @@ describe('e2e: webhook-sync on a real Node-RED', function () {
     assert.doesNotMatch(env.log(), /\[error\]/, 'no node reported an error');
   });
 
-  it('/health answers {status: "ok"} and /webhook/crm/test echoes the request with the token redacted', async () => {
+  it('/health answers {status: "ok"} with the mapping and sync counts, and /webhook/crm/test echoes the request with the token redacted', async () => {
+    await sleep(1500); // the sync log is written in the background
+    const linesBefore = readSyncLog(env.dataDir).split('\n').filter(Boolean).length;
     const health = await fetch(`${env.url}/health`);
     assert.equal(health.status, 200);
-    const h = (await health.json()) as { status?: string };
+    const h = (await health.json()) as {
+      status?: string;
+      mappings?: { total: number; byType: Record<string, number> };
+      sync?: { byStatus?: { ok: number; failed: number }; byTrigger?: Record<string, number>; failed?: number; last24h?: unknown };
+    };
     assert.equal(h.status, 'ok');
+    // The tests above synced identities and a quote through this flow.
+    assert.ok(h.mappings && h.mappings.total >= 2 && h.mappings.byType.contact >= 1 && h.mappings.byType.quote >= 1, JSON.stringify(h));
+    assert.ok(h.sync?.byStatus && h.sync.byStatus.ok >= 2, JSON.stringify(h));
+    assert.ok((h.sync.byTrigger?.webhook ?? 0) >= 2, JSON.stringify(h));
+    assert.equal(typeof h.sync.failed, 'number');
+    assert.ok(h.sync.last24h, JSON.stringify(h));
+    await sleep(1500);
+    assert.equal(readSyncLog(env.dataDir).split('\n').filter(Boolean).length, linesBefore, 'asking /health is not logged as a sync');
     const echo = await env.sendWebhook('test', { event: 'Insert', id: '7c9e6679-7425-40de-944b-e07fc1f90ae7', type: 'Identity' });
     assert.equal(echo.status, 200, echo.text);
     assert.match(echo.text, /7c9e6679-7425-40de-944b-e07fc1f90ae7/);
