@@ -71,11 +71,15 @@ async function main(): Promise<void> {
     const base = `http://127.0.0.1:${port}/webhook/crm`;
     demo.crm.setWebhooks({ urls: { Identity: `${base}/identity`, Quote: `${base}/quote`, Invoice: `${base}/invoice` }, token: process.env.WEBHOOK_TOKEN, enabled: true });
     // A simulated CRM user: a new identity every 20 s, so webhook syncs appear in the debug sidebar.
+    // New CRM identities: not ones "imported from Siagh" (their 100-… numbers would collide with the
+    // seeded ones), each with its own CRM-native customer number (1405-…) or none.
     let n = 0;
-    const fresh = seedCrmIdentities(200, { seed: 77 });
+    const fresh = seedCrmIdentities(400, { seed: 77 }).filter((i) => !String(i.customerNumber ?? '').startsWith('100-'));
     const timer = setInterval(() => {
-      const ident = fresh[n++ % fresh.length];
+      const ident = fresh[n % fresh.length];
+      n++;
       const { kind, ...rest } = ident;
+      if (rest.customerNumber) rest.customerNumber = `1405-${String(n).padStart(6, '0')}`;
       const rec = kind === 'organization' ? demo!.crm.addOrganization(rest) : demo!.crm.addPerson(rest);
       console.log(`[demo] CRM user created ${kind} "${String((rec as { nickName?: string }).nickName ?? '')}"; the CRM sends its webhook now.`);
     }, 20_000);
