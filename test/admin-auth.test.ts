@@ -11,8 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { installTarball, packedTarball, waitFor } from './helpers/e2e';
 import { CRM_USER, SIAGH_USER, startSims } from './helpers/node-env';
-import { spawn } from 'node:child_process';
-import { freePort, writeSettings } from './helpers/nodered-process';
+import { NodeRedProcess, startNodeRed, writeSettings } from './helpers/nodered-process';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const bcrypt = require(require.resolve('bcryptjs', { paths: [path.dirname(require.resolve('node-red/package.json'))] })) as { hashSync(s: string, rounds: number): string };
@@ -20,53 +19,7 @@ const bcrypt = require(require.resolve('bcryptjs', { paths: [path.dirname(requir
 const ADMIN = { username: 'admin', password: 'admin-pass-4d1f' };
 const VIEWER = { username: 'viewer', password: 'viewer-pass-9c2e' };
 
-interface Red {
-  url: string;
-  log: () => string;
-  stop: () => Promise<void>;
-}
-
-/**
- * Node-RED's CLI on a free port (as helpers/nodered-process does, whose readiness probe GETs
- * /settings — a 401 under adminAuth): ready when the public GET /auth/login answers.
- */
-async function startAuthed(userDir: string, settingsFile: string): Promise<Red> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [require.resolve('node-red/red.js'), '-u', userDir, '-s', settingsFile, '-p', String(port)], {
-    env: { ...process.env, NODE_ENV: 'production' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d.toString()));
-  child.stderr!.on('data', (d) => (out += d.toString()));
-  const url = `http://127.0.0.1:${port}`;
-  const stop = () =>
-    new Promise<void>((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) return resolve();
-      const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      child.once('exit', () => {
-        clearTimeout(t);
-        resolve();
-      });
-      child.kill('SIGTERM');
-    });
-  try {
-    await waitFor(
-      'Node-RED to answer GET /auth/login',
-      async () => {
-        if (child.exitCode !== null) throw new Error(`Node-RED exited:\n${out}`);
-        if (!/Started flows/.test(out)) return false;
-        const r = await fetch(`${url}/auth/login`).catch(() => undefined);
-        return r?.status === 200;
-      },
-      { timeoutMs: 60_000, intervalMs: 200, diagnose: () => out },
-    );
-  } catch (e) {
-    child.kill('SIGKILL');
-    throw e;
-  }
-  return { url, log: () => out, stop };
-}
+type Red = NodeRedProcess;
 
 describe('admin endpoints under adminAuth (real Node-RED child)', function () {
   this.timeout(30_000);
@@ -103,7 +56,8 @@ describe('admin endpoints under adminAuth (real Node-RED child)', function () {
         ],
       },
     });
-    red = await startAuthed(dir, settingsFile);
+    // Under adminAuth /settings needs a token: ready when the public GET /auth/login answers.
+    red = await startNodeRed({ userDir: dir, settingsFile, readyPath: '/auth/login' });
     adminToken = await token(ADMIN, '*');
     viewerToken = await token(VIEWER, 'read');
     // A sync-log whose replay output is wired (else a replay is refused with 409).

@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { seedSiaghContacts } from '../sim/seed';
 import { countMatching, CRM_CREATE_RE, E2eEnv, pressImport, pressImportUntilKilled, runImportReport, sleep } from './helpers/e2e';
-import { cellTimes, clearFaults, readSyncLog, timed } from './helpers/faults';
+import { clearFaults, matrixHooks, readSyncLog, timed } from './helpers/faults';
 
 const CREATE = '/create';
 const SEARCH = '/identity/search';
@@ -38,13 +38,7 @@ describe('fault matrix × initial-import pipeline (real Node-RED, shipped flows)
     // One run with nothing to import: both clients hold a session / token from here on.
     await runImport();
   });
-  afterEach(() => {
-    if (env) clearFaults(env);
-  });
-  after(async () => {
-    await env?.stop();
-    if (cellTimes.length) console.log('      cell timings: ' + cellTimes.map((c) => `${c.cell} ${(c.ms / 1000).toFixed(1)} s`).join(' · '));
-  });
+  matrixHooks(() => env);
 
   /** n new Siagh contacts (no admin), Codes of their own. */
   function addContacts(n: number): number[] {

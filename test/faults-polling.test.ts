@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { countMatching, CRM_LIST_RE, E2eEnv } from './helpers/e2e';
-import { assertNoDuplicates, assertNoneLost, cellTimes, clearFaults, onEverySave, person, readFailed, replayAll, replayOne, settle, timed, Tracked } from './helpers/faults';
+import { assertNoDuplicates, assertNoneLost, matrixHooks, onEverySave, person, readFailed, replayAll, replayOne, settle, timed, Tracked } from './helpers/faults';
 
 const INTERVAL_S = 2;
 const FIND = '/person/find';
@@ -23,13 +23,7 @@ describe('fault matrix × polling pipeline (real Node-RED, shipped flows, webhoo
     env = await E2eEnv.start({ pollIntervalSeconds: INTERVAL_S, webhooks: false });
     await env.waitFor('the first polling run', () => countMatching(env.crm, CRM_LIST_RE) > 0, 20_000);
   });
-  afterEach(() => {
-    if (env) clearFaults(env);
-  });
-  after(async () => {
-    await env?.stop();
-    if (cellTimes.length) console.log('      cell timings: ' + cellTimes.map((c) => `${c.cell} ${(c.ms / 1000).toFixed(1)} s`).join(' · '));
-  });
+  matrixHooks(() => env);
 
   /** n new CRM persons, no webhook: only the poll can find them. */
   function addPersons(tag: string, n = 1): Tracked[] {

@@ -11,21 +11,7 @@
  */
 import assert from 'node:assert/strict';
 import { CRM_CREATE_RE, E2eEnv, countMatching, CRM_LIST_RE } from './helpers/e2e';
-import {
-  assertNoDuplicates,
-  assertNoneLost,
-  cellTimes,
-  clearFaults,
-  onEverySave,
-  person,
-  QUOTE_ROWS,
-  readFailed,
-  replayAll,
-  replayOne,
-  settle,
-  timed,
-  Tracked,
-} from './helpers/faults';
+import { assertNoDuplicates, assertNoneLost, matrixHooks, onEverySave, person, QUOTE_ROWS, readFailed, replayAll, replayOne, settle, timed, Tracked } from './helpers/faults';
 
 const PERSON_GET = '/crmobject/person/get';
 const QUOTE_GET = '/quote/sales/get';
@@ -47,13 +33,7 @@ describe('fault matrix × webhook pipeline (real Node-RED, shipped flows)', func
     base = { kind: 'identity', crmId: env.crm.addPerson(spec.fields).crmId, spec };
     await settle(env, [base]);
   });
-  afterEach(() => {
-    if (env) clearFaults(env);
-  });
-  after(async () => {
-    await env?.stop();
-    if (cellTimes.length) console.log('      cell timings: ' + cellTimes.map((c) => `${c.cell} ${(c.ms / 1000).toFixed(1)} s`).join(' · '));
-  });
+  matrixHooks(() => env);
 
   /** n new CRM persons; the CRM sends their Insert webhooks. */
   function pushPersons(tag: string, n = 1): Tracked[] {

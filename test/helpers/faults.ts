@@ -295,7 +295,27 @@ export function clearFaults(env: E2eEnv): void {
 }
 
 
-/** Timings of the cells, printed by the matrix files' after() hooks. */
+/**
+ * The hooks every fault-matrix file shares: clear the simulators' faults after each cell; after
+ * the file, stop its Node-RED and print the timings of its own cells.
+ */
+export function matrixHooks(env: () => E2eEnv | undefined): void {
+  let first = 0;
+  before(() => {
+    first = cellTimes.length;
+  });
+  afterEach(() => {
+    const e = env();
+    if (e) clearFaults(e);
+  });
+  after(async () => {
+    await env()?.stop();
+    const mine = cellTimes.slice(first);
+    if (mine.length) console.log('      cell timings: ' + mine.map((c) => `${c.cell} ${(c.ms / 1000).toFixed(1)} s`).join(' · '));
+  });
+}
+
+/** Timings of the cells (see `timed`), printed by matrixHooks. */
 export const cellTimes: Array<{ cell: string; ms: number }> = [];
 export function timed<T>(cell: string, fn: (this: Mocha.Context) => Promise<T>): (this: Mocha.Context) => Promise<T> {
   return async function (this: Mocha.Context) {

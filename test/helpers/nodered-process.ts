@@ -41,7 +41,11 @@ export function writeSettings(userDir: string, extra: Record<string, unknown> = 
   return file;
 }
 
-export async function startNodeRed(opts: { userDir: string; settingsFile: string; env?: Record<string, string>; port?: number; redJs?: string; nodeBin?: string; readyTimeoutMs?: number }): Promise<NodeRedProcess> {
+/**
+ * Node-RED's CLI as a child on a free port; ready when `readyPath` (default /settings) answers 2xx
+ * after "Started flows". Under adminAuth /settings needs a token: pass the public /auth/login.
+ */
+export async function startNodeRed(opts: { userDir: string; settingsFile: string; env?: Record<string, string>; port?: number; redJs?: string; nodeBin?: string; readyTimeoutMs?: number; readyPath?: string }): Promise<NodeRedProcess> {
   const port = opts.port ?? (await freePort());
   // NR_RED_JS / NR_NODE_BIN (scripts/nr5-setup.sh) run the same tests on another Node-RED and Node.
   const redJs = opts.redJs ?? (process.env.NR_RED_JS || require.resolve('node-red/red.js'));
@@ -58,7 +62,7 @@ export async function startNodeRed(opts: { userDir: string; settingsFile: string
     if (child.exitCode !== null) throw new Error(`Node-RED exited with ${child.exitCode}:\n${out}`);
     if (/Started flows|Server now running/.test(out)) {
       try {
-        const r = await fetch(url + '/settings');
+        const r = await fetch(url + (opts.readyPath ?? '/settings'));
         if (r.ok) break;
       } catch {
         /* not yet */
