@@ -9,7 +9,8 @@ import { scrubField, scrubText } from './scrub';
 export type Trigger = 'webhook' | 'poll' | 'import' | 'replay' | 'manual';
 export const TRIGGERS: readonly Trigger[] = ['webhook', 'poll', 'import', 'replay', 'manual'];
 
-export type OpStatus = 'ok' | 'failed';
+/** ok / failed: an outcome. retrying / waiting: an attempt that failed and was queued again (or waits for its customer). */
+export type OpStatus = 'ok' | 'failed' | 'retrying' | 'waiting';
 
 /** The CRM event a replay sends into crm-fetch (its webhook input shape). */
 export type EventType = 'Identity' | 'Quote' | 'Invoice';
@@ -19,6 +20,8 @@ export interface ReplayEvent {
   id: string;
   event: string;
   subtype?: string;
+  /** person or organization, when known (an Identity's kind). */
+  kind?: 'person' | 'organization';
 }
 
 /** One line of sync-log.jsonl. Absent fields are left out. */
@@ -39,6 +42,8 @@ export interface LogLine {
   step?: string;
   error?: { code: string; message: string };
   traceId?: string;
+  /** For a retrying line: when the queue tries again. */
+  nextAttemptAt?: string;
 }
 
 /** What a message carries, as plain values (the node reads them off msg). */
@@ -71,7 +76,7 @@ export interface Operation {
 }
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const ACTIONS = new Set(['created', 'updated', 'linked', 'unchanged', 'skipped', 'failed']);
+const ACTIONS = new Set(['created', 'updated', 'linked', 'unchanged', 'skipped', 'deleted', 'failed']);
 
 function obj(v: unknown): Record<string, unknown> {
   return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
@@ -140,7 +145,7 @@ export function describeOperation(input: OperationInput): Operation {
   const traceErr = obj(t.error);
 
   const traceFailed = t.action === 'failed';
-  const failed = (err !== undefined && err !== null && err !== false && err !== '') || traceFailed;
+  let failed = (err !== undefined && err !== null && err !== false && err !== '') || traceFailed;
 
   // --- what the operation is about
   const rawId = first(t.crmId, p.crmId, typeof p.id === 'string' ? p.id : undefined, p.identityId, q.id, typeof input.payload === 'string' ? input.payload : undefined);
@@ -173,7 +178,14 @@ export function describeOperation(input: OperationInput): Operation {
   let durationMs: number | undefined = typeof t.durationMs === 'number' && Number.isFinite(t.durationMs) ? Math.max(0, Math.round(t.durationMs)) : undefined;
   if (startedAt !== undefined && now >= startedAt && now - startedAt < 7 * 86_400_000) durationMs = Math.max(durationMs ?? 0, now - startedAt);
 
-  const action = typeof t.action === 'string' && ACTIONS.has(t.action) ? t.action : failed ? 'failed' : undefined;
+  let action = typeof t.action === 'string' && ACTIONS.has(t.action) ? t.action : failed ? 'failed' : undefined;
+  // A Delete whose record is gone from the CRM is what a deletion looks like, not a failure: the
+  // Siagh contact or document stays (the books keep it), and nothing waits in the failed list.
+  if (failed && error?.code === 'CRM_NOT_FOUND' && event?.toLowerCase() === 'delete') {
+    failed = false;
+    error = undefined;
+    action = 'deleted';
+  }
   const source = obj(obj(err).source);
   const line: LogLine = {
     time: new Date(now).toISOString(),

@@ -143,6 +143,7 @@ export class OpLog {
     this.writer.append(op.line);
     this.stats.add(op.line, now);
     const line = op.line;
+    if (line.status === 'retrying' || line.status === 'waiting') return {};
     if (line.status === 'failed') {
       if (!op.event) return {};
       const entry = this.failed.recordFailure({

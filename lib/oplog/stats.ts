@@ -24,6 +24,8 @@ export interface StatsSnapshot {
   byStatus: { ok: number; failed: number };
   byTrigger: Record<string, number>;
   last24h: { ok: number; failed: number; failures: FailureGroup[] };
+  /** Attempts that failed and were queued again, since the start of counting in this process. */
+  retries?: number;
   /** Entries in the failed list (filled in by the caller). */
   failed?: number;
   /** Start of the counting: the first line of the current log file, or when counting began. */
@@ -46,6 +48,7 @@ export function groupMessage(message: string): string {
 export class OpStats {
   private ok = 0;
   private failed = 0;
+  private retries = 0;
   private byTrigger = new Map<string, number>();
   private buckets = new Map<number, Bucket>();
   private sinceMs: number;
@@ -58,6 +61,11 @@ export class OpStats {
   add(line: Pick<LogLine, 'time' | 'status' | 'trigger' | 'error'>, now = Date.now()): void {
     const t = Date.parse(line.time);
     if (!Number.isFinite(t)) return;
+    if (line.status !== 'ok' && line.status !== 'failed') {
+      // An attempt that will be retried (or waits for its customer) is not an outcome.
+      this.retries++;
+      return;
+    }
     if (t < this.sinceMs) this.sinceMs = t;
     const failed = line.status === 'failed';
     if (failed) this.failed++;
@@ -118,6 +126,7 @@ export class OpStats {
       byStatus: { ok: this.ok, failed: this.failed },
       byTrigger: Object.fromEntries([...this.byTrigger.entries()].sort((a, b) => b[1] - a[1])),
       last24h: { ok, failed, failures },
+      retries: this.retries,
       since: new Date(this.sinceMs).toISOString(),
     };
   }

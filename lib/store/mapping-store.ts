@@ -862,6 +862,25 @@ export class MappingStore {
     if (st && st.token === token) this.handOff(key, st);
   }
 
+  /** Extend a held claim's lease (its holder is still working). False for a wrong or expired token. */
+  renewClaim(entityType: EntityType, crmId: string, token: string, leaseMs = this.opts.leaseMs): boolean {
+    let key: string;
+    try {
+      key = keyOf(checkType(entityType), normalizeCrmId(crmId));
+    } catch {
+      return false;
+    }
+    const st = this.claims.get(key);
+    if (!st || st.token !== token) return false;
+    clearTimeout(st.leaseTimer);
+    st.leaseTimer = setTimeout(() => {
+      const cur = this.claims.get(key);
+      if (cur && cur.token === token) this.handOff(key, cur);
+    }, Math.max(1, leaseMs));
+    st.leaseTimer.unref();
+    return true;
+  }
+
   /** True while someone holds the claim on this entity. */
   isClaimed(entityType: EntityType, crmId: string): boolean {
     return this.claims.has(keyOf(checkType(entityType), normalizeCrmId(crmId)));

@@ -12,6 +12,7 @@ import type { CrmConfigNode } from '../crm-config/options';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
 import { fail, num, StatusCounter, updateTrace } from '../shared/support';
 import { idFrom, kindFromSubtype, pick } from '../shared/msg-input';
+import { holdJob } from '../shared/job';
 
 type What = 'identity' | 'person' | 'organization' | 'quote' | 'invoice' | 'auto' | 'search';
 
@@ -48,6 +49,8 @@ export = function (RED: NodeAPI) {
     }
 
     node.on('input', (msg, send, done) => {
+      // Keep the queue job's lease (and the mapping claim) while this node works on the message.
+      const letGo = holdJob(msg);
       void (async () => {
         try {
           if (!config) throw new SyncError('CONFIG', 'crm-fetch has no CRM config node. Open it and choose one.');
@@ -99,7 +102,7 @@ export = function (RED: NodeAPI) {
           counter.failure();
           fail(node, msg, e, done, [config?.credentials?.password]);
         }
-      })();
+      })().finally(letGo);
     });
   }
   RED.nodes.registerType('crm-fetch', CrmFetch);

@@ -16,6 +16,7 @@ import { mappedCrmIdOf, releaseClaim } from '../shared/claims';
 import type { Node, NodeAPI, NodeMessage } from '../shared/red';
 import { fail, StatusCounter, traceOf, updateTrace } from '../shared/support';
 import { contactOptions, preInvoiceOptions, SiaghUpsertDef } from './options';
+import { holdJob } from '../shared/job';
 
 interface MappingLike {
   siaghCode: string;
@@ -60,6 +61,8 @@ export = function (RED: NodeAPI) {
     });
 
     node.on('input', (msg: NodeMessage, send, done) => {
+      // Keep the queue job's lease (and the mapping claim) while this node works on the message.
+      const letGo = holdJob(msg);
       void (async () => {
         const trace = traceOf(msg);
         trace.attempts = (trace.attempts ?? 0) + 1;
@@ -93,7 +96,7 @@ export = function (RED: NodeAPI) {
           releaseClaim(msg);
           fail(node, msg, e, done);
         }
-      })();
+      })().finally(letGo);
     });
   }
   RED.nodes.registerType('siagh-upsert', SiaghUpsert);

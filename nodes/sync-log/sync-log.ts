@@ -15,12 +15,19 @@ import { SyncError, toSyncError } from '../../lib/errors';
 import { describeOperation, Operation, ReplayEvent, Trigger, TRIGGERS } from '../../lib/oplog/entry';
 import type { FailedEntry, FailedFilter } from '../../lib/oplog/failed-list';
 import { OpLog } from '../../lib/oplog/oplog';
+import { Failure, SyncQueue } from '../../lib/queue/sync-queue';
 import { MappingStore } from '../../lib/store/mapping-store';
+import { classify } from '../../lib/sync/retry-policy';
 import { defaultDataDir, userPath } from '../shared/data-path';
+import { jobOf } from '../shared/job';
+import { storeSettings } from '../shared/store-ref';
 import type { Node, NodeAPI, NodeDef, NodeMessage, Request, Response } from '../shared/red';
 import { fail, num, resolveEnv, updateTrace } from '../shared/support';
 
 interface SyncLogDef extends NodeDef {
+  /** The sync-store config node (its data folder and queue). */
+  store?: string;
+  /** Flows saved before sync-store: the folder itself. */
   dir?: string;
   trigger?: Trigger | 'auto';
   maxSizeMB?: string | number;
@@ -93,7 +100,7 @@ export = function (RED: NodeAPI) {
     let log: OpLog | undefined;
     let opening: Promise<OpLog>;
     try {
-      dir = userPath(def.dir, defaultDataDir(), RED.settings.userDir, 'sync log folder');
+      dir = def.store || !def.dir ? storeSettings(RED, def.store).dir : userPath(def.dir, defaultDataDir(), RED.settings.userDir, 'sync log folder');
       opening = OpLog.acquire(dir, {
         maxBytes: Math.max(1024, Math.round(num(def.maxSizeMB, 10, 0.000001) * 1024 * 1024)),
         keepFiles: Math.round(num(def.keepFiles, 10, 0)),
@@ -172,6 +179,8 @@ export = function (RED: NodeAPI) {
       const snap: Record<string, unknown> = { ...l.snapshot(), logFile: l.logFile, failedFile: l.failedFile };
       const mappings = MappingStore.peek(path.join(dir, 'mappings.json'));
       if (mappings) snap.mappings = mappings.stats();
+      const queue = SyncQueue.peek(dir);
+      if (queue) snap.queue = queue.stats();
       return snap;
     }
 
@@ -244,18 +253,73 @@ export = function (RED: NodeAPI) {
       } catch (e) {
         node.warn(`sync-log could not describe a message: ${toSyncError(e).message}`);
       }
-      if (op) {
-        if (op.line.status === 'failed') failed++;
-        else ok++;
-        // Queue only: the line is written in the background, the message moves on now.
+      const job = jobOf(msg);
+      if (op && job) {
+        // A queued job: its outcome ends it, or puts it back for a retry (logged, not a failure yet).
         const o = op;
-        if (log) apply(log, o);
-        else opening.then((l) => apply(l, o), () => undefined);
-        showCounts();
+        void settleJob(msg, job, o).then(
+          (dead) => {
+            record(o);
+            for (const d of dead) record(d);
+            send([msg, null]);
+            done();
+          },
+          (e) => fail(node, msg, e, done),
+        );
+        return;
       }
+      if (op) record(op);
       send([msg, null]);
       done();
     });
+
+    function record(o: Operation): void {
+      if (o.line.status === 'failed') failed++;
+      else if (o.line.status === 'ok') ok++;
+      // Queue only: the line is written in the background, the message moves on now.
+      if (log) apply(log, o);
+      else opening.then((l) => apply(l, o), () => undefined);
+      showCounts();
+    }
+
+    /**
+     * Tell the queue how the job ended. Success: done. Failure: retried later (the line says
+     * "retrying"), waiting for its customer ("waiting"), or dead (a failure in the failed list, as
+     * are the jobs that waited for it: returned for the log).
+     */
+    async function settleJob(msg: NodeMessage, job: { id: string; token: string }, op: Operation): Promise<Operation[]> {
+      const queue = SyncQueue.holding(job.id, job.token);
+      delete msg.job;
+      if (!queue) {
+        // The lease ran out meanwhile and the job went back to the queue: it runs again.
+        if (op.line.status === 'failed') op.line.status = 'retrying';
+        return [];
+      }
+      if (op.line.status === 'ok') {
+        await queue.complete(job.id, job.token);
+        return [];
+      }
+      const c = classify(msg.error ?? op.line.error);
+      const f: Failure = { kind: c.kind, code: op.line.error?.code ?? 'ERROR', message: op.line.error?.message ?? c.reason, retryAfterMs: c.retryAfterMs };
+      if (c.kind === 'dependency') {
+        const customer = (msg.payload as { identityId?: unknown } | undefined)?.identityId;
+        if (typeof customer === 'string' && customer) f.dependency = { type: 'Identity', id: customer, event: 'Update' };
+        else f.kind = 'permanent';
+      }
+      const r = await queue.fail(job.id, job.token, f);
+      if (r.outcome === 'retry' || r.outcome === 'stale') {
+        op.line.status = 'retrying';
+        if (r.at) op.line.nextAttemptAt = new Date(r.at).toISOString();
+      } else if (r.outcome === 'dependency') {
+        op.line.status = 'waiting';
+      }
+      return r.dependents.map((d) => ({
+        line: { time: new Date().toISOString(), trigger: d.trigger, status: 'failed', entity: d.event.type.toLowerCase(), crmId: d.event.id, event: d.event.event, action: 'failed', error: d.lastError, attempts: d.attempts },
+        key: d.key,
+        event: d.event,
+        entity: d.event.type.toLowerCase(),
+      }));
+    }
 
     function showCountsLater(): void {
       setTimeout(showCounts, 3000).unref();

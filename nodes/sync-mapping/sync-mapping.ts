@@ -14,6 +14,7 @@ import { claimOf, releaseClaim } from '../shared/claims';
 import { defaultDataDir, userPath } from '../shared/data-path';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
 import { fail, num, StatusCounter, updateTrace } from '../shared/support';
+import { holdJob } from '../shared/job';
 
 interface SyncMappingDef extends NodeDef {
   file?: string;
@@ -76,6 +77,8 @@ export = function (RED: NodeAPI) {
     const waitMs = num(def.waitSeconds, 300, 1) * 1000;
 
     node.on('input', (msg: NodeMessage, send, done) => {
+      // Keep the queue job's lease (and the mapping claim) while this node works on the message.
+      const letGo = holdJob(msg);
       void (async () => {
         try {
           const store = await opening;
@@ -168,7 +171,7 @@ export = function (RED: NodeAPI) {
           releaseClaim(msg);
           fail(node, msg, e, done);
         }
-      })();
+      })().finally(letGo);
     });
 
     node.on('close', (_removed: boolean, done: () => void) => {

@@ -1,0 +1,144 @@
+/**
+ * sync-queue: the durable queue between intake and the pipeline.
+ *
+ * Input: an event ({event, id, type, subtype, kind}: from crm-poll, a replay, or your own flow) is
+ * queued durably before done(); a message from crm-webhook (already queued there, msg.queued) only
+ * wakes the queue. Output: one message per job, shaped like crm-webhook's events, with msg.job (id
+ * and lease token) for the nodes downstream and the sync-log at the end, which ends the job.
+ * Never two jobs for one record at once; at most `concurrency` jobs in flight.
+ */
+import { OpLog } from '../../lib/oplog/oplog';
+import { eventOf, SyncQueue, Taken } from '../../lib/queue/sync-queue';
+import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
+import { storeSettings } from '../shared/store-ref';
+import { fail, num, updateTrace } from '../shared/support';
+
+interface SyncQueueDef extends NodeDef {
+  store?: string;
+  concurrency?: string | number;
+}
+
+const DECISIONS = ['linkDecision', 'reviewDecision'] as const;
+
+export = function (RED: NodeAPI) {
+  function SyncQueueNode(this: Node, def: SyncQueueDef) {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    const concurrency = Math.round(num(def.concurrency, 4, 1));
+    const mine = new Map<string, string>(); // job id → lease token, for jobs this node sent
+    let queue: SyncQueue | undefined;
+    let dir = '';
+    let timer: NodeJS.Timeout | undefined;
+    let closed = false;
+    let off: (() => void) | undefined;
+    let statusTimer: NodeJS.Timeout | undefined;
+
+    const opening: Promise<SyncQueue> = (async () => {
+      const s = storeSettings(RED, def.store);
+      dir = s.dir;
+      return SyncQueue.open(s.dir, { policy: s.policy });
+    })();
+
+    function showStatus(): void {
+      if (!queue || closed) return;
+      const s = queue.stats();
+      const failed = OpLog.peek(dir)?.failed.size ?? 0;
+      const parts = [`${s.waiting + s.blocked} waiting`, `${s.active} in flight`];
+      if (s.retrying) parts.push(`${s.retrying} retrying`);
+      if (failed) parts.push(`${failed} failed`);
+      node.status({ fill: s.retrying || failed ? 'yellow' : s.active || s.waiting ? 'blue' : 'green', shape: s.active ? 'dot' : 'ring', text: parts.join(' · ') });
+    }
+    function statusSoon(): void {
+      if (statusTimer) return;
+      statusTimer = setTimeout(() => {
+        statusTimer = undefined;
+        showStatus();
+      }, 200);
+      statusTimer.unref?.();
+    }
+
+    function messageOf(t: Taken): NodeMessage {
+      const { job, token } = t;
+      const payload: Record<string, string> = { event: job.event.event, id: job.event.id, type: job.event.type };
+      if (job.event.subtype) payload.subtype = job.event.subtype;
+      if (job.event.kind) payload.kind = job.event.kind;
+      const m: NodeMessage = { topic: `${job.event.type}:${job.event.id}`, payload };
+      m.job = { id: job.id, token, attempt: job.attempts + 1, ...(job.data?.recheck ? { recheck: true } : {}) };
+      for (const k of DECISIONS) if (job.data?.[k]) m[k] = job.data[k];
+      updateTrace(m, { trigger: job.trigger, event: job.event.event, entity: job.event.type.toLowerCase(), crmId: job.event.id, attempts: job.attempts, step: 'sync-queue' });
+      return m;
+    }
+
+    function pump(): void {
+      if (!queue || closed) return;
+      for (const [id, token] of mine) if (!queue.isLeased(id, token)) mine.delete(id);
+      const room = concurrency - mine.size;
+      const taken = room > 0 ? queue.take(room) : [];
+      for (const t of taken) mine.set(t.job.id, t.token);
+      for (const t of taken) node.send(messageOf(t));
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+      const next = queue.nextDueAt();
+      if (next !== undefined && mine.size < concurrency) {
+        timer = setTimeout(pump, Math.min(Math.max(next - Date.now(), 20), 60_000));
+        timer.unref?.();
+      }
+      statusSoon();
+    }
+
+    let pumping = false;
+    opening.then(
+      (q) => {
+        if (closed) return void q.release();
+        queue = q;
+        off = q.onChange(() => {
+          // Changes come from inside queue calls: deliver right after, never re-entrantly.
+          if (pumping) return;
+          pumping = true;
+          setImmediate(() => {
+            pumping = false;
+            pump();
+          });
+        });
+        pump();
+        showStatus();
+      },
+      (e) => {
+        node.status({ fill: 'red', shape: 'dot', text: e?.code === 'STORE_LOCKED' ? 'data folder locked' : 'queue error' });
+        node.error(`sync-queue cannot open the queue: ${e instanceof Error ? e.message : String(e)}`);
+      },
+    );
+
+    node.on('input', (msg, _send, done) => {
+      void (async () => {
+        try {
+          const q = await opening;
+          if (msg.queued === true) {
+            pump();
+            return done();
+          }
+          const ev = eventOf(msg.payload);
+          const data: Record<string, unknown> = {};
+          for (const k of DECISIONS) if (msg[k] && typeof msg[k] === 'object') data[k] = msg[k];
+          const trigger = String((msg.sync as { trigger?: unknown } | undefined)?.trigger ?? 'manual');
+          await q.enqueue(ev, { trigger, data: Object.keys(data).length ? data : undefined });
+          done();
+        } catch (e) {
+          fail(node, msg, e, done);
+        }
+      })();
+    });
+
+    node.on('close', (_removed: boolean, done: () => void) => {
+      closed = true;
+      if (timer) clearTimeout(timer);
+      if (statusTimer) clearTimeout(statusTimer);
+      off?.();
+      opening.then(
+        (q) => q.release(),
+        () => undefined,
+      ).then(() => done(), () => done());
+    });
+  }
+  RED.nodes.registerType('sync-queue', SyncQueueNode);
+};

@@ -1,0 +1,47 @@
+/**
+ * sync-store: the config node that owns the data folder (mapping, queue, failed list, sync log,
+ * poll cursor, import reports) and the queue's retry policy. Every node that keeps or reads sync
+ * data points at one; none builds a file path of its own.
+ *
+ * Backend "file": a folder (default `siagh-sync` in the Node-RED user dir, or SYNC_DATA_DIR).
+ */
+import { DEFAULT_RETRY_POLICY, retryPolicyFromEnv } from '../../lib/sync/retry-policy';
+import { defaultDataDir, userPath } from '../shared/data-path';
+import type { Node, NodeAPI, NodeDef } from '../shared/red';
+import type { StoreSettings } from '../shared/store-ref';
+import { num } from '../shared/support';
+
+interface SyncStoreDef extends NodeDef {
+  backend?: 'file';
+  dir?: string;
+  /** Blank: MAX_RETRY_ATTEMPTS from the environment, else the default. */
+  maxAttempts?: string | number;
+  maxAgeHours?: string | number;
+  leaseSeconds?: string | number;
+}
+
+export = function (RED: NodeAPI) {
+  function SyncStore(this: Node & { settings?: () => StoreSettings }, def: SyncStoreDef) {
+    RED.nodes.createNode(this, def);
+    const fromEnv = retryPolicyFromEnv(process.env);
+    const blank = (v: unknown) => v === undefined || v === null || String(v).trim() === '';
+    const policy = {
+      ...fromEnv,
+      maxAttempts: blank(def.maxAttempts) ? fromEnv.maxAttempts : Math.round(num(def.maxAttempts, DEFAULT_RETRY_POLICY.maxAttempts, 1)),
+      maxAgeMs: blank(def.maxAgeHours) ? fromEnv.maxAgeMs : num(def.maxAgeHours, 24, 0.01) * 3_600_000,
+      leaseMs: num(def.leaseSeconds, DEFAULT_RETRY_POLICY.leaseMs / 1000, 5) * 1000,
+    };
+    let dir: string | undefined;
+    let problem: unknown;
+    try {
+      dir = userPath(def.dir, defaultDataDir(), RED.settings.userDir, 'data folder');
+    } catch (e) {
+      problem = e;
+    }
+    this.settings = () => {
+      if (!dir) throw problem;
+      return { dir, policy };
+    };
+  }
+  RED.nodes.registerType('sync-store', SyncStore);
+};
