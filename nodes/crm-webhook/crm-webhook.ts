@@ -8,14 +8,18 @@
  *
  * Mode 'echo' (for /webhook/crm/test) answers with what arrived, token redacted, and emits nothing.
  */
-import { checkToken, isPlainObject, parseWebhook, redactTokenParam, TokenVerdict, WebhookCoalescer, WebhookFields, WebhookType } from '../../lib/sync/webhook';
+import { ReplayEvent } from '../../lib/oplog/entry';
+import { SyncQueue } from '../../lib/queue/sync-queue';
+import { checkToken, isPlainObject, parseWebhook, redactTokenParam, TokenVerdict, WebhookFields, WebhookType } from '../../lib/sync/webhook';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
-import { num, redact, traceOf, unresolvedEnvName, updateTrace } from '../shared/support';
+import { storeSettings } from '../shared/store-ref';
+import { redact, unresolvedEnvName, updateTrace } from '../shared/support';
 
 interface CrmWebhookDef extends NodeDef {
   mode?: 'webhook' | 'echo';
   expect?: 'any' | 'identity' | 'quote' | 'invoice';
-  coalesceMs?: string | number;
+  /** The sync-store config node whose queue takes the accepted changes. */
+  store?: string;
 }
 
 interface Creds {
@@ -32,7 +36,6 @@ interface ReqLike {
 }
 
 const EXPECT: Record<string, WebhookType> = { identity: 'Identity', quote: 'Quote', invoice: 'Invoice' };
-const MAX_WINDOW_MS = 60_000;
 const WARN_EVERY_MS = 60_000;
 const ECHO_BODY_MAX = 10_000;
 const SECRET_HEADERS = /^(authorization|proxy-authorization|cookie|x-api-key|x-webhook-token)$/i;
@@ -50,7 +53,6 @@ export = function (RED: NodeAPI) {
     const node = this;
     const mode = def.mode === 'echo' ? 'echo' : 'webhook';
     const expect: WebhookType | 'any' = EXPECT[String(def.expect ?? '').toLowerCase()] ?? 'any';
-    const windowMs = Math.min(Math.round(num(def.coalesceMs, 1500, 0)), MAX_WINDOW_MS);
 
     // The token: empty, or a ${NAME} Node-RED could not resolve (NAME set nowhere), means none is required.
     const rawToken = typeof node.credentials?.token === 'string' ? node.credentials.token.trim() : '';
@@ -67,21 +69,6 @@ export = function (RED: NodeAPI) {
     let lastWarnAt = 0;
     let suppressed = 0;
 
-    const coalescer = new WebhookCoalescer({
-      windowMs,
-      emit: (ev) => {
-        const payload: Record<string, string> = { event: ev.event, id: ev.id, type: ev.type };
-        if (ev.subtype) payload.subtype = ev.subtype;
-        const m: NodeMessage = { topic: `${ev.type}:${ev.id}`, payload };
-        updateTrace(m, { trigger: 'webhook', event: ev.event, entity: ev.type.toLowerCase(), crmId: ev.id, step: 'crm-webhook', startedAt: ev.firstAt });
-        // How many deliveries this one message stands for (the rest were merged into it).
-        (traceOf(m) as unknown as Record<string, unknown>).merged = ev.merged;
-        node.send([m, null]);
-        showStatus();
-      },
-      onError: (e) => node.error(e),
-    });
-
     function showStatus(): void {
       if (mode === 'echo') {
         node.status({ fill: 'grey', shape: 'dot', text: `echo · ${counts.echoed} answered` });
@@ -89,7 +76,6 @@ export = function (RED: NodeAPI) {
       }
       let text = `${counts.accepted} accepted`;
       if (counts.rejected) text += ` · ${counts.rejected} rejected`;
-      if (coalescer.pending) text += ` · ${coalescer.pending} waiting`;
       node.status({ fill: lastRejected ? 'yellow' : 'green', shape: 'dot', text });
     }
 
@@ -154,6 +140,35 @@ export = function (RED: NodeAPI) {
       showStatus();
     }
 
+    const queueOpening: Promise<SyncQueue> = (async () => {
+      const st = storeSettings(RED, def.store);
+      return SyncQueue.open(st.dir, { policy: st.policy });
+    })();
+    queueOpening.catch((e) => {
+      node.status({ fill: 'red', shape: 'dot', text: e?.code === 'STORE_LOCKED' ? 'data folder locked' : 'queue error' });
+      node.error(`crm-webhook cannot open the sync queue: ${e instanceof Error ? e.message : String(e)}`);
+    });
+
+    /** Queue the change durably, then answer 200 and tell the queue node (output 1). */
+    async function accept(msg: NodeMessage, out: (m: Array<NodeMessage | null>) => void, f: WebhookFields): Promise<void> {
+      try {
+        const q = await queueOpening;
+        const ev: ReplayEvent = { type: f.type, id: f.id, event: f.event, ...(f.subtype ? { subtype: f.subtype } : {}) };
+        const r = await q.enqueue(ev, { trigger: 'webhook' });
+        reply(msg, out, 200, { accepted: true, event: f.event, type: f.type, id: f.id, queued: true, merged: r.merged });
+        const payload: Record<string, string> = { event: f.event, id: f.id, type: f.type };
+        if (f.subtype) payload.subtype = f.subtype;
+        const m: NodeMessage = { topic: `${f.type}:${f.id}`, payload, queued: true };
+        updateTrace(m, { trigger: 'webhook', event: f.event, entity: f.type.toLowerCase(), crmId: f.id, step: 'crm-webhook' });
+        out([m, null]);
+      } catch (e) {
+        // Not on disk: say so, so the CRM (or its operator) sends it again; polling also catches it.
+        reply(msg, out, 503, { accepted: false, error: 'the change could not be queued (see the Node-RED log); send it again later' });
+        node.error(`A CRM webhook could not be queued: ${e instanceof Error ? redact(e.message, secrets) : String(e)}`);
+      }
+      showStatus();
+    }
+
     node.on('input', (msg, sendFn, done) => {
       let replied = false;
       const out = (m: Array<NodeMessage | null>) => {
@@ -184,14 +199,11 @@ export = function (RED: NodeAPI) {
           return done();
         }
         const f: WebhookFields = parsed.fields;
-        const coalesced = coalescer.isPending(f);
         counts.accepted++;
         lastRejected = false;
-        // The reply leaves first; the event follows (now, or when the window closes).
-        reply(msg, out, 200, { accepted: true, event: f.event, type: f.type, id: f.id, coalesced });
-        coalescer.add(f);
-        showStatus();
-        done();
+        // Durable intake: the CRM hears 200 only once the change is on disk in the sync queue.
+        void accept(msg, out, f).then(() => done());
+        return;
       } catch (e) {
         // Never leave a request unanswered (and never answer one twice).
         if (!replied) reply(msg, out, 500, { accepted: false, error: 'the webhook could not be handled; see the Node-RED log' });
@@ -201,11 +213,10 @@ export = function (RED: NodeAPI) {
     });
 
     node.on('close', (_removed: boolean, done: () => void) => {
-      const dropped = coalescer.close();
-      if (dropped) {
-        node.warn(`${dropped} webhook event(s) were still waiting in the coalescing window and were dropped by the stop or redeploy; the polling flow picks them up within one interval.`);
-      }
-      done();
+      queueOpening.then(
+        (q) => q.release(),
+        () => undefined,
+      ).then(() => done(), () => done());
     });
   }
 

@@ -16,6 +16,7 @@ import { describeOperation, Operation, ReplayEvent, Trigger, TRIGGERS } from '..
 import type { FailedEntry, FailedFilter } from '../../lib/oplog/failed-list';
 import { OpLog } from '../../lib/oplog/oplog';
 import { Failure, SyncQueue } from '../../lib/queue/sync-queue';
+import { mappingFileIn } from '../../lib/store/data-folder';
 import { MappingStore } from '../../lib/store/mapping-store';
 import { classify } from '../../lib/sync/retry-policy';
 import { defaultDataDir, userPath } from '../shared/data-path';
@@ -177,7 +178,7 @@ export = function (RED: NodeAPI) {
     async function stats(): Promise<Record<string, unknown>> {
       const l = await opening;
       const snap: Record<string, unknown> = { ...l.snapshot(), logFile: l.logFile, failedFile: l.failedFile };
-      const mappings = MappingStore.peek(path.join(dir, 'mappings.json'));
+      const mappings = MappingStore.peek(mappingFileIn(dir));
       if (mappings) snap.mappings = mappings.stats();
       const queue = SyncQueue.peek(dir);
       if (queue) snap.queue = queue.stats();

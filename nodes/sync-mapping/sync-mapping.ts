@@ -10,13 +10,18 @@
 import path from 'node:path';
 import { SyncError } from '../../lib/errors';
 import { EntityType, MappingStore } from '../../lib/store/mapping-store';
+import { MAPPING_FILE, mappingFileIn } from '../../lib/store/data-folder';
 import { claimOf, releaseClaim } from '../shared/claims';
 import { defaultDataDir, userPath } from '../shared/data-path';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
+import { storeSettings } from '../shared/store-ref';
 import { fail, num, StatusCounter, updateTrace } from '../shared/support';
 import { holdJob } from '../shared/job';
 
 interface SyncMappingDef extends NodeDef {
+  /** The sync-store config node (its data folder holds the mapping file). */
+  store?: string;
+  /** Flows saved before sync-store: the mapping file itself. */
   file?: string;
   operation: 'lookup' | 'store' | 'delete' | 'list' | 'stats';
   entityType?: 'auto' | EntityType;
@@ -27,11 +32,12 @@ interface SyncMappingDef extends NodeDef {
 }
 
 /**
- * The mapping file: the node's setting, or `mappings.json` in SYNC_DATA_DIR when that is set, or in
- * `<userDir>/siagh-sync`.
+ * The mapping file: `mappings.json` in the data store's folder; in flows saved before sync-store,
+ * the node's own file setting when it has one.
  */
-function mappingFilePath(file: string | undefined, userDir: string | undefined): string {
-  return userPath(file, path.join(defaultDataDir(), 'mappings.json'), userDir, 'mapping file path');
+function mappingFilePath(RED: NodeAPI, def: SyncMappingDef): string {
+  if (def.file && !def.store) return userPath(def.file, path.join(defaultDataDir(), MAPPING_FILE), RED.settings.userDir, 'mapping file path');
+  return mappingFileIn(storeSettings(RED, def.store).dir);
 }
 
 const ENTITY_TYPES: EntityType[] = ['contact', 'quote', 'invoice'];
@@ -64,7 +70,7 @@ export = function (RED: NodeAPI) {
     let file: string;
     let opening: Promise<MappingStore>;
     try {
-      file = mappingFilePath(def.file, RED.settings.userDir);
+      file = mappingFilePath(RED, def);
       opening = MappingStore.open(file);
     } catch (e) {
       opening = Promise.reject(e);

@@ -1,0 +1,13 @@
+/**
+ * What lives in a data folder (a sync-store): one name per file, so no node builds a path itself.
+ * The queue's files are named in lib/queue/sync-queue.ts, the sync log's and failed list's in
+ * lib/oplog/oplog.ts.
+ */
+import path from 'node:path';
+
+export const MAPPING_FILE = 'mappings.json';
+
+/** The mapping file of a data folder. */
+export function mappingFileIn(dir: string): string {
+  return path.join(dir, MAPPING_FILE);
+}
