@@ -345,15 +345,24 @@ describe('config nodes (Node-RED runtime)', function () {
       assert.equal(crm.loginCount - logins, 3);
     });
 
-    it('crm: stored ${ENV} credentials and a ${ENV} URL typed in the dialog are resolved', async () => {
+    it('crm: a deployed node with ${ENV} URL and credentials tests as deployed (the runtime resolved them, not the request)', async () => {
       process.env.TEST_CRM_USER = CRM_USER.username;
       process.env.TEST_CRM_PASS = CRM_USER.password;
       process.env.TEST_CRM_URL = crm.url;
-      await deployConfigs({ crm: { username: '${TEST_CRM_USER}', password: '${TEST_CRM_PASS}' } });
+      const cfg = configNodes(siagh.url, crm.url, { crm: { baseUrl: '${TEST_CRM_URL}' } });
+      await helper.load(NODES(), [tab, ...cfg.nodes], { crm: { username: '${TEST_CRM_USER}', password: '${TEST_CRM_PASS}' } });
+      // What the dialog of the deployed node sends: its configured texts and the unchanged marker.
       const r = await crmTest({ id: 'crm', baseUrl: '${TEST_CRM_URL}', timeout: '5', username: '${TEST_CRM_USER}', password: '__PWRD__' });
       assert.equal(r.json.ok, true, r.text);
       assert.equal(r.json.details.user, CRM_USER.username);
       noSecret(r.text, CRM_USER.password);
+      // The same ${ENV} texts without the deployed node behind them are not read from the environment.
+      const logins = crm.loginCount;
+      const n = await crmTest({ baseUrl: '${TEST_CRM_URL}', timeout: '5', username: CRM_USER.username, password: CRM_USER.password });
+      assert.equal(n.json.ok, false);
+      assert.equal(n.json.code, 'CONFIG');
+      assert.match(n.json.message, /does not read environment variables/);
+      assert.equal(crm.loginCount, logins);
     });
 
     it('siagh: good credentials → ok with user, branch and fiscal year', async () => {

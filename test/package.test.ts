@@ -40,6 +40,7 @@ describe('package: npm pack → install into an empty user dir → Node-RED load
     }
     assert.ok(!files.some((f) => f.startsWith('dist/test/') || f.startsWith('test/')), 'tests are not packed');
     assert.ok(files.some((f) => f.startsWith('examples/')), 'examples packed');
+    assert.ok(files.includes('resources/test-connection.js'), 'the editor resource (Test connection script) packed');
 
     const userDir = path.join(tmp, 'userdir');
     fs.mkdirSync(userDir);
@@ -62,5 +63,13 @@ describe('package: npm pack → install into an empty user dir → Node-RED load
     }
     assert.deepEqual(ours.flatMap((s) => s.types).sort(), [...TYPES].sort());
     assert.doesNotMatch(red.log(), /\[warn\].*siagh-sync|Error loading|version_mismatch/i);
+    // The config dialogs load their one Test connection script from the package's resources/ folder.
+    const script = await fetch(`${red.url}/resources/${pkg.name}/test-connection.js`);
+    assert.equal(script.status, 200, 'resources/<package>/test-connection.js is served');
+    assert.match(await script.text(), /siaghSyncTestConnection/);
+    for (const t of ['crm-config', 'siagh-config']) {
+      const html = fs.readFileSync(path.join(userDir, 'node_modules', pkg.name, 'dist', 'nodes', t, `${t}.html`), 'utf8');
+      assert.match(html, new RegExp(`<script type="text/javascript" src="resources/${pkg.name}/test-connection.js"></script>`), `${t}.html loads it (relative URL)`);
+    }
   });
 });

@@ -24,7 +24,7 @@ export = function (RED: NodeAPI) {
     credentials: { username: { type: 'text' }, password: { type: 'password' } },
   });
 
-  registerTestEndpoint(RED, '/siagh-sync/crm-config/test', 'crm-config.write', async (v) => {
+  registerTestEndpoint(RED, 'crm-config', 'CRM', async (v) => {
     const client = new CrmClient({ ...crmClientOptions(v, v), retries: 0 });
     try {
       const started = Date.now();

@@ -24,7 +24,7 @@ export = function (RED: NodeAPI) {
     credentials: { username: { type: 'text' }, password: { type: 'password' } },
   });
 
-  registerTestEndpoint(RED, '/siagh-sync/siagh-config/test', 'siagh-config.write', async (v) => {
+  registerTestEndpoint(RED, 'siagh-config', 'Siagh', async (v) => {
     const client = new SiaghClient({ ...siaghClientOptions(v, v), retries: 0 });
     try {
       const info = await client.login();
