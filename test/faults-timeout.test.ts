@@ -120,7 +120,7 @@ describe('fault matrix × timeouts (node level: the shipped flows\' nodes, confi
   it('webhook pipeline: a CRM read or a Siagh save that times out → retried / checked; exhausted → failed.json, replayed; no duplicate', async () => {
     await load('webhook-sync.json');
     const event = (id: string, type: 'Identity' | 'Quote') => ({ payload: { event: 'Insert', id, type, ...(type === 'Identity' ? { subtype: CRM_SIM_DEFAULTS.personSubtype } : {}) }, sync: { traceId: randomUUID().slice(0, 8), trigger: 'webhook', attempts: 0, durationMs: 0, startedAt: Date.now(), warnings: [] } });
-    const push = (type: 'Identity' | 'Quote', id: string) => helper.getNode(type === 'Identity' ? 'wh-fetch-identity' : 'wh-fetch-quote').receive(event(id, type));
+    const push = (type: 'Identity' | 'Quote', id: string) => helper.getNode('wh-queue').receive(event(id, type));
     const syncedContact = (id: string) => mappings('contact')[id] && siagh.contact(Number(mappings('contact')[id].siaghCode));
     const failedCode = (key: string) => failed().find((e) => e.key === key)?.reason.code;
 

@@ -18,6 +18,9 @@ interface SyncStoreDef extends NodeDef {
   maxAttempts?: string | number;
   maxAgeHours?: string | number;
   leaseSeconds?: string | number;
+  /** The first retry's delay; each next one doubles, up to maxRetryDelaySeconds. */
+  firstRetrySeconds?: string | number;
+  maxRetryDelaySeconds?: string | number;
 }
 
 export = function (RED: NodeAPI) {
@@ -29,7 +32,9 @@ export = function (RED: NodeAPI) {
       ...fromEnv,
       maxAttempts: blank(def.maxAttempts) ? fromEnv.maxAttempts : Math.round(num(def.maxAttempts, DEFAULT_RETRY_POLICY.maxAttempts, 1)),
       maxAgeMs: blank(def.maxAgeHours) ? fromEnv.maxAgeMs : num(def.maxAgeHours, 24, 0.01) * 3_600_000,
-      leaseMs: num(def.leaseSeconds, DEFAULT_RETRY_POLICY.leaseMs / 1000, 5) * 1000,
+      leaseMs: num(def.leaseSeconds, DEFAULT_RETRY_POLICY.leaseMs / 1000, 1) * 1000,
+      baseMs: num(def.firstRetrySeconds, DEFAULT_RETRY_POLICY.baseMs / 1000, 0.01) * 1000,
+      maxDelayMs: num(def.maxRetryDelaySeconds, DEFAULT_RETRY_POLICY.maxDelayMs / 1000, 0.01) * 1000,
     };
     let dir: string | undefined;
     let problem: unknown;

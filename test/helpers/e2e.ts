@@ -184,8 +184,10 @@ export interface E2eOptions {
   webhookToken?: string | null;
   /** Point the CRM's webhooks at the flow (default true; false leaves them switched off). */
   webhooks?: boolean;
-  /** More environment for Node-RED. */
+  /** More environment for Node-RED. MAX_RETRY_ATTEMPTS is 2 unless given here (see start()). */
   env?: Record<string, string>;
+  /** Settings of the shipped flows' data store (cfg-store) to change, e.g. shorter retry delays. */
+  store?: Record<string, unknown>;
 }
 
 export interface WebhookReply {
@@ -242,11 +244,14 @@ export class E2eEnv {
         FINANCE_PASSWORD: E2E_SIAGH_USER.Password,
         POLL_INTERVAL_SECONDS: String(opts.pollIntervalSeconds ?? 3600),
         SYNC_DATA_DIR: e.dataDir,
+        // The fault-matrix cells expect a failure to reach failed.json soon: two attempts, unless a
+        // test asks for the queue's own default (e2e-queue) or another count.
+        MAX_RETRY_ATTEMPTS: '2',
         ...(e.token ? { WEBHOOK_TOKEN: e.token } : {}),
         ...opts.env,
       };
       await e.launch();
-      await e.deploy(shippedFlows());
+      await e.deploy(e.flows());
       if (opts.webhooks !== false) e.pointWebhooks();
       else e.crm.setWebhooks({ enabled: false });
       return e;
@@ -258,6 +263,16 @@ export class E2eEnv {
 
   get url(): string {
     return this.red.url;
+  }
+
+  /** The shipped flows as this environment deploys them (cfg-store patched with `opts.store`). */
+  flows(): FlowNode[] {
+    return shippedFlows().map((n) => (n.id === 'cfg-store' && this.opts.store ? { ...n, ...this.opts.store } : n));
+  }
+
+  /** A full deploy of the same flows again (every node stopped and started, as the editor's Deploy does). */
+  async redeploy(): Promise<void> {
+    await this.deploy(this.flows());
   }
 
   /** The URL of a webhook endpoint of the flow with this query (token added only when given). */
