@@ -21,8 +21,9 @@
  *
  * Test controls: `state()`, `contacts()`, `preInvoices()`, `loginCount`, `saveCount`,
  * `addContact()`, `expireAllSessions()`, `reset()`, `loginReply` (make the next logins answer
- * without a SessionId or with Errors[]), `lastSave` / `saveLog` (the decoded requests), plus the
- * fault switches of SimServer.
+ * without a SessionId or with Errors[]), `lastSave` / `saveLog` (the decoded requests),
+ * `noCredit` (customer codes refused with "اعتبار مشتری کافی نیست"), plus the fault switches of
+ * SimServer. A pre-invoice row without an item code is refused with "ورود کد کالا الزامی است".
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { SiaghContact } from '../lib/types';
@@ -66,6 +67,11 @@ export interface SiaghSimOptions {
   firstDocumentNumber?: number;
   /** Also refuse a duplicate TelNo ("شماره تلفن نمی تواند تکراری باشد."). Default false. */
   uniqueTelNo?: boolean;
+  /**
+   * [SIM] Customer codes whose pre-invoices are refused with "اعتبار مشتری کافی نیست" (customer
+   * credit insufficient): a business error that shares a word (اعتبار) with session texts.
+   */
+  noCreditCustomers?: Iterable<string | number>;
 }
 
 export interface SiaghSimPreInvoice {
@@ -106,6 +112,10 @@ export const SIAGH_EXPIRED_TEXT = 'نشست کاربر منقضی شده است.
 export const SIAGH_DUPLICATE_MOBILE_TEXT = 'شماره موبایل نمی تواند تکراری باشد.';
 export const SIAGH_DUPLICATE_PHONE_TEXT = 'شماره تلفن نمی تواند تکراری باشد.';
 /** The script crash observed on 2025-12-26 (§1.8), leading space and line breaks included. */
+/** [SIM] A pre-invoice for a customer in `noCreditCustomers`. */
+export const SIAGH_NO_CREDIT_TEXT = 'اعتبار مشتری کافی نیست';
+/** [SIM] A pre-invoice row with an empty item code (codekala). */
+export const SIAGH_ITEM_CODE_REQUIRED_TEXT = 'ورود کد کالا الزامی است';
 export const SIAGH_RUNTIME_DUMP =
   " پیامهای سرویس : RUNTIME ERROR\r\nField 'Code' not found when evaluating instruction CallProc ($FFFFFFFF,$1,$1E888D0,$0,'FieldByName').\r\nStack content is: [Null,Null,0,97227280...].\r\nSource position: 218,84\r\nPosition: 218, 84";
 
@@ -219,6 +229,8 @@ export class SiaghSim extends SimServer {
    * changed), e.g. to imitate a reply shape the evidence does not show. Cleared by reset().
    */
   onSave: ((save: SiaghSimSave, reply: SimResponse) => SimResponse) | undefined;
+  /** Customer codes whose pre-invoices are refused for insufficient credit (reset() restores the option). */
+  noCredit = new Set<string>();
 
   private readonly users: SiaghSimUser[];
   private readonly items?: Set<string>;
@@ -289,6 +301,7 @@ export class SiaghSim extends SimServer {
     this.saveLog = [];
     this.loginReply = 'normal';
     this.onSave = undefined;
+    this.noCredit = new Set([...(this.options.noCreditCustomers ?? [])].map((c) => String(c).trim()));
     this.nextCode = this.options.firstCode ?? 8300;
     this.nextDoc = this.options.firstDocumentNumber ?? 2488;
     this.nextReturn = 0;
@@ -536,6 +549,7 @@ export class SiaghSim extends SimServer {
     if (!known || !inSet(this.saleModels, header.codesalemodel) || !inSet(this.salesCentres, header.codemarkazforush) || !inSet(this.intermediaries, header.codevaseteh)) {
       return errorReply(errEntry(SIAGH_RUNTIME_DUMP));
     }
+    if (this.noCredit.has(customer)) return errorReply(errEntry(SIAGH_NO_CREDIT_TEXT, 'CodeMoshtari'));
 
     let grids: unknown;
     try {
@@ -559,7 +573,8 @@ export class SiaghSim extends SimServer {
       const qty = val('qty');
       const disc = val('mabtakhfif');
       const item = val('codekala');
-      if (this.items && !this.items.has(String(item ?? ''))) errors.push(errEntry(`کالای ردیف ${n} با کد ${String(item ?? '')} تعریف نشده است`, 'CodeKala'));
+      if (item == null || String(item).trim() === '') errors.push(errEntry(SIAGH_ITEM_CODE_REQUIRED_TEXT, 'CodeKala'));
+      else if (this.items && !this.items.has(String(item ?? ''))) errors.push(errEntry(`کالای ردیف ${n} با کد ${String(item ?? '')} تعریف نشده است`, 'CodeKala'));
       if (typeof qty !== 'number' || !Number.isFinite(qty) || qty <= 0) errors.push(errEntry(`مقدار ردیف ${n} درست وارد نشده است`, 'Qty'));
       if (typeof price !== 'number' || !Number.isFinite(price) || price <= 0) errors.push(errEntry(`قیمت ردیف ${n} درست وارد نشده است`, 'Price'));
       if (typeof qty === 'number' && typeof price === 'number') net += qty * price - (typeof disc === 'number' ? disc : 0);

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { inspect } from 'node:util';
 import { CRM_USER, collect, configNodes, helper, n, nextMessage, nodeModule, startSims, tab, waitFor } from './helpers/node-env';
 import type { CrmSim } from '../sim/crm-sim';
+import { classify } from '../lib/sync/retry-policy';
 
 const NODES = () => [nodeModule('crm-config'), nodeModule('siagh-config'), nodeModule('crm-fetch')];
 
@@ -325,6 +326,26 @@ describe('crm-fetch (Node-RED runtime)', function () {
       assert.ok(JSON.stringify(r.caught.sync).length < 1000);
       await waitFor(() => node.statuses[node.statuses.length - 1]?.fill === 'red', 2000, 'red status');
       assert.deepEqual(node.statuses[node.statuses.length - 1], { fill: 'red', shape: 'dot', text: 'not found' });
+    });
+
+    it('msg.error at a Catch node carries what the retry queue needs: 429 → status and Retry-After on msg.error.cause and msg.sync.error', async () => {
+      const node = await deploy({ what: 'person' });
+      const p = addPerson();
+      crm.faults.add({ kind: '429', path: '/person/get', times: 1000, retryAfterSec: 0 });
+      try {
+        const r = await run(node, { payload: { id: p.crmId } });
+        assert.equal(r.caught.error.code, 'RATE_LIMITED');
+        assert.deepEqual(r.caught.error.cause, { code: 'RATE_LIMITED', status: 429, retryAfterSec: 0, retryable: true });
+        assert.equal(r.caught.sync.error.status, 429);
+        assert.equal(r.caught.sync.error.retryAfterSec, 0);
+        assert.deepEqual({ kind: classify(r.caught.error).kind, retryAfterMs: classify(r.caught.error).retryAfterMs }, { kind: 'transient', retryAfterMs: 0 });
+        assert.equal(classify(r.caught).kind, 'transient', 'the whole message classifies the same');
+      } finally {
+        crm.faults.clear();
+      }
+      // A permanent failure: no retry facts beyond the status.
+      const nf = await run(node, { payload: { id: MISSING_ID } });
+      assert.equal(classify(nf.caught.error).kind, 'permanent');
     });
 
     it('not found for a quote, too', async () => {

@@ -11,6 +11,7 @@ import { writeMappingFile } from '../lib/store/mapping-store';
 import type { CrmIdentity, CrmQuote } from '../lib/types';
 import { nationalIdWithCheckDigit } from '../sim/seed';
 import type { SiaghSim } from '../sim/siagh-sim';
+import { classify } from '../lib/sync/retry-policy';
 import { CRM_USER, SIAGH_USER, collect, configNodes, helper, n, nodeModule, startSims, tab, tmpDir, waitFor } from './helpers/node-env';
 
 const NODES = () => [nodeModule('crm-config'), nodeModule('siagh-config'), nodeModule('siagh-upsert'), nodeModule('sync-mapping')];
@@ -421,12 +422,17 @@ describe('siagh-upsert node (Node-RED runtime, Siagh simulator)', function () {
       assert.equal(r.caught.error.code, 'SIAGH_UNKNOWN_CUSTOMER');
     });
 
-    it('an unknown outcome of the create (connection dropped twice) is AMBIGUOUS_CREATE, with no session id or password anywhere on the message', async () => {
+    it('an unknown outcome of the create (connection dropped) is AMBIGUOUS_CREATE, with no session id or password anywhere on the message', async () => {
       await load({});
-      sim.faults.add({ kind: 'drop', path: 'SaveFormData', times: 2, afterHandling: false });
+      sim.faults.add({ kind: 'drop', path: 'SaveFormData', times: 1, afterHandling: false });
       const r = await send({ payload: person() });
       assert.equal(r.caught.error.code, 'AMBIGUOUS_CREATE');
       assert.equal(r.caught.sync.action, 'failed');
+      // the retry facts survive Node-RED's msg.error (on its cause) and the trace
+      assert.equal(r.caught.error.cause.ambiguous, true);
+      assert.equal(r.caught.sync.error.ambiguous, true);
+      assert.equal(classify(r.caught.error).kind, 'ambiguous');
+      assert.equal(sim.count('POST /BpmsApi/SaveFormData'), 1, 'sent once');
       assert.equal(sim.contacts().length, 0);
     });
 

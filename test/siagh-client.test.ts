@@ -6,7 +6,7 @@ import { preInvoiceDataRows, SiaghClient, SiaghClientOptions, siaghPasswordHash,
 import { readSaveReply } from '../lib/siagh/reply';
 import { SaveReplySchema } from '../lib/siagh/schemas';
 import type { PreInvoiceInput, SiaghFieldList } from '../lib/types';
-import { SiaghSim, SiaghSimOptions, SIAGH_DUPLICATE_MOBILE_TEXT, SIAGH_RUNTIME_DUMP } from '../sim/siagh-sim';
+import { SiaghSim, SiaghSimOptions, SIAGH_DUPLICATE_MOBILE_TEXT, SIAGH_ITEM_CODE_REQUIRED_TEXT, SIAGH_NO_CREDIT_TEXT, SIAGH_RUNTIME_DUMP } from '../sim/siagh-sim';
 import { isCode } from './helpers/assert-code';
 
 const ADMIN = 'مدیر سیستم';
@@ -215,6 +215,37 @@ describe('siagh client', () => {
       });
     });
 
+    // Issue #9 item 7: business errors that share a word with session texts (اعتبار, ورود) are
+    // form errors: one save, no re-login, no second save.
+    const business = [
+      { name: 'insufficient customer credit', text: SIAGH_NO_CREDIT_TEXT, column: 'CodeMoshtari', input: () => invoice('8388') },
+      { name: 'item code required', text: SIAGH_ITEM_CODE_REQUIRED_TEXT, column: 'CodeKala', input: () => ({ ...invoice('8388'), rows: [{ itemCode: '', unitName: 'عدد', qty: 1, price: 1000, discount: 0 }] }) },
+    ];
+    for (const b of business) {
+      it(`"${b.text}" (${b.name}) is SIAGH_FORM_ERROR after one save and no re-login`, async () => {
+        sim.noCredit.add('8388');
+        if (b.column === 'CodeKala') sim.noCredit.clear();
+        const c = client();
+        await c.login();
+        assert.equal(sim.loginCount, 1);
+        await assert.rejects(c.createPreInvoice(b.input()), (e: unknown) => {
+          isCode('SIAGH_FORM_ERROR')(e);
+          const err = e as SyncError;
+          assert.deepEqual(err.details, [b.text]);
+          assert.equal(err.column, b.column);
+          assert.ok(err.message.includes(b.text), err.message);
+          assert.equal(err.ambiguous, false);
+          return true;
+        });
+        assert.equal(sim.count(SAVE), 1, 'one save request');
+        assert.equal(sim.saveCount, 1);
+        assert.equal(sim.loginCount, 1, 'no re-login');
+        assert.equal(sim.count('POST /GeneralApi/LoginUser'), 1);
+        assert.equal(c.loginCount, 1);
+        assert.equal(sim.preInvoices().length, 0);
+      });
+    }
+
     it('the RUNTIME ERROR dump is SIAGH_UNKNOWN_CUSTOMER telling what to check', async () => {
       const c = client();
       await assert.rejects(c.createPreInvoice(invoice('8399')), (e: unknown) => {
@@ -406,15 +437,63 @@ describe('siagh client', () => {
       });
     }
 
-    it('a create lost before the server saw it is looked up, then sent once more', async () => {
-      const c = client({ timeoutMs: 300 });
-      sim.faults.add({ kind: 'drop', path: 'SaveFormData' });
-      const r = await c.createContact(contactFields('گم شده', '09127777777'), { nationalCode: '0012345679' });
-      assert.equal(sim.contacts().length, 2);
-      assert.equal(sim.contact(r.code)?.MobileNo, '09127777777');
-      assert.equal(sim.count(SAVE), 2);
+    // Issue #9: after a timeout or a dropped connection the client cannot tell whether the create
+    // reached Siagh (or is still running there): it looks, and never sends it again.
+    for (const kind of ['timeout', 'drop'] as const) {
+      it(`a create lost by "${kind}" (before Siagh saw it) is looked up, not found → AMBIGUOUS_CREATE, never sent again`, async () => {
+        const c = client({ timeoutMs: 300 });
+        sim.faults.add({ kind, path: 'SaveFormData' });
+        await assert.rejects(c.createContact(contactFields('گم شده', '09127777777'), { nationalCode: '0012345679' }), (e: unknown) => {
+          isCode('AMBIGUOUS_CREATE')(e);
+          const err = e as SyncError;
+          assert.equal(err.ambiguous, true);
+          assert.equal(err.retryable, false);
+          assert.match(err.message, /not sent again/);
+          return true;
+        });
+        assert.equal(sim.count(SAVE), 1, 'exactly one save request reached the simulator');
+        assert.equal(sim.saveCount, 0);
+        assert.equal(sim.contacts().length, 1);
+      });
+    }
+
+    it('a create still running in Siagh when the client gives up is not sent again: one save, one contact', async () => {
+      const c = client({ timeoutMs: 300, retries: 1 });
+      await c.login();
+      sim.faults.latencyMs = 700; // Siagh answers (and saves) after the client's timeout
+      await assert.rejects(c.createContact(contactFields('کند', '09123333333')), (e: unknown) => {
+        isCode('AMBIGUOUS_CREATE')(e);
+        assert.equal((e as SyncError).ambiguous, true);
+        return true;
+      });
+      sim.faults.latencyMs = 0;
+      await new Promise((r) => setTimeout(r, 800)); // the first request finishes in Siagh
+      assert.equal(sim.count(SAVE), 1, 'exactly one save request reached the simulator');
       assert.equal(sim.saveCount, 1);
+      assert.equal(sim.contacts().filter((x) => x.MobileNo === '09123333333').length, 1);
     });
+
+    for (const kind of ['timeout', 'drop'] as const) {
+      it(`an update (CodeMain=<Code>) lost by "${kind}" is retried (idempotent)`, async () => {
+        const c = client({ timeoutMs: 300 });
+        sim.faults.add({ kind, path: 'SaveFormData', afterHandling: true });
+        const r = await c.updateContact(8388, [['gn_web_users.fullname', 'نام تازه']]);
+        assert.equal(r.code, 8388);
+        assert.equal(sim.count(SAVE), 2);
+        assert.equal(sim.contact(8388)?.Name, 'نام تازه');
+        assert.equal(sim.contacts().length, 1);
+      });
+    }
+
+    for (const kind of ['timeout', 'drop'] as const) {
+      it(`a read (GetAll) lost by "${kind}" is retried`, async () => {
+        const c = client({ timeoutMs: 300 });
+        await c.login();
+        sim.faults.add({ kind, path: 'GetAll' });
+        assert.equal((await c.getAllContacts()).length, 1);
+        assert.equal(sim.count(GETALL), 2);
+      });
+    }
 
     it('finds the contact by national code when the mobile is absent', async () => {
       const c = client({ timeoutMs: 300 });
@@ -523,15 +602,30 @@ describe('siagh client', () => {
       assert.throws(() => suidFromId(''), isCode('BAD_INPUT'));
     });
 
-    it("an ambiguous save fails as AMBIGUOUS_CREATE by default and is sent only once", async () => {
+    for (const [kind, afterHandling] of [['timeout', true], ['timeout', false], ['drop', true], ['drop', false]] as const) {
+      it(`an ambiguous save ("${kind}" ${afterHandling ? 'after' : 'before'} Siagh handled it) fails as AMBIGUOUS_CREATE by default and is sent only once`, async () => {
+        await start();
+        const c = client({ timeoutMs: 300 });
+        sim.faults.add({ kind, path: 'SaveFormData', afterHandling });
+        await assert.rejects(c.createPreInvoice(invoice('8388')), (e: unknown) => {
+          isCode('AMBIGUOUS_CREATE')(e);
+          assert.equal((e as SyncError).ambiguous, true);
+          assert.match((e as SyncError).message, /look for it in Siagh/);
+          return true;
+        });
+        assert.equal(sim.count(SAVE), 1, 'exactly one save request reached the simulator');
+        assert.equal(sim.preInvoices().length, afterHandling ? 1 : 0);
+      });
+    }
+
+    it('a pre-invoice still running in Siagh when the client gives up is not sent again', async () => {
       await start();
       const c = client({ timeoutMs: 300 });
-      sim.faults.add({ kind: 'timeout', path: 'SaveFormData', afterHandling: true });
-      await assert.rejects(c.createPreInvoice(invoice('8388')), (e: unknown) => {
-        isCode('AMBIGUOUS_CREATE')(e);
-        assert.match((e as SyncError).message, /look for it in Siagh/);
-        return true;
-      });
+      await c.login();
+      sim.faults.latencyMs = 700;
+      await assert.rejects(c.createPreInvoice(invoice('8388')), isCode('AMBIGUOUS_CREATE'));
+      sim.faults.latencyMs = 0;
+      await new Promise((r) => setTimeout(r, 800));
       assert.equal(sim.count(SAVE), 1);
       assert.equal(sim.preInvoices().length, 1);
     });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { SyncError } from '../lib/errors';
 import { extractDocumentNumber, isExpiryText, isSessionExpiredReply, readSaveReply } from '../lib/siagh/reply';
 import { GetAllReplySchema, LoginReplySchema, parseReply, SaveReplySchema } from '../lib/siagh/schemas';
-import { SIAGH_DUPLICATE_MOBILE_TEXT, SIAGH_EXPIRED_TEXT, SIAGH_RUNTIME_DUMP } from '../sim/siagh-sim';
+import { SIAGH_DUPLICATE_MOBILE_TEXT, SIAGH_EXPIRED_TEXT, SIAGH_ITEM_CODE_REQUIRED_TEXT, SIAGH_NO_CREDIT_TEXT, SIAGH_RUNTIME_DUMP } from '../sim/siagh-sim';
 
 function entry(Description: string, ErrorType = 'ErrError', ColName = '') {
   return { ColName, Group: '', ErrorType, Description, ErrorCode: ErrorType === 'ErrError' ? -1 : 0, MessageText: '', Solution: '', HelpIndex: '' };
@@ -61,6 +61,88 @@ describe('siagh reply reading', () => {
     assert.equal(isSessionExpiredReply(200, { Errors: [entry('login note', 'ErrSuccs')], ReturnValue: true }), false);
     assert.equal(isSessionExpiredReply(200, [{ Code: 1 }]), false);
     assert.equal(isExpiryText('قیمت ردیف 1 درست وارد نشده است'), false);
+  });
+
+  describe('session texts vs business texts (issue #9 item 7)', () => {
+    // Texts that say the session / login / token is expired or invalid, or ask to log in again.
+    const session: string[] = [
+      SIAGH_EXPIRED_TEXT, // what the simulator emits
+      'نشست کاربر منقضی شده است. لطفا دوباره وارد شوید',
+      'نشست شما منقضي شده است', // Arabic yeh
+      'نشست نامعتبر است',
+      'نشست کاربر یافت نشد',
+      'اعتبار نشست به پایان رسیده است',
+      'جلسه کاری شما به پایان رسیده است',
+      'جلسه‌ی کاری منقضی شده است', // ZWNJ
+      'جلسه كاري نامعتبر است', // Arabic kaf and yeh
+      'توکن نامعتبر است',
+      'توکن منقضی شده است',
+      'لطفا ابتدا وارد سیستم شوید. توکن نامعتبر',
+      'لطفا مجددا وارد شوید',
+      'لطفاً دوباره وارد سیستم شوید', // with tanwin
+      'Session expired',
+      'Session has expired. Please login again.',
+      'Invalid SessionId',
+      'SessionId is not valid',
+      'Invalid session',
+      'Login expired',
+      'Token expired',
+      'The token is invalid',
+      'Unauthorized',
+      'Authorization has been denied for this request.',
+      'User is not logged in',
+    ];
+    // Business errors that only share a word (اعتبار credit/validity, ورود entry, وارد entered) —
+    // or nothing at all — with session texts.
+    const business: string[] = [
+      SIAGH_NO_CREDIT_TEXT,
+      'اعتبار مشتری کافی نیست',
+      'اعتبار مشتري کافي نيست', // Arabic yeh
+      'سقف اعتبار مشتری تمام شده است',
+      'تاریخ اعتبار سند گذشته است',
+      'اعتبار کالا منقضی شده است', // credit/validity of an item expired: no session word
+      SIAGH_ITEM_CODE_REQUIRED_TEXT,
+      'ورود کد کالا الزامی است',
+      'ورود نام مشتری الزامی است',
+      'ورود اطلاعات ناقص است',
+      'قیمت ردیف 1 درست وارد نشده است',
+      'مقدار ردیف 2 درست وارد نشده است',
+      'کالای ردیف 1 با کد 123 تعریف نشده است',
+      'کد کالا نامعتبر است', // invalid item code: no session word
+      'شماره موبایل نمی تواند تکراری باشد.',
+      SIAGH_DUPLICATE_MOBILE_TEXT,
+      SIAGH_RUNTIME_DUMP,
+      'Invalid price',
+      'Item code is required',
+      '',
+    ];
+    for (const t of session) {
+      it(`session: "${t}"`, () => {
+        assert.equal(isExpiryText(t), true);
+        assert.equal(isSessionExpiredReply(200, { Errors: [entry(t)], ReturnValue: false }), true);
+      });
+    }
+    for (const t of business) {
+      it(`not session: "${t.split(/\r?\n/)[0]}"`, () => {
+        assert.equal(isExpiryText(t), false);
+        assert.equal(isSessionExpiredReply(200, { Errors: [entry(t)], ReturnValue: false }), false);
+      });
+    }
+    it('a business error is a SIAGH_FORM_ERROR carrying the Persian text', () => {
+      for (const t of [SIAGH_NO_CREDIT_TEXT, SIAGH_ITEM_CODE_REQUIRED_TEXT]) {
+        const r = SaveReplySchema.parse({ Errors: [entry(t, 'ErrError', 'CodeKala')], ReturnValue: false });
+        assert.throws(
+          () => readSaveReply(r, 'pre-invoice'),
+          (e: unknown) => e instanceof SyncError && e.code === 'SIAGH_FORM_ERROR' && e.details[0] === t && e.message.includes(t),
+        );
+      }
+    });
+    it('a Message-only reply is read by the same rule', () => {
+      assert.equal(isSessionExpiredReply(200, { Message: 'Authorization has been denied for this request.' }), true);
+      assert.equal(isSessionExpiredReply(200, { Message: 'Session expired' }), true);
+      assert.equal(isSessionExpiredReply(200, { Message: SIAGH_NO_CREDIT_TEXT }), false);
+      assert.equal(isSessionExpiredReply(200, { Message: 'An error has occurred.' }), false);
+    });
   });
 
   it('schema failures are BAD_REPLY naming the field', () => {

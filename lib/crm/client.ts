@@ -269,7 +269,8 @@ export class CrmClient {
         'CRM_LOCKED_OUT',
         `The CRM locked the API user "${this.username}" out after too many login attempts (HTTP 403). ` +
           `Wait 15–30 minutes and check that no other program logs in with a wrong password; no further login is attempted for ${duration(this.loginCooldownMs)}.`,
-        { status: 403, path, details },
+        // retryAfterSec: the cool-down, so a retry queue waits it out instead of knocking again.
+        { status: 403, path, details, retryAfterSec: Math.ceil(this.loginCooldownMs / 1000) },
       );
     }
     if (r.status >= 300 && r.status < 400) {
@@ -293,7 +294,7 @@ export class CrmClient {
       return new SyncError(
         'CRM_LOCKED_OUT',
         `The CRM locked the API user "${this.username}" out after too many login attempts (HTTP 403). Wait 15–30 minutes; no further login is attempted for ${left}.`,
-        { status: b.status, path: CRM_PATHS.login, details: b.details },
+        { status: b.status, path: CRM_PATHS.login, details: b.details, retryAfterSec: Math.max(1, Math.ceil((b.until - now) / 1000)) },
       );
     }
     return new SyncError(

@@ -217,7 +217,7 @@ export class HttpCore {
     }
     let data: unknown;
     try {
-      data = parseBody(text, status, this.where(req), req.path);
+      data = parseBody(text, status, this.where(req), req.path, req.idempotent);
     } catch (e) {
       if (!(req.lenientErrorBody && status >= 300)) throw e;
     }
@@ -280,7 +280,7 @@ function snippet(text: string): string {
 }
 
 /** JSON body, or undefined when empty. An HTML page or truncated JSON is a named BAD_REPLY. */
-function parseBody(text: string, status: number, where: string, path: string): unknown {
+function parseBody(text: string, status: number, where: string, path: string, idempotent: boolean): unknown {
   if (text.trim() === '') return undefined;
   try {
     return JSON.parse(text);
@@ -291,7 +291,7 @@ function parseBody(text: string, status: number, where: string, path: string): u
       path,
       // A broken reply to a read is worth another try; for writes the caller checks first.
       retryable: true,
-      ambiguous: true,
+      ambiguous: !idempotent,
     });
   }
 }

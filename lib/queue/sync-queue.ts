@@ -28,6 +28,16 @@ import { writeFileAtomic } from '../store/atomic-file';
 import { acquireLock, releaseLock, startHeartbeat } from '../store/file-lock';
 import { backoffMs, DEFAULT_RETRY_POLICY, RetryPolicy } from '../sync/retry-policy';
 
+/** How the queue retries (the retry policy) and leases. */
+export interface QueuePolicy extends RetryPolicy {
+  /** Before a create whose outcome is unknown is tried again (with a check first). */
+  ambiguousDelayMs: number;
+  /** A job taken for delivery is given back when nobody renews it within this time. */
+  leaseMs: number;
+}
+
+export const DEFAULT_QUEUE_POLICY: Readonly<QueuePolicy> = Object.freeze({ ...DEFAULT_RETRY_POLICY, ambiguousDelayMs: 60_000, leaseMs: 120_000 });
+
 export const QUEUE_FILE = 'queue.json';
 export const QUEUE_JOURNAL = 'queue.jsonl';
 
@@ -108,7 +118,7 @@ export interface QueueStats {
 }
 
 export interface QueueOptions {
-  policy?: Partial<RetryPolicy>;
+  policy?: Partial<QueuePolicy>;
   /** Journal lines before it is folded into queue.json (default 2000). */
   compactAfter?: number;
   /** How often expired leases are looked for (ms, default 1000). */
@@ -165,13 +175,13 @@ export class SyncQueue {
   private stopHeartbeat: (() => void) | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private closed = false;
-  policy: RetryPolicy;
+  policy: QueuePolicy;
   private readonly compactAfter: number;
 
   private constructor(readonly dir: string, opts: QueueOptions) {
     this.file = path.join(dir, QUEUE_FILE);
     this.journalFile = path.join(dir, QUEUE_JOURNAL);
-    this.policy = { ...DEFAULT_RETRY_POLICY, ...(opts.policy ?? {}) };
+    this.policy = { ...DEFAULT_QUEUE_POLICY, ...(opts.policy ?? {}) };
     this.compactAfter = Math.max(10, opts.compactAfter ?? 2000);
     const sweepMs = Math.max(50, opts.sweepMs ?? 1000);
     this.sweepTimer = setInterval(() => this.sweep(), sweepMs);
@@ -224,7 +234,7 @@ export class SyncQueue {
     return undefined;
   }
 
-  setPolicy(p: Partial<RetryPolicy>): void {
+  setPolicy(p: Partial<QueuePolicy>): void {
     this.policy = { ...this.policy, ...p };
   }
 

@@ -10,12 +10,18 @@
  *
  * Writes and ambiguity: a timeout, dropped connection, 5xx or broken reply after a save leaves its
  * outcome unknown.
- * - contact create: never repeated blindly. The contact index is downloaded again and searched
- *   for the same mobile or national code; found → that Code is returned; not found → sent once more.
+ * - contact create: never sent again. A timeout or a dropped connection does not tell whether the
+ *   request reached Siagh, and the first request may still be running there (a slow save), so a
+ *   second one could create the contact twice. The contact index is downloaded again and searched
+ *   for the same mobile or national code; found → that Code is returned; not found →
+ *   AMBIGUOUS_CREATE (ambiguous: true): the operator, or the sync queue's ambiguous handling,
+ *   checks Siagh before anything is sent again. Failures where the request surely never arrived
+ *   (connection refused, DNS, 429) are retried by HttpCore as before.
  * - contact update: idempotent, repeated like a read.
  * - pre-invoice: Siagh cannot be queried for pre-invoices, so by default (`ambiguousPreInvoice:
  *   'fail'`) the call fails with AMBIGUOUS_CREATE and the operator checks Siagh; with `'repeat'`
- *   it is sent once more with the same `_In_Suid` (useful only if Siagh de-duplicates on it, Q4).
+ *   it is sent once more with the same `_In_Suid` (useful only if Siagh de-duplicates on it, Q4;
+ *   an explicit opt-in of the operator, never the default).
  */
 import { createHash } from 'node:crypto';
 import { SyncError } from '../errors';
@@ -303,63 +309,55 @@ export class SiaghClient {
   }
 
   /**
-   * Create a contact from form fields (`gn_web_users.<column>` keys). After a failure of unknown
-   * outcome, the contact list is downloaded and searched by mobile / national code (from `match`,
-   * else from the fields) before anything is sent again.
+   * Create a contact from form fields (`gn_web_users.<column>` keys): sent once. After a failure of
+   * unknown outcome, the contact list is downloaded and searched by mobile / national code (from
+   * `match`, else from the fields); not found → AMBIGUOUS_CREATE, never a second create.
    */
   async createContact(fields: SiaghFieldList, match?: ContactMatch): Promise<SiaghContactSaveResult> {
     const envelope = this.contactEnvelope([['NickName', 'dbgrid1.#nickname#'], ...fields], '');
     const mobile = match?.mobile ?? fieldValue(fields, 'mobileno');
     const nationalCode = match?.nationalCode ?? fieldValue(fields, 'passno');
-    for (let attempt = 0; ; attempt++) {
-      let lastError: SyncError;
-      try {
-        const reading = await this.saveForm(envelope, 'contact-create', false);
-        const code = parseCode(reading.returnCode);
-        if (code !== undefined) {
-          this.contacts.noteWritten(code, fields);
-          return { code, notes: reading.notes };
-        }
-        lastError = new SyncError('BAD_REPLY', 'Siagh reported the contact as saved but sent no contact code (ReturnCode).', {
-          path: this.savePath,
-          ambiguous: true,
-        });
-      } catch (e) {
-        if (!(e instanceof SyncError) || !e.ambiguous) throw e;
-        lastError = e;
+    let lastError: SyncError;
+    try {
+      const reading = await this.saveForm(envelope, 'contact-create', false);
+      const code = parseCode(reading.returnCode);
+      if (code !== undefined) {
+        this.contacts.noteWritten(code, fields);
+        return { code, notes: reading.notes };
       }
-      // Outcome unknown: look before sending again.
-      if (!mobile?.trim() && !nationalCode?.trim()) {
-        throw new SyncError(
-          'AMBIGUOUS_CREATE',
-          `Creating a Siagh contact failed in a way that leaves its outcome unknown (${lastError.message}), and the record has no mobile or national code to look it up by. Check Siagh for the contact "${fieldValue(fields, 'fullname') ?? ''}" before replaying the message.`,
-          { ambiguous: true, path: this.savePath, cause: lastError, details: lastError.details },
-        );
-      }
-      try {
-        await this.contacts.refresh();
-      } catch (e) {
-        throw new SyncError(
-          'AMBIGUOUS_CREATE',
-          `Creating a Siagh contact failed in a way that leaves its outcome unknown (${lastError.message}), and the contact list could not be read to check it (${e instanceof Error ? e.message : String(e)}). Check Siagh for a contact with this mobile / national code before replaying the message.`,
-          { ambiguous: true, path: this.savePath, cause: lastError, details: lastError.details },
-        );
-      }
-      // The newest contact with the same mobile or national code (Codes only grow).
-      const candidates = [...(mobile ? this.contacts.allByMobile(mobile) : []), ...(nationalCode ? this.contacts.allByNationalCode(nationalCode) : [])];
-      const found = candidates.reduce<SiaghContact | undefined>((best, c) => (!best || c.Code > best.Code ? c : best), undefined);
-      if (found) {
-        const by = mobile && this.contacts.allByMobile(mobile).includes(found) ? 'mobile' : 'national code';
-        return { code: found.Code, notes: [`recovered after ambiguous failure: the contact was found in Siagh by ${by} with code ${found.Code} (${lastError.code})`] };
-      }
-      if (attempt >= 1) {
-        throw new SyncError(
-          'AMBIGUOUS_CREATE',
-          `Creating a Siagh contact failed twice with an unknown outcome (${lastError.message}) and the contact was not found by its mobile or national code. Check Siagh before replaying the message.`,
-          { ambiguous: true, path: this.savePath, cause: lastError, details: lastError.details },
-        );
-      }
+      lastError = new SyncError('BAD_REPLY', 'Siagh reported the contact as saved but sent no contact code (ReturnCode).', {
+        path: this.savePath,
+        ambiguous: true,
+      });
+    } catch (e) {
+      if (!(e instanceof SyncError) || !e.ambiguous) throw e;
+      lastError = e;
     }
+    // Outcome unknown: look, and never send again (the first request may still be running).
+    const ambiguous = (message: string) =>
+      new SyncError('AMBIGUOUS_CREATE', message, { ambiguous: true, path: this.savePath, status: lastError.status, cause: lastError, details: lastError.details });
+    if (!mobile?.trim() && !nationalCode?.trim()) {
+      throw ambiguous(
+        `Creating a Siagh contact failed in a way that leaves its outcome unknown (${lastError.message}), and the record has no mobile or national code to look it up by. Check Siagh for the contact "${fieldValue(fields, 'fullname') ?? ''}" before replaying the message.`,
+      );
+    }
+    try {
+      await this.contacts.refresh();
+    } catch (e) {
+      throw ambiguous(
+        `Creating a Siagh contact failed in a way that leaves its outcome unknown (${lastError.message}), and the contact list could not be read to check it (${e instanceof Error ? e.message : String(e)}). Check Siagh for a contact with this mobile / national code before replaying the message.`,
+      );
+    }
+    // The newest contact with the same mobile or national code (Codes only grow).
+    const candidates = [...(mobile ? this.contacts.allByMobile(mobile) : []), ...(nationalCode ? this.contacts.allByNationalCode(nationalCode) : [])];
+    const found = candidates.reduce<SiaghContact | undefined>((best, c) => (!best || c.Code > best.Code ? c : best), undefined);
+    if (found) {
+      const by = mobile && this.contacts.allByMobile(mobile).includes(found) ? 'mobile' : 'national code';
+      return { code: found.Code, notes: [`recovered after ambiguous failure: the contact was found in Siagh by ${by} with code ${found.Code} (${lastError.code})`] };
+    }
+    throw ambiguous(
+      `Creating a Siagh contact failed with an unknown outcome (${lastError.message}) and the contact was not found (yet) by its mobile or national code; it was not sent again, because the first request may still be running in Siagh. Check Siagh before replaying the message.`,
+    );
   }
 
   /**
@@ -431,7 +429,7 @@ function ambiguousPreInvoiceError(suid: string, e: SyncError, path: string): Syn
   return new SyncError(
     'AMBIGUOUS_CREATE',
     `Saving the sales pre-invoice failed in a way that leaves its outcome unknown (${e.message}). Siagh cannot be asked whether it exists: look for it in Siagh (suid ${suid}) before replaying the message, or the pre-invoice may be created twice.`,
-    { ambiguous: true, path, cause: e, details: e.details },
+    { ambiguous: true, path, status: e.status, cause: e, details: e.details },
   );
 }
 

@@ -12,8 +12,11 @@
  * - The printed document number is read from the Persian text (`… به شماره 2488 ثبت گردید`) with
  *   ASCII, Persian and Arabic-Indic digits; it is never replaced by `ReturnCode`, a different
  *   identifier (B12).
- * - Session expiry: HTTP 401/403, or an `ErrError` whose text talks about the session / login /
- *   token (Q5: the real shape is unknown, so both are accepted).
+ * - Session expiry: HTTP 401/403, or an `ErrError` whose text says that the session / login /
+ *   token is expired or invalid, or asks to log in again (Q5: the real shape is unknown, so both
+ *   are accepted). Only such a text: business errors that merely share a word — "اعتبار مشتری
+ *   کافی نیست" (customer credit insufficient), "ورود کد کالا الزامی است" (item code entry
+ *   required) — are form errors, never a reason to log in again and re-send a write.
  */
 import { SyncError } from '../errors';
 import { toAsciiDigits } from '../text/normalize';
@@ -31,7 +34,17 @@ export interface SaveReading {
   successTexts: string[];
 }
 
-const EXPIRY_RE = /session|sessionid|نشست|ورود|توکن|login|token|unauthori[sz]ed|اعتبار/i;
+/**
+ * What a session is called: session / session id, نشست (session), جلسه کاری (work session), login /
+ * لاگین, token / توکن. Deliberately not "اعتبار" (credit, validity) nor "ورود" (entry) alone.
+ */
+const SESSION_NOUN_RE = /session|نشست|جلسه ?(?:ی ?)?کاری|log ?-?in|لاگین|token|توکن/i;
+/** What happened to it: expired, invalid, ended, not found. */
+const SESSION_STATE_RE =
+  /منقضی|نامعتبر|معتبر نیست|معتبر نمی ?باشد|باطل|به پایان رسیده|پایان یافته|خاتمه یافته|یافت نشد|expired?|invalid|not valid|timed? ?-?out|not found|unknown/i;
+/** Asking the user to log in (again / first), or an HTTP-style refusal: session trouble on its own. */
+const RELOGIN_RE =
+  /(?:دوباره|مجددا|مجدد|ابتدا|لطفا) ?(?:به ?)?(?:سیستم ?)?وارد ?(?:سیستم ?)?شوید|(?:please ?)?log ?in again|please log ?in|not logged ?in|login required|unauthori[sz]ed|authori[sz]ation has been denied/i;
 const RUNTIME_RE = /RUNTIME ERROR/i;
 const FIELD_CODE_RE = /Field\s+'Code'\s+not\s+found/i;
 const DUPLICATE_RE = /تکراری|تكراري/;
@@ -46,10 +59,25 @@ function describe(e: SiaghErrorEntry): string {
   return (e.Description ?? e.MessageText ?? '').trim();
 }
 
-/** Whether a server text says the session is gone (and is not a script dump or a duplicate). */
+/** Arabic yeh/kaf → Persian, ZWNJ and runs of white space → one space, tatweel and diacritics out. */
+function normalizeForMatch(text: string): string {
+  return text
+    .replace(/[\u064a\u0649]/g, '\u06cc')
+    .replace(/\u0643/g, '\u06a9')
+    .replace(/[\u0640\u064b-\u0652]/g, '')
+    .replace(/[\s\u200c\u200f\u200e]+/g, ' ');
+}
+
+/**
+ * Whether a server text says the session is gone: a session word (session, نشست, جلسه کاری, login,
+ * token, توکن) together with a state word (expired, invalid, منقضی, نامعتبر, …), or a request to
+ * log in again (لطفا دوباره وارد شوید, unauthorized). Never a script dump or a duplicate.
+ */
 export function isExpiryText(text: string): boolean {
   if (RUNTIME_RE.test(text) || DUPLICATE_RE.test(text)) return false;
-  return EXPIRY_RE.test(text);
+  const t = normalizeForMatch(text);
+  if (RELOGIN_RE.test(t)) return true;
+  return SESSION_NOUN_RE.test(t) && SESSION_STATE_RE.test(t);
 }
 
 /**
@@ -65,7 +93,7 @@ export function isSessionExpiredReply(status: number, data: unknown): boolean {
     const errs = (d.Errors as SiaghErrorEntry[]).filter((e) => e && typeof e === 'object' && isErrorEntry(e));
     if (errs.length > 0 && errs.some((e) => isExpiryText(describe(e)))) return true;
   }
-  if (typeof d.Message === 'string' && !Array.isArray(d.Errors) && /authori[sz]ation has been denied|session|نشست/i.test(d.Message)) return true;
+  if (typeof d.Message === 'string' && !Array.isArray(d.Errors) && isExpiryText(d.Message)) return true;
   return false;
 }
 

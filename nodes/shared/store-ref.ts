@@ -4,14 +4,15 @@
  * with the policy from the environment. Nodes ask here; none builds a data path of its own.
  */
 import { SyncError } from '../../lib/errors';
-import { retryPolicyFromEnv, RetryPolicy } from '../../lib/sync/retry-policy';
+import { DEFAULT_QUEUE_POLICY, QueuePolicy } from '../../lib/queue/sync-queue';
+import { retryPolicyFromEnv } from '../../lib/sync/retry-policy';
 import { defaultDataDir, userPath } from './data-path';
 import type { NodeAPI } from './red';
 
 export interface StoreSettings {
   /** Absolute path of the data folder: mapping, queue, failed list, sync log, poll cursor, reports. */
   dir: string;
-  policy: RetryPolicy;
+  policy: QueuePolicy;
 }
 
 /** What a deployed sync-store config node exposes to the nodes that point at it. */
@@ -21,7 +22,7 @@ export interface StoreConfigNode {
 }
 
 export function defaultStoreSettings(RED: NodeAPI): StoreSettings {
-  return { dir: userPath('', defaultDataDir(), RED.settings.userDir, 'data folder'), policy: retryPolicyFromEnv(process.env) };
+  return { dir: userPath('', defaultDataDir(), RED.settings.userDir, 'data folder'), policy: { ...DEFAULT_QUEUE_POLICY, ...retryPolicyFromEnv(process.env) } };
 }
 
 /** The settings of the sync-store node `id`, or the defaults when none is chosen. */

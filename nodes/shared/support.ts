@@ -23,8 +23,31 @@ export interface SyncTrace {
   durationMs: number;
   startedAt: number;
   step?: string;
-  error?: { code: string; message: string };
+  error?: { code: string; message: string } & ErrorFacts;
   warnings: string[];
+}
+
+/**
+ * What a retry queue needs to know about a failure (lib/sync/retry-policy classify()), as a plain
+ * object: Node-RED builds msg.error afresh from an Error and keeps only its message, code, stack
+ * and cause, so fail() hands these facts over as the error's `cause` (msg.error.cause) and puts
+ * them on msg.sync.error too. No secrets: status numbers and flags only.
+ */
+export interface ErrorFacts {
+  status?: number;
+  retryAfterSec?: number;
+  ambiguous?: boolean;
+  retryable?: boolean;
+}
+
+/** The facts of a SyncError worth keeping (undefined and false flags left out). */
+export function errorFacts(err: SyncError): ErrorFacts {
+  const f: ErrorFacts = {};
+  if (err.status !== undefined) f.status = err.status;
+  if (err.retryAfterSec !== undefined) f.retryAfterSec = err.retryAfterSec;
+  if (err.ambiguous) f.ambiguous = true;
+  if (err.retryable) f.retryable = true;
+  return f;
 }
 
 const MAX_WARNINGS = 5;
@@ -89,7 +112,7 @@ function fitTrace(t: SyncTrace): void {
     dropped++;
   }
   if (dropped) t.warnings.push(`+${dropped} more`);
-  if (size() > TRACE_BUDGET && t.error) t.error = { code: t.error.code, message: clip(t.error.message, 120) };
+  if (size() > TRACE_BUDGET && t.error) t.error = { ...t.error, message: clip(t.error.message, 120) };
   if (size() > TRACE_BUDGET) {
     const rec = t as unknown as Record<string, unknown>;
     for (const k of Object.keys(rec)) if (typeof rec[k] === 'string' && k !== 'traceId') rec[k] = clip(rec[k] as string, 60);
@@ -113,10 +136,14 @@ export function redact(text: string, secrets: Array<string | undefined>): string
 export function fail(node: Node<any>, msg: NodeMessage, e: unknown, done: (err?: Error) => void, secrets: Array<string | undefined> = []): void {
   const err = toSyncError(e);
   const message = redact(err.message, secrets);
-  // Always a fresh error without `cause`: Node-RED copies err.cause onto msg.error for Catch and
-  // Debug nodes, and a transport cause (an AxiosError) holds the request it failed on — for a
-  // login, its body with the password. The stack frames are kept for debugging.
+  // Always a fresh error without the original `cause`: Node-RED copies err.cause onto msg.error for
+  // Catch and Debug nodes, and a transport cause (an AxiosError) holds the request it failed on —
+  // for a login, its body with the password. The cause handed over instead is a plain object of
+  // the retry facts ({code, status, retryAfterSec, ambiguous, retryable}: msg.error.cause), which
+  // Node-RED would otherwise drop. The stack frames are kept for debugging.
+  const facts = errorFacts(err);
   const clean = new SyncError(err.code, message, {
+    cause: { code: err.code, ...facts },
     status: err.status,
     details: err.details.map((d) => redact(d, secrets)),
     column: err.column,
@@ -127,7 +154,7 @@ export function fail(node: Node<any>, msg: NodeMessage, e: unknown, done: (err?:
   });
   const frames = ((e instanceof Error ? e.stack : err.stack) ?? '').split('\n').filter((l) => /^\s+at /.test(l));
   if (frames.length) clean.stack = `${clean.name}: ${message}\n${frames.join('\n')}`;
-  updateTrace(msg, { action: 'failed', error: { code: clean.code, message: clip(message, 300) } });
+  updateTrace(msg, { action: 'failed', error: { code: clean.code, message: clip(message, 300), ...facts } });
   node.status({ fill: 'red', shape: 'dot', text: shortReason(clean) });
   done(clean);
 }

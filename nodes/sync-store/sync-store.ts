@@ -5,7 +5,8 @@
  *
  * Backend "file": a folder (default `siagh-sync` in the Node-RED user dir, or SYNC_DATA_DIR).
  */
-import { DEFAULT_RETRY_POLICY, retryPolicyFromEnv } from '../../lib/sync/retry-policy';
+import { DEFAULT_QUEUE_POLICY, QueuePolicy } from '../../lib/queue/sync-queue';
+import { retryPolicyFromEnv } from '../../lib/sync/retry-policy';
 import { defaultDataDir, userPath } from '../shared/data-path';
 import type { Node, NodeAPI, NodeDef } from '../shared/red';
 import type { StoreSettings } from '../shared/store-ref';
@@ -26,15 +27,16 @@ interface SyncStoreDef extends NodeDef {
 export = function (RED: NodeAPI) {
   function SyncStore(this: Node & { settings?: () => StoreSettings }, def: SyncStoreDef) {
     RED.nodes.createNode(this, def);
-    const fromEnv = retryPolicyFromEnv(process.env);
+    const fromEnv: QueuePolicy = { ...DEFAULT_QUEUE_POLICY, ...retryPolicyFromEnv(process.env) };
     const blank = (v: unknown) => v === undefined || v === null || String(v).trim() === '';
-    const policy = {
+    const policy: QueuePolicy = {
       ...fromEnv,
-      maxAttempts: blank(def.maxAttempts) ? fromEnv.maxAttempts : Math.round(num(def.maxAttempts, DEFAULT_RETRY_POLICY.maxAttempts, 1)),
+      maxAttempts: blank(def.maxAttempts) ? fromEnv.maxAttempts : Math.round(num(def.maxAttempts, DEFAULT_QUEUE_POLICY.maxAttempts, 1)),
       maxAgeMs: blank(def.maxAgeHours) ? fromEnv.maxAgeMs : num(def.maxAgeHours, 24, 0.01) * 3_600_000,
-      leaseMs: num(def.leaseSeconds, DEFAULT_RETRY_POLICY.leaseMs / 1000, 1) * 1000,
-      baseMs: num(def.firstRetrySeconds, DEFAULT_RETRY_POLICY.baseMs / 1000, 0.01) * 1000,
-      maxDelayMs: num(def.maxRetryDelaySeconds, DEFAULT_RETRY_POLICY.maxDelayMs / 1000, 0.01) * 1000,
+      leaseMs: num(def.leaseSeconds, DEFAULT_QUEUE_POLICY.leaseMs / 1000, 1) * 1000,
+      // Blank: RETRY_BASE_SECONDS / RETRY_MAX_DELAY_SECONDS from the environment, else 5 s / 600 s.
+      baseMs: blank(def.firstRetrySeconds) ? fromEnv.baseMs : num(def.firstRetrySeconds, 5, 0.01) * 1000,
+      maxMs: blank(def.maxRetryDelaySeconds) ? fromEnv.maxMs : num(def.maxRetryDelaySeconds, 600, 0.01) * 1000,
     };
     let dir: string | undefined;
     let problem: unknown;
