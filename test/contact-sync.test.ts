@@ -508,6 +508,23 @@ describe('contact-sync and preinvoice-sync (lib, against the Siagh simulator)', 
       });
     });
 
+    it('a new fiscal year alone (from the Siagh login) is no change of the CRM document', async () => {
+      const q = quote(randomUUID());
+      const first = await syncPreInvoice(client, q, null, customer);
+      const next = new SiaghSim({ users: [USER], fiscalYear: 1404, contacts: [{ Code: 8400, Name: 'مشتری' }] });
+      await next.start();
+      const c = new SiaghClient({ baseUrl: next.url, username: USER.UserName, password: USER.Password, retryBaseMs: 5 });
+      try {
+        const r = await syncPreInvoice(c, q, { siaghCode: first.siaghCode!, checksum: first.checksum, extra: { transferred: first.transferred } }, customer);
+        assert.equal(r.action, 'unchanged');
+        assert.equal(r.checksum, first.checksum);
+        assert.equal(next.saveCount, 0);
+      } finally {
+        c.close();
+        await next.stop();
+      }
+    });
+
     it('the header defaults follow the latest evidence: codevaseteh 31, codemarkazforush = the sale-model digits; Siagh accepts them', async () => {
       const r = await syncPreInvoice(client, quote(randomUUID()), null, customer);
       assert.equal(r.action, 'created');

@@ -7,7 +7,8 @@
  *   CRM's current document (Siagh pre-invoices cannot be updated through this form). The operator
  *   acknowledges it by replaying with `reviewDecision: {decision: 'acknowledge'}`: nothing is
  *   sent, the mapping learns the new checksum and summary (`acknowledged`); the accountant
- *   corrects the pre-invoice in Siagh by hand.
+ *   corrects the pre-invoice in Siagh by hand. A new fiscal year alone (salmali comes from the
+ *   Siagh login, not from the CRM) is no change.
  * - The customer must be mapped first (CUSTOMER_NOT_MAPPED otherwise: sync the identity, then
  *   replay the quote).
  * - The fiscal year comes from the Siagh login, never from the calendar (B11); `_In_Suid` is
@@ -17,7 +18,7 @@ import { SyncError } from '../errors';
 import type { SiaghClient } from '../siagh/client';
 import type { CrmQuote } from '../types';
 import { mapQuoteToPreInvoice, PreInvoiceOptions } from './preinvoice-mapper';
-import { describeDifferences, diffPreInvoice, DocumentReview, summarizePreInvoice, TransferredSummary, transferredOf } from './preinvoice-review';
+import { describeDifferences, diffPreInvoice, DocumentDifferences, DocumentReview, summarizePreInvoice, TransferredSummary, transferredOf } from './preinvoice-review';
 
 export type PreInvoiceSyncOptions = Omit<PreInvoiceOptions, 'fiscalYear' | 'customerCode' | 'accountPartyCode'>;
 
@@ -38,6 +39,11 @@ export interface PreInvoiceSyncResult {
   /** What the mapping keeps in extra.transferred (created / acknowledged). */
   transferred?: TransferredSummary;
   warnings: string[];
+}
+
+/** Nothing differs but salmali (the fiscal year comes from the login, not from the CRM). */
+function onlyFiscalYear(d: DocumentDifferences): boolean {
+  return !d.customer && !d.total && !d.rowsUnknown && !d.linesAdded.length && !d.linesRemoved.length && !d.linesChanged.length && d.header.length > 0 && d.header.every((h) => h.field === 'salmali');
 }
 
 export async function syncPreInvoice(
@@ -75,6 +81,10 @@ export async function syncPreInvoice(
     }
     const before = transferredOf(mapping.extra);
     const differences = before ? diffPreInvoice(before, summary) : null;
+    if (differences && onlyFiscalYear(differences)) {
+      // The CRM document did not change; the Siagh login reports another fiscal year now.
+      return { action: 'unchanged', siaghCode: mapping.siaghCode, checksum: mapping.checksum ?? checksum, customerCode: customer.siaghCode, warnings };
+    }
     if (reviewDecision?.decision === 'acknowledge') {
       return {
         action: 'acknowledged',
