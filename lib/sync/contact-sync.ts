@@ -141,6 +141,7 @@ export async function syncContact(siagh: SiaghClient, identity: CrmIdentity, map
   if (decision?.decision === 'link') return linkByDecision(siagh, identity, mapped, base, emptyPolicy, opts, decision.code);
   if (decision?.decision === 'separate') {
     warnings.push('operator decision: a separate Siagh contact, not linked by mobile or national code');
+    // afterRefresh = true: a duplicate-mobile refusal is the answer (SIAGH_DUPLICATE), not a cue to link.
     return linkOrCreate(siagh, identity, mapped, base, emptyPolicy, { ...opts, linkBy: { ...opts.linkBy, mobile: false, nationalCode: false } }, true);
   }
   return linkOrCreate(siagh, identity, mapped, base, emptyPolicy, opts, false);
@@ -156,7 +157,12 @@ async function linkByDecision(
   opts: ContactSyncOptions,
   code: number,
 ): Promise<ContactSyncResult> {
-  const rec = siagh.contacts.byCode(code);
+  let rec = siagh.contacts.byCode(code);
+  if (!rec) {
+    // entered in Siagh after the list was downloaded?
+    await siagh.contacts.refresh();
+    rec = siagh.contacts.byCode(code);
+  }
   if (!rec) {
     throw new SyncError('BAD_INPUT', `msg.linkDecision links CRM identity ${identity.crmId} to Siagh contact ${code}, but Siagh has no contact ${code}; nothing was written. Check the code and replay.`);
   }
