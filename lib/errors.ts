@@ -37,6 +37,9 @@ export type SyncErrorCode =
   | 'STORE_IO'
   | 'CUSTOMER_NOT_MAPPED'
   | 'AMBIGUOUS_CREATE'
+  // review items: nothing was written; an operator decides and replays
+  | 'LINK_NEEDS_REVIEW'
+  | 'DOCUMENT_CHANGED_AFTER_TRANSFER'
   | 'UNKNOWN';
 
 export interface SyncErrorOptions {
@@ -53,6 +56,11 @@ export interface SyncErrorOptions {
   column?: string;
   /** Path of the remote call, never with query secrets. */
   path?: string;
+  /**
+   * Structured facts of a review item (LINK_NEEDS_REVIEW, DOCUMENT_CHANGED_AFTER_TRANSFER): plain
+   * JSON an operator's view can keep and show. Never secrets.
+   */
+  review?: Record<string, unknown>;
   cause?: unknown;
 }
 
@@ -65,6 +73,7 @@ export class SyncError extends Error {
   readonly details: string[];
   readonly column?: string;
   readonly path?: string;
+  readonly review?: Record<string, unknown>;
 
   constructor(code: SyncErrorCode, message: string, opts: SyncErrorOptions = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
@@ -77,6 +86,7 @@ export class SyncError extends Error {
     this.details = opts.details ?? [];
     this.column = opts.column;
     this.path = opts.path;
+    this.review = opts.review;
   }
 
   /** A plain object for traces, reports and the failed list (no stack, no cause). */
@@ -86,6 +96,7 @@ export class SyncError extends Error {
     if (this.column) out.column = this.column;
     if (this.details.length) out.details = this.details;
     if (this.path) out.path = this.path;
+    if (this.review) out.review = this.review;
     return out;
   }
 }

@@ -14,6 +14,9 @@
  *   create / update) and 43D81 (sales pre-invoice). Business errors are HTTP 200 with Errors[].
  *   ctrlValues/parameters are read by splitting on `|` then at the first `=`; a segment without
  *   `=` is reported as an error and nothing is saved ([SIM]).
+ * - 43D81 with `codemarkazforush` or `codevaseteh` empty (or absent) is refused with the RUNTIME
+ *   ERROR dump, as the real server answered on 2025-12-26 (OBS, §1.8: codemarkazforush=,
+ *   codevaseteh=, codecontact=): HTTP 200, one ErrError, ReturnValue false, nothing saved.
  *
  * Auth: the raw session id in `Authorization`. An unknown or expired session (idle longer than
  * `sessionTtlMs`, or after `expireAllSessions()`) is answered in the `expiryShape` chosen (Q5 is
@@ -542,6 +545,8 @@ export class SiaghSim extends SimServer {
       const k = x.key.toLowerCase();
       if (k.startsWith('sl_sanad.')) header[k.slice('sl_sanad.'.length)] = x.value;
     }
+    // OBS 2025-12-26: an empty sales centre or intermediary crashes the server-side script.
+    if (!(header.codemarkazforush ?? '').trim() || !(header.codevaseteh ?? '').trim()) return errorReply(errEntry(SIAGH_RUNTIME_DUMP));
     const customer = (header.codemoshtari ?? '').trim();
     const known =
       /^\d+$/.test(customer) && (this.byCode.has(Number(customer)) || this.accountParties.has(Number(customer)));

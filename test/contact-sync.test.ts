@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import type { SyncError } from '../lib/errors';
 import { SiaghClient } from '../lib/siagh/client';
 import { differingColumns, syncContact } from '../lib/sync/contact-sync';
 import { mapIdentityToContact } from '../lib/sync/contact-mapper';
@@ -216,7 +217,7 @@ describe('contact-sync and preinvoice-sync (lib, against the Siagh simulator)', 
     it('a contact entered in Siagh after the index was downloaded is linked, not created twice', async () => {
       await syncContact(client, person(), null); // the index is loaded now
       const id = person();
-      const manual = sim.addContact({ Name: 'ثبت دستی', MobileNo: (id.phoneContacts![0].phoneNumber as string).replace(/\D/g, '').slice(2) });
+      const manual = sim.addContact({ Name: 'مريم احمدي', MobileNo: (id.phoneContacts![0].phoneNumber as string).replace(/\D/g, '').slice(2) });
       const before = sim.contacts().length;
       const r = await syncContact(client, id, null);
       assert.equal(r.action, 'linked');
@@ -229,9 +230,9 @@ describe('contact-sync and preinvoice-sync (lib, against the Siagh simulator)', 
     it('links by mobile (any written form) and by national code; the duplicate-mobile error never happens', async () => {
       const a = person();
       const mobileTail = (a.phoneContacts![0].phoneNumber as string).slice(-4);
-      const byMobile = sim.addContact({ Name: 'ثبت دستی', MobileNo: `۹۱۲۰۰۰${[...mobileTail].map((d) => '۰۱۲۳۴۵۶۷۸۹'[Number(d)]).join('')}` });
+      const byMobile = sim.addContact({ Name: 'مريم احمدي', MobileNo: `۹۱۲۰۰۰${[...mobileTail].map((d) => '۰۱۲۳۴۵۶۷۸۹'[Number(d)]).join('')}` });
       const b = person();
-      const byNational = sim.addContact({ Name: 'ثبت دستی ۲', NationalCode: b.nationalCode!.replace(/^(\d{3})(\d{6})(\d)$/, '$1-$2-$3') });
+      const byNational = sim.addContact({ Name: 'خانم مریم‌احمدی', NationalCode: b.nationalCode!.replace(/^(\d{3})(\d{6})(\d)$/, '$1-$2-$3') });
       const before = sim.contacts().length;
       const ra = await syncContact(client, a, null);
       assert.equal(ra.action, 'linked');
@@ -283,6 +284,92 @@ describe('contact-sync and preinvoice-sync (lib, against the Siagh simulator)', 
       // the identity it is mapped to may link to it
       const r = await syncContact(client, id, null, { mappedCrmIdOf: () => id.crmId });
       assert.equal(r.action, 'linked');
+    });
+
+    describe('link rule: only the same party is linked by mobile or national code', () => {
+      /** The case of issue #10: a CRM organization whose mobile is that of a Siagh person. */
+      function company(): { org: CrmIdentity; mobile: string } {
+        const org = person({ kind: 'organization', nickName: 'شرکت کریمی تجارت', nationalCode: null, email: 'info@karimi.example' });
+        return { org, mobile: '0912000' + (org.phoneContacts![0].phoneNumber as string).slice(-4) };
+      }
+
+      it('an organization sharing a mobile with a Siagh person is LINK_NEEDS_REVIEW with both sides; nothing is written', async () => {
+        const { org, mobile } = company();
+        const reza = sim.addContact({ Name: 'رضا کریمی', MobileNo: mobile, TowardType: false, NationalCode: '0012345679' });
+        const saves = sim.saveCount;
+        await assert.rejects(syncContact(client, org, null), (e: unknown) => {
+          isCode('LINK_NEEDS_REVIEW')(e);
+          const err = e as SyncError;
+          assert.match(err.message, /شرکت کریمی تجارت/);
+          assert.match(err.message, /رضا کریمی/);
+          assert.match(err.message, /Nothing was written/);
+          assert.match(err.message, /linkDecision/);
+          assert.deepEqual(err.review, {
+            crm: { crmId: org.crmId, kind: 'organization', name: 'شرکت کریمی تجارت', mobile, nationalCode: null },
+            siagh: { code: reza.Code, kind: 'person', name: 'رضا کریمی', mobile, nationalCode: '0012345679' },
+            matchedBy: 'mobile',
+            reason: 'the CRM record is an organization and the Siagh contact a person',
+          });
+          assert.deepEqual(err.toJSON().review, err.review);
+          return true;
+        });
+        assert.equal(sim.saveCount, saves, 'nothing sent to Siagh');
+        assert.equal(sim.contact(reza.Code)!.Name, 'رضا کریمی');
+        assert.equal(sim.contact(reza.Code)!.TowardType, false);
+      });
+
+      it('the same by national code: a person whose national code a differently named Siagh person holds', async () => {
+        const id = person({ nickName: 'سارا رضایی' });
+        const other = sim.addContact({ Name: 'مهدی رضایی', NationalCode: id.nationalCode });
+        await assert.rejects(syncContact(client, id, null), (e: unknown) => {
+          isCode('LINK_NEEDS_REVIEW')(e);
+          const r = (e as SyncError).review as any;
+          assert.equal(r.matchedBy, 'nationalCode');
+          assert.equal(r.siagh.code, other.Code);
+          assert.match(r.reason, /names differ/);
+          return true;
+        });
+        assert.equal(creates().length, 0);
+      });
+
+      it("linkDecision link: links to the code the operator named and writes the CRM's data", async () => {
+        const { org, mobile } = company();
+        const reza = sim.addContact({ Name: 'رضا کریمی', MobileNo: mobile, TowardType: false });
+        const r = await syncContact(client, org, null, { linkDecision: { decision: 'link', code: reza.Code } });
+        assert.equal(r.action, 'linked');
+        assert.equal(r.linkedBy, 'operator');
+        assert.equal(r.code, reza.Code);
+        assert.equal(sim.contact(reza.Code)!.Name, 'شرکت کریمی تجارت');
+        assert.equal(sim.contact(reza.Code)!.TowardType, true);
+        assert.equal(creates().length, 0);
+        // an unknown code, or a code another CRM identity holds, is refused before anything is sent
+        const saves = sim.saveCount;
+        await assert.rejects(syncContact(client, person(), null, { linkDecision: { decision: 'link', code: 99999 } }), isCode('BAD_INPUT'));
+        await assert.rejects(syncContact(client, person(), null, { linkDecision: { decision: 'link', code: reza.Code }, mappedCrmIdOf: () => org.crmId }), isCode('MAPPING_CONFLICT'));
+        assert.equal(sim.saveCount, saves);
+      });
+
+      it('linkDecision separate: a create is attempted; Siagh refuses the duplicate mobile (SIAGH_DUPLICATE), without a second try', async () => {
+        const { org, mobile } = company();
+        sim.addContact({ Name: 'رضا کریمی', MobileNo: mobile, TowardType: false });
+        const saves = sim.saveCount;
+        await assert.rejects(syncContact(client, org, null, { linkDecision: { decision: 'separate' } }), isCode('SIAGH_DUPLICATE'));
+        assert.equal(sim.saveCount, saves + 1, 'one create sent');
+        assert.equal(creates().length, 1);
+        // separate with a national-code candidate only: the create succeeds
+        const id = person({ nickName: 'سارا رضایی' });
+        sim.addContact({ Name: 'مهدی رضایی', NationalCode: id.nationalCode });
+        const r = await syncContact(client, id, null, { linkDecision: { decision: 'separate' } });
+        assert.equal(r.action, 'created');
+      });
+
+      it('a linkDecision on a mapped identity is ignored with a warning', async () => {
+        const id = person();
+        const first = await syncContact(client, id, null);
+        const r = await syncContact(client, { ...id, email: 'x@example.ir' }, { siaghCode: String(first.code), checksum: first.checksum }, { linkDecision: { decision: 'separate' } });
+        assert.equal(r.action, 'updated');
+        assert.ok(r.warnings.some((w) => w.includes('linkDecision separate ignored')), r.warnings.join('\n'));
+      });
     });
 
     it('a mapping that does not hold a contact Code is refused', async () => {
@@ -344,19 +431,107 @@ describe('contact-sync and preinvoice-sync (lib, against the Siagh simulator)', 
       assert.equal(inv.header.codecontact, '8400');
     });
 
-    it('a transferred quote is never sent again: same content unchanged, other content skipped with a warning', async () => {
+    it('a transferred quote is never sent again: same content unchanged; changed content is DOCUMENT_CHANGED_AFTER_TRANSFER listing the differences', async () => {
       const q = quote(randomUUID());
       const first = await syncPreInvoice(client, q, null, customer);
+      assert.deepEqual(first.transferred, {
+        v: 1,
+        customer: '8400',
+        total: 3_250_000,
+        rowCount: 2,
+        rows: [
+          ['P-100', 2, 1_500_000, 0],
+          ['P-200', 1, 250_000, 0],
+        ],
+        header: {
+          hssanadstate: '8',
+          codenoeesanad: '2',
+          codesalemodel: '5',
+          salmali: '1403',
+          codenoeepardakht: '2',
+          codemarkazforush: '5',
+          codenoeeforush: '1',
+          codevaseteh: '31',
+          tozihat: 'پیش فاکتور تست',
+          namenoesanad: 'پیش فاکتور فروش',
+        },
+      });
+      const mapping = { siaghCode: first.siaghCode!, checksum: first.checksum, extra: { transferred: first.transferred } };
       const saves = sim.saveCount;
-      const same = await syncPreInvoice(client, q, { siaghCode: first.siaghCode!, checksum: first.checksum }, customer);
+      const same = await syncPreInvoice(client, q, mapping, customer);
       assert.equal(same.action, 'unchanged');
       assert.equal(same.siaghCode, first.siaghCode);
-      const changed = await syncPreInvoice(client, { ...q, details: [{ ...q.details[0], count: 3 }] }, { siaghCode: first.siaghCode!, checksum: first.checksum }, customer);
-      assert.equal(changed.action, 'skipped');
-      assert.ok(changed.warnings.some((w) => w.includes('changed after transfer')), changed.warnings.join('\n'));
-      assert.equal(changed.checksum, first.checksum, 'the stored checksum stays that of what Siagh holds');
+      const changedQuote = { ...q, details: [{ ...q.details[0], count: 3 }, { productCode: 'P-300', count: 1, baseUnitPrice: 90_000 }] };
+      await assert.rejects(syncPreInvoice(client, changedQuote, mapping, { siaghCode: '8401' }), (e: unknown) => {
+        isCode('DOCUMENT_CHANGED_AFTER_TRANSFER')(e);
+        const err = e as SyncError;
+        const r = err.review as any;
+        assert.equal(r.docKind, 'quote');
+        assert.equal(r.crmId, q.crmId);
+        assert.equal(r.number, 'Q-1');
+        assert.equal(r.siaghCode, first.siaghCode);
+        assert.equal(r.checksum.transferred, first.checksum);
+        assert.notEqual(r.checksum.current, first.checksum);
+        assert.deepEqual(r.differences.customer, { before: '8400', after: '8401' });
+        assert.deepEqual(r.differences.total, { before: 3_250_000, after: 4_590_000 });
+        assert.deepEqual(r.differences.linesAdded, [{ item: 'P-300', qty: 1, price: 90_000, discount: 0 }]);
+        assert.deepEqual(r.differences.linesRemoved, [{ item: 'P-200', qty: 1, price: 250_000, discount: 0 }]);
+        assert.deepEqual(r.differences.linesChanged, [{ item: 'P-100', qty: { before: 2, after: 3 } }]);
+        assert.deepEqual(r.differences.header, []);
+        assert.match(err.message, /customer 8400 → 8401/);
+        assert.match(err.message, /line P-100: qty 2 → 3/);
+        assert.match(err.message, /reviewDecision/);
+        return true;
+      });
+      // acknowledged: nothing sent; the new checksum and summary are returned for the mapping
+      const ack = await syncPreInvoice(client, changedQuote, mapping, customer, {}, { decision: 'acknowledge' });
+      assert.equal(ack.action, 'acknowledged');
+      assert.equal(ack.siaghCode, first.siaghCode);
+      assert.notEqual(ack.checksum, first.checksum);
+      assert.equal(ack.transferred!.rowCount, 2);
+      assert.ok(ack.warnings.some((w) => w.includes('acknowledged')), ack.warnings.join('\n'));
+      // and with that checksum the document is unchanged
+      const after = await syncPreInvoice(client, changedQuote, { siaghCode: first.siaghCode!, checksum: ack.checksum, extra: { transferred: ack.transferred } }, customer);
+      assert.equal(after.action, 'unchanged');
       assert.equal(sim.saveCount, saves);
       assert.equal(sim.preInvoices().length, 1);
+    });
+
+    it('a changed document transferred before summaries were kept is still a review item, its differences unknown', async () => {
+      const q = quote(randomUUID());
+      const first = await syncPreInvoice(client, q, null, customer);
+      await assert.rejects(syncPreInvoice(client, { ...q, details: [{ ...q.details[0], baseUnitPrice: 1 }] }, { siaghCode: first.siaghCode!, checksum: first.checksum }, customer), (e: unknown) => {
+        isCode('DOCUMENT_CHANGED_AFTER_TRANSFER')(e);
+        assert.equal(((e as SyncError).review as any).differences, null);
+        assert.match((e as Error).message, /not known/);
+        return true;
+      });
+    });
+
+    it('a new fiscal year alone (from the Siagh login) is no change of the CRM document', async () => {
+      const q = quote(randomUUID());
+      const first = await syncPreInvoice(client, q, null, customer);
+      const next = new SiaghSim({ users: [USER], fiscalYear: 1404, contacts: [{ Code: 8400, Name: 'مشتری' }] });
+      await next.start();
+      const c = new SiaghClient({ baseUrl: next.url, username: USER.UserName, password: USER.Password, retryBaseMs: 5 });
+      try {
+        const r = await syncPreInvoice(c, q, { siaghCode: first.siaghCode!, checksum: first.checksum, extra: { transferred: first.transferred } }, customer);
+        assert.equal(r.action, 'unchanged');
+        assert.equal(r.checksum, first.checksum);
+        assert.equal(next.saveCount, 0);
+      } finally {
+        c.close();
+        await next.stop();
+      }
+    });
+
+    it('the header defaults follow the latest evidence: codevaseteh 31, codemarkazforush = the sale-model digits; Siagh accepts them', async () => {
+      const r = await syncPreInvoice(client, quote(randomUUID()), null, customer);
+      assert.equal(r.action, 'created');
+      const h = sim.preInvoices()[0].header;
+      assert.equal(h.codesalemodel, '5');
+      assert.equal(h.codemarkazforush, '5');
+      assert.equal(h.codevaseteh, '31');
     });
 
     it('a customer that is not mapped is CUSTOMER_NOT_MAPPED and nothing is sent', async () => {

@@ -57,11 +57,11 @@ describe('sync/preinvoice-mapper', () => {
       ['codesalemodel', '5'],
       ['salmali', '1404'],
       ['codenoeepardakht', '2'],
-      ['codemarkazforush', ''],
+      ['codemarkazforush', '5'],
       ['codecontact', ''],
       ['codemoshtari', '8407'],
       ['codenoeeforush', '1'],
-      ['codevaseteh', ''],
+      ['codevaseteh', '31'],
       ['tozihat', 'Test Organization 1766067758042(مشتری) - 100-965815809(پیش فاکتور فروش)'],
       ['namenoesanad', 'پیش فاکتور فروش'],
     ]);
@@ -125,10 +125,17 @@ describe('sync/preinvoice-mapper', () => {
       assert.equal(h(mapQuoteToPreInvoice(quote(), { ...base, saleModel: '3' }).input.header, 'codesalemodel'), '3');
     });
 
-    it('sales centre is not the sale model; intermediary is not hard-coded', () => {
+    it('defaults follow the latest evidence (§1.8): sales centre = the sale-model digits, intermediary 31; empty means the default; both configurable', () => {
       const r = mapQuoteToPreInvoice(quote(), base);
-      assert.equal(h(r.input.header, 'codemarkazforush'), '');
-      assert.equal(h(r.input.header, 'codevaseteh'), '');
+      assert.equal(h(r.input.header, 'codemarkazforush'), '5');
+      assert.equal(h(r.input.header, 'codevaseteh'), '31');
+      for (const opts of [{ salesCentre: '', intermediary: '' }, { salesCentre: 'auto' }, { salesCentre: ' AUTO ', intermediary: '  ' }]) {
+        const e = mapQuoteToPreInvoice(quote({ crmObjectTypeCode: 'PI_7' }), { ...base, ...opts });
+        assert.equal(h(e.input.header, 'codemarkazforush'), '7', JSON.stringify(opts));
+        assert.equal(h(e.input.header, 'codevaseteh'), '31', JSON.stringify(opts));
+      }
+      assert.equal(h(mapQuoteToPreInvoice(quote(), { ...base, saleModel: '3' }).input.header, 'codemarkazforush'), '3', 'follows a configured sale model too');
+      assert.equal(h(mapQuoteToPreInvoice(quote({ crmObjectTypeCode: 'Productinvoice' }), base).input.header, 'codemarkazforush'), '1');
       const c = mapQuoteToPreInvoice(quote(), { ...base, salesCentre: '2', intermediary: '31', paymentType: '1', saleType: '2', documentName: 'پیش فاکتور فروش بنیان گاز' });
       assert.deepEqual(
         c.input.header.filter(([k]) => ['codemarkazforush', 'codevaseteh', 'codenoeepardakht', 'codenoeeforush', 'namenoesanad'].includes(k)),

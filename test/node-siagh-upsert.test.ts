@@ -237,8 +237,8 @@ describe('siagh-upsert node (Node-RED runtime, Siagh simulator)', function () {
     it('links by the same mobile (written differently) and by the same national code; never the duplicate-mobile error', async () => {
       const a = person({ customerNumber: null });
       const b = person({ customerNumber: null });
-      const byMobile = sim.addContact({ Name: 'دستی', MobileNo: '+98' + mobileOf(a).slice(1) });
-      const byNational = sim.addContact({ Name: 'دستی ۲', NationalCode: b.nationalCode });
+      const byMobile = sim.addContact({ Name: 'خانم سارا رضايي', MobileNo: '+98' + mobileOf(a).slice(1) });
+      const byNational = sim.addContact({ Name: 'سارا رضایی', NationalCode: b.nationalCode });
       await load({});
       const before = sim.contacts().length;
       const ra = (await send({ payload: a })).out;
@@ -271,6 +271,81 @@ describe('siagh-upsert node (Node-RED runtime, Siagh simulator)', function () {
       assert.equal(r.caught.sync.error.code, 'MAPPING_CONFLICT');
       assert.equal(r.caught.mappingClaim, undefined, 'the claim was given back');
       assert.equal(sim.saveCount, saves);
+    });
+
+    describe('link review (issue #10): an organization whose mobile is that of a Siagh person', () => {
+      function company() {
+        const org = person({ kind: 'organization', nickName: 'شرکت کریمی تجارت', firstName: null, lastName: null, customerNumber: null, nationalCode: null });
+        const reza = sim.addContact({ Name: 'رضا کریمی', MobileNo: mobileOf(org), TowardType: false, NationalCode: '0012345679' });
+        return { org, reza };
+      }
+
+      it('nothing is written to Siagh; LINK_NEEDS_REVIEW reaches a Catch node with both sides on msg.review', async () => {
+        const { org, reza } = company();
+        await load({});
+        const r = await send({ payload: org, mapping: null });
+        assert.equal(r.out, undefined);
+        assert.equal(r.caught.error.code, 'LINK_NEEDS_REVIEW');
+        assert.equal(r.caught.error.source.id, 'up');
+        assert.match(r.caught.error.message, /شرکت کریمی تجارت/);
+        assert.match(r.caught.error.message, /linkDecision/);
+        assert.equal(r.caught.sync.action, 'failed');
+        assert.equal(r.caught.sync.error.code, 'LINK_NEEDS_REVIEW');
+        assert.deepEqual(r.caught.review, {
+          code: 'LINK_NEEDS_REVIEW',
+          crm: { crmId: org.crmId, kind: 'organization', name: 'شرکت کریمی تجارت', mobile: mobileOf(org), nationalCode: null },
+          siagh: { code: reza.Code, kind: 'person', name: 'رضا کریمی', mobile: mobileOf(org), nationalCode: '0012345679' },
+          matchedBy: 'mobile',
+          reason: 'the CRM record is an organization and the Siagh contact a person',
+        });
+        assert.equal(sim.saveCount, 0, 'no SaveFormData at all');
+        assert.equal(sim.contact(reza.Code)!.Name, 'رضا کریمی');
+        assert.equal(sim.contact(reza.Code)!.TowardType, false);
+      });
+
+      it('replayed with msg.linkDecision {decision: "link", code}: linked to that contact and updated as the CRM says', async () => {
+        const { org, reza } = company();
+        await load({});
+        const first = await send({ payload: org, mapping: null });
+        assert.equal(first.caught.error.code, 'LINK_NEEDS_REVIEW');
+        // the operator's replay: the same event, now with the decision
+        const r = await send({ payload: org, mapping: null, linkDecision: { decision: 'link', code: String(reza.Code), crmId: org.crmId } });
+        assert.equal(r.caught, undefined, r.caught?.error?.message);
+        assert.equal(r.out.sync.action, 'linked');
+        assert.equal(r.out.siagh.linkedBy, 'operator');
+        assert.equal(r.out.siagh.code, reza.Code);
+        assert.equal(r.out.review, undefined, 'msg.review cleared on success');
+        assert.deepEqual([r.out.mappingUpdate.entityType, r.out.mappingUpdate.siaghCode], ['contact', String(reza.Code)]);
+        const c = sim.contact(reza.Code)!;
+        assert.equal(c.Name, 'شرکت کریمی تجارت');
+        assert.equal(c.TowardType, true);
+        assert.equal(contactCreates(), 0);
+      });
+
+      it('replayed with msg.linkDecision {decision: "separate"}: a create is attempted, and Siagh refuses the duplicate mobile (SIAGH_DUPLICATE)', async () => {
+        const { org } = company();
+        await load({});
+        const r = await send({ payload: org, mapping: null, linkDecision: { decision: 'separate' } });
+        assert.equal(r.caught.error.code, 'SIAGH_DUPLICATE');
+        assert.equal(contactCreates(), 1, 'one create was sent');
+        assert.equal(r.caught.review, undefined);
+        // without the shared mobile the separate contact is created
+        const other = person({ kind: 'organization', nickName: 'شرکت دیگر', nationalCode: null });
+        sim.addContact({ Name: 'علی محمدی', NationalCode: '0084575948', TowardType: false });
+        const ok = await send({ payload: { ...other, nationalCode: '0084575948' }, linkDecision: { decision: 'separate' } });
+        assert.equal(ok.out?.sync.action, 'created', ok.caught?.error?.message);
+      });
+
+      it('a malformed decision, or one meant for another record, is BAD_INPUT and nothing is written', async () => {
+        const { org } = company();
+        await load({});
+        for (const linkDecision of [{ decision: 'merge' }, { decision: 'link' }, { decision: 'link', code: 'abc' }, { decision: 'link', code: 8300, crmId: randomUUID() }, 'link']) {
+          const r = await send({ payload: org, linkDecision });
+          assert.equal(r.caught?.error.code, 'BAD_INPUT', JSON.stringify(linkDecision));
+          assert.match(r.caught.error.message, /linkDecision/);
+        }
+        assert.equal(sim.saveCount, 0);
+      });
     });
 
     it('per-field overrides from the editor apply (a literal, and a field not sent)', async () => {
@@ -320,36 +395,95 @@ describe('siagh-upsert node (Node-RED runtime, Siagh simulator)', function () {
       assert.equal(m.mappingUpdate.extra.returnCode, invs[0].returnCode);
     });
 
-    it('the sale model defaults to the CRM type number, header fields empty unless set', async () => {
+    it('the defaults follow the latest evidence and Siagh accepts them: sale model = CRM type number, sales centre = the same digits, intermediary 31 (also for the empty settings of the shipped flows)', async () => {
       const customer = sim.addContact({ Name: 'مشتری' });
-      await load({ mode: 'preinvoice' });
-      await send({ payload: quote(randomUUID()), customerMapping: { siaghCode: String(customer.Code) } });
-      const h = sim.preInvoices()[0].header;
-      assert.equal(h.codesalemodel, '3');
-      assert.equal(h.codemarkazforush, '');
-      assert.equal(h.codevaseteh, '');
+      // no settings (a node from the palette: the editor's defaults are 'auto' and '31'), the editor's defaults, and the empty strings the shipped flows carry
+      for (const props of [{}, { saleModel: 'auto', salesCentre: 'auto', intermediary: '31' }, { salesCentre: '', intermediary: '' }]) {
+        sim.reset();
+        const c = sim.addContact({ Name: 'مشتری' });
+        assert.equal(c.Code, customer.Code);
+        await load({ mode: 'preinvoice', ...props });
+        const r = await send({ payload: quote(randomUUID()), customerMapping: { siaghCode: String(c.Code) } });
+        assert.equal(r.caught, undefined, r.caught?.error?.message);
+        assert.equal(r.out.sync.action, 'created');
+        const h = sim.preInvoices()[0].header;
+        assert.equal(h.codesalemodel, '3');
+        assert.equal(h.codemarkazforush, '3');
+        assert.equal(h.codevaseteh, '31');
+        await helper.unload();
+      }
     });
 
-    it('a transferred quote: same content → unchanged, nothing sent; changed → skipped with "changed after transfer"', async () => {
+    it('the simulator refuses what the real server refused: empty sales centre or intermediary → the RUNTIME ERROR at Catch', async () => {
       const customer = sim.addContact({ Name: 'مشتری' });
-      await load(PRE);
-      const q = quote(randomUUID());
-      const first = (await send({ payload: q, customerMapping: { siaghCode: String(customer.Code) } })).out;
-      const mapping = { siaghCode: first.mappingUpdate.siaghCode, checksum: first.mappingUpdate.checksum };
+      await load({ mode: 'preinvoice' });
+      // what the old service sent on 2025-12-26, straight to the simulator through the client of the config node
+      const client = (helper.getNode('siagh') as any).client();
+      await assert.rejects(
+        client.createPreInvoice({
+          suid: 'BE8892DF92EA4C4986082AFED6F07DCB',
+          header: [['hssanadstate', '8'], ['codenoeesanad', '2'], ['codesalemodel', '1'], ['salmali', '1403'], ['codenoeepardakht', '2'], ['codemarkazforush', ''], ['codecontact', ''], ['codemoshtari', String(customer.Code)], ['codenoeeforush', '1'], ['codevaseteh', ''], ['tozihat', ''], ['namenoesanad', 'پیش فاکتور فروش']],
+          rows: [{ itemCode: '5001', unitName: 'عدد', qty: 1, price: 100000, discount: 0 }],
+        }),
+        (e: any) => e.code === 'SIAGH_UNKNOWN_CUSTOMER' && /Field 'Code' not found/.test(e.details.join('\n')),
+      );
+      assert.equal(sim.preInvoices().length, 0);
+    });
+
+    it('a transferred quote changed in the CRM: DOCUMENT_CHANGED_AFTER_TRANSFER at Catch with the differences; acknowledged on replay with msg.reviewDecision, nothing sent', async () => {
+      const customer = sim.addContact({ Name: 'مشتری' });
+      const identityId = randomUUID();
+      const file = path.join(userDir, 'changed.json');
+      await writeMappingFile(file, {
+        version: 1,
+        mappings: { contact: { [identityId]: { entityType: 'contact', crmId: identityId, siaghCode: String(customer.Code), syncedAt: new Date().toISOString(), source: 'import' } }, quote: {}, invoice: {} },
+        meta: {},
+      });
+      await load(PRE, [n({ id: 'look', type: 'sync-mapping', operation: 'lookup', file, wires: [['up']] }), n({ id: 'store', type: 'sync-mapping', operation: 'store', file, wires: [['out']] })], [['store']]);
+      const q = quote(identityId);
+      const first = (await send({ payload: q }, 'look')).out;
+      assert.equal(first.sync.action, 'created');
+      assert.equal(first.mapping.extra.transferred.rowCount, 2, 'the transferred summary is kept in the mapping');
+      const same = (await send({ payload: q }, 'look')).out;
+      assert.equal(same.sync.action, 'unchanged');
       const saves = sim.saveCount;
 
-      const same = (await send({ payload: q, mapping, customerMapping: { siaghCode: String(customer.Code) } })).out;
-      assert.equal(same.sync.action, 'unchanged');
-      assert.equal(same.mappingUpdate, undefined);
+      const changed = { ...q, details: [{ ...q.details[0], baseUnitPrice: 1_700_000 }, { productCode: 'P-300', productName: 'کالا سه', count: 4, baseUnitPrice: 10_000 }] };
+      const r = await send({ payload: changed }, 'look');
+      assert.equal(r.out, undefined);
+      assert.equal(r.caught.error.code, 'DOCUMENT_CHANGED_AFTER_TRANSFER');
+      assert.equal(r.caught.sync.action, 'failed');
+      assert.match(r.caught.error.message, /reviewDecision/);
+      const rv = r.caught.review;
+      assert.equal(rv.code, 'DOCUMENT_CHANGED_AFTER_TRANSFER');
+      assert.equal(rv.docKind, 'quote');
+      assert.equal(rv.crmId, q.crmId);
+      assert.equal(rv.siaghCode, first.mapping.siaghCode);
+      assert.deepEqual(rv.differences.linesChanged, [{ item: '5001', price: { before: 1_500_000, after: 1_700_000 } }]);
+      assert.deepEqual(rv.differences.linesAdded, [{ item: 'P-300', qty: 4, price: 10_000, discount: 0 }]);
+      assert.deepEqual(rv.differences.linesRemoved, [{ item: '5002', qty: 1, price: 250_000, discount: 0 }]);
+      assert.deepEqual(rv.differences.total, { before: 3_150_000, after: 3_340_000 });
+      assert.equal(rv.differences.customer, undefined);
 
-      const changed = { ...q, details: [{ ...q.details[0], baseUnitPrice: 1_700_000 }, q.details[1]] };
-      const sk = (await send({ payload: changed, mapping, customerMapping: { siaghCode: String(customer.Code) } })).out;
-      assert.equal(sk.sync.action, 'skipped');
-      assert.ok(sk.sync.warnings.some((w: string) => w.includes('changed after transfer')), JSON.stringify(sk.sync.warnings));
-      assert.equal(sk.mappingUpdate, undefined);
-
-      assert.equal(sim.saveCount, saves);
+      // the operator acknowledges (the accountant corrects the pre-invoice in Siagh by hand)
+      const ack = await send({ payload: changed, reviewDecision: { decision: 'acknowledge', crmId: q.crmId } }, 'look');
+      assert.equal(ack.caught, undefined, ack.caught?.error?.message);
+      assert.equal(ack.out.siagh.action, 'acknowledged');
+      assert.equal(ack.out.sync.action, 'skipped');
+      assert.ok(ack.out.sync.warnings.some((w: string) => w.includes('acknowledged')), JSON.stringify(ack.out.sync.warnings));
+      assert.equal(ack.out.mapping.siaghCode, first.mapping.siaghCode, 'the same pre-invoice');
+      assert.notEqual(ack.out.mapping.checksum, first.mapping.checksum, 'the new checksum is recorded');
+      assert.equal(ack.out.mapping.extra.acknowledged.previousChecksum, first.mapping.checksum);
+      assert.equal(ack.out.mapping.extra.returnCode, first.mapping.extra.returnCode, 'the facts of the transfer are kept');
+      assert.equal(sim.saveCount, saves, 'nothing sent to Siagh');
       assert.equal(sim.preInvoices().length, 1);
+      // from now on this version is the transferred one
+      const again = (await send({ payload: changed }, 'look')).out;
+      assert.equal(again.sync.action, 'unchanged');
+      // a malformed decision is BAD_INPUT
+      const bad = await send({ payload: { ...changed, details: [changed.details[0]] }, reviewDecision: { decision: 'ignore' } }, 'look');
+      assert.equal(bad.caught.error.code, 'BAD_INPUT');
+      assert.equal(sim.saveCount, saves);
     });
 
     it('a customer not mapped is CUSTOMER_NOT_MAPPED at Catch; nothing sent', async () => {

@@ -301,6 +301,37 @@ describe('siagh simulator', () => {
       assert.equal(r.body.Errors[0].Description, SIAGH_RUNTIME_DUMP);
     });
 
+    it('an empty sales centre or intermediary is refused as the real server did on 2025-12-26: HTTP 200, one ErrError with the RUNTIME ERROR text, ReturnValue false, nothing saved', async () => {
+      const id = await session(sim);
+      // the request observed: codemarkazforush=, codevaseteh=, codecontact= (empty)
+      const observed = preInvoice('8388', [{ price: 10 }]);
+      observed.ctrlValues = 'sl_sanad.hssanadstate=8|sl_sanad.codenoeesanad=2|sl_sanad.codesalemodel=1|sl_sanad.salmali=1404|sl_sanad.codenoeepardakht=2|sl_sanad.codemarkazforush=|sl_sanad.codecontact=|sl_sanad.codemoshtari=8388|sl_sanad.codenoeeforush=1|sl_sanad.codevaseteh=|sl_sanad.tozihat=|sl_sanad.namenoesanad=پیش فاکتور فروش';
+      const onlyCentre = preInvoice('8388', [{ price: 10 }]);
+      onlyCentre.ctrlValues = onlyCentre.ctrlValues.replace('codemarkazforush=2', 'codemarkazforush=');
+      const onlyIntermediary = preInvoice('8388', [{ price: 10 }]);
+      onlyIntermediary.ctrlValues = onlyIntermediary.ctrlValues.replace('|sl_sanad.codevaseteh=31', '|sl_sanad.codevaseteh= ');
+      const absent = preInvoice('8388', [{ price: 10 }]);
+      absent.ctrlValues = absent.ctrlValues.replace('|sl_sanad.codevaseteh=31', '');
+      for (const body of [observed, onlyCentre, onlyIntermediary, absent]) {
+        const r = await call(sim, 'POST', '/BpmsApi/SaveFormData', body, id);
+        assert.equal(r.status, 200);
+        assert.equal(r.body.ReturnValue, false);
+        assert.equal(r.body.ReturnCode, '');
+        assert.equal(r.body.Errors.length, 1);
+        assert.equal(r.body.Errors[0].ErrorType, 'ErrError');
+        assert.equal(r.body.Errors[0].ErrorCode, -1);
+        assert.equal(r.body.Errors[0].Description, SIAGH_RUNTIME_DUMP);
+        assert.match(r.body.Errors[0].Description, /^ پیامهای سرویس : RUNTIME ERROR\r?\nField 'Code' not found when evaluating instruction CallProc \(\$FFFFFFFF,\$1,\$1E888D0,\$0,'FieldByName'\)\.\r?\nStack content is: \[Null,Null,0,97227280\.\.\.\]\.\r?\nSource position: 218,84\r?\nPosition: 218, 84$/);
+      }
+      assert.equal(sim.preInvoices().length, 0);
+      // the follow-up values (codevaseteh=31, codemarkazforush = the sale-model digits) are accepted
+      const followUp = preInvoice('8388', [{ price: 10 }]);
+      followUp.ctrlValues = observed.ctrlValues.replace('codemarkazforush=', 'codemarkazforush=1').replace('codevaseteh=', 'codevaseteh=31');
+      const ok = await call(sim, 'POST', '/BpmsApi/SaveFormData', followUp, id);
+      assert.equal(ok.body.ReturnValue, true, JSON.stringify(ok.body.Errors));
+      assert.equal(sim.preInvoices().length, 1);
+    });
+
     it('writes Persian digits when asked and de-duplicates on suid only when enabled', async () => {
       await sim.stop();
       sim = new SiaghSim({ contacts: [{ Code: 8388 }], persianDigits: true, dedupeSuid: true });

@@ -10,6 +10,12 @@
  *    the customer number encodes, then the same mobile, then the same national code. Found →
  *    `linked` (and updated only if a field differs). Not found → create (`created`). A contact
  *    that is linked to another CRM identity already is a MAPPING_CONFLICT, not a silent merge.
+ *    A contact found by mobile or national code is linked only when it is plausibly the same
+ *    party (link-rule.ts: same kind, names agree); otherwise nothing is written and the error is
+ *    LINK_NEEDS_REVIEW with both sides in `review`. The operator answers by replaying with a
+ *    `linkDecision`: `{decision: 'link', code}` links to that contact (then updates it as the CRM
+ *    says), `{decision: 'separate'}` creates a new contact without linking by mobile / national
+ *    code (Siagh may still refuse a duplicate mobile: SIAGH_DUPLICATE).
  *    If Siagh still refuses the create as a duplicate mobile (the index predates a contact
  *    entered in Siagh since), the index is downloaded again and the link step repeated once.
  * 4. An update never sends a mobile that the index shows on another Siagh contact: that is
@@ -21,6 +27,7 @@ import { CONTACT_COLUMNS, contactColumn, flagValue } from '../siagh/fields';
 import { nationalIdKey, phoneKey, textKey } from '../text/normalize';
 import type { CrmIdentity, SiaghContact, SiaghFieldList } from '../types';
 import { ContactMapOptions, fieldsForUpdate, mapIdentityToContact, MappedContact } from './contact-mapper';
+import { crmPartyName, samePartyVerdict, siaghKind } from './link-rule';
 
 export type EmptyPolicy = 'keep' | 'clear';
 
@@ -31,6 +38,19 @@ export interface ContactSyncOptions {
   linkBy?: { code?: boolean; mobile?: boolean; nationalCode?: boolean };
   /** The CRM id a Siagh Code is already mapped to, if any (from the mapping store). */
   mappedCrmIdOf?: (code: number) => string | undefined;
+  /** An operator's answer to a LINK_NEEDS_REVIEW item (msg.linkDecision); used only while unmapped. */
+  linkDecision?: LinkDecision;
+}
+
+/** An operator's answer to LINK_NEEDS_REVIEW. */
+export type LinkDecision = { decision: 'link'; code: number } | { decision: 'separate' };
+
+/** The facts of a LINK_NEEDS_REVIEW item (SyncError.review), kept by the failed list. */
+export interface LinkReview {
+  crm: { crmId: string; kind: string; name: string; mobile: string | null; nationalCode: string | null };
+  siagh: { code: number; kind: string | null; name: string | null; mobile: string | null; nationalCode: string | null };
+  matchedBy: 'mobile' | 'nationalCode';
+  reason: string;
 }
 
 export interface ExistingMapping {
@@ -43,7 +63,8 @@ export interface ContactSyncResult {
   code: number;
   checksum: string;
   customerNumber?: string;
-  linkedBy?: 'code' | 'mobile' | 'nationalCode';
+  /** How the contact was found; 'operator' = msg.linkDecision named it. */
+  linkedBy?: 'code' | 'mobile' | 'nationalCode' | 'operator';
   /** Columns written (empty when nothing was written). */
   written: string[];
   warnings: string[];
@@ -101,6 +122,7 @@ export async function syncContact(siagh: SiaghClient, identity: CrmIdentity, map
   const base = { checksum: mapped.checksum, customerNumber, warnings };
 
   if (mapping) {
+    if (opts.linkDecision) warnings.push(`linkDecision ${opts.linkDecision.decision} ignored: CRM ${identity.crmId} is mapped to Siagh contact ${mapping.siaghCode} already`);
     const code = Number(mapping.siaghCode);
     if (!Number.isInteger(code)) throw new SyncError('MAPPING_CONFLICT', `The mapping of CRM ${identity.crmId} holds "${mapping.siaghCode}", which is not a Siagh contact Code. Delete that mapping and sync again.`);
     if (mapping.checksum && mapping.checksum === mapped.checksum) return { ...base, action: 'unchanged', code, written: [] };
@@ -115,7 +137,70 @@ export async function syncContact(siagh: SiaghClient, identity: CrmIdentity, map
   }
 
   await siagh.contacts.ensureFresh();
+  const decision = opts.linkDecision;
+  if (decision?.decision === 'link') return linkByDecision(siagh, identity, mapped, base, emptyPolicy, opts, decision.code);
+  if (decision?.decision === 'separate') {
+    warnings.push('operator decision: a separate Siagh contact, not linked by mobile or national code');
+    // afterRefresh = true: a duplicate-mobile refusal is the answer (SIAGH_DUPLICATE), not a cue to link.
+    return linkOrCreate(siagh, identity, mapped, base, emptyPolicy, { ...opts, linkBy: { ...opts.linkBy, mobile: false, nationalCode: false } }, true);
+  }
   return linkOrCreate(siagh, identity, mapped, base, emptyPolicy, opts, false);
+}
+
+/** msg.linkDecision {decision: 'link', code}: link to that contact, then write what the CRM says. */
+async function linkByDecision(
+  siagh: SiaghClient,
+  identity: CrmIdentity,
+  mapped: MappedContact,
+  base: { checksum: string; customerNumber: string | undefined; warnings: string[] },
+  emptyPolicy: EmptyPolicy,
+  opts: ContactSyncOptions,
+  code: number,
+): Promise<ContactSyncResult> {
+  let rec = siagh.contacts.byCode(code);
+  if (!rec) {
+    // entered in Siagh after the list was downloaded?
+    await siagh.contacts.refresh();
+    rec = siagh.contacts.byCode(code);
+  }
+  if (!rec) {
+    throw new SyncError('BAD_INPUT', `msg.linkDecision links CRM identity ${identity.crmId} to Siagh contact ${code}, but Siagh has no contact ${code}; nothing was written. Check the code and replay.`);
+  }
+  const other = opts.mappedCrmIdOf?.(code);
+  if (other && other !== identity.crmId) {
+    throw new SyncError('MAPPING_CONFLICT', `Siagh contact ${code} named in msg.linkDecision is already linked to CRM identity ${other}; CRM identity ${identity.crmId} cannot be linked to it too. Nothing was written.`);
+  }
+  base.warnings.push(`operator decision: linked to Siagh contact ${code}`);
+  const diff = differingColumns(updatable(mapped), rec, emptyPolicy);
+  if (diff.length === 0) return { ...base, action: 'linked', code, linkedBy: 'operator', written: [] };
+  const fields = fieldsForUpdate(updatable(mapped), emptyPolicy);
+  assertMobileFree(siagh, identity, code, fields, 'linked by the operator');
+  const res = await siagh.updateContact(code, fields);
+  base.warnings.push(...res.notes);
+  return { ...base, action: 'linked', code, linkedBy: 'operator', written: fields.map(([k]) => k) };
+}
+
+/** LINK_NEEDS_REVIEW when a mobile / national-code candidate is not plausibly the same party. */
+function assertSameParty(identity: CrmIdentity, mapped: MappedContact, rec: SiaghContact, by: 'mobile' | 'nationalCode'): void {
+  const crmName = crmPartyName(identity);
+  const kind = siaghKind(rec);
+  const verdict = samePartyVerdict({ kind: identity.kind, name: crmName }, { kind, name: rec.Name });
+  if (verdict.ok) return;
+  const review: LinkReview = {
+    crm: { crmId: identity.crmId, kind: identity.kind, name: crmName, mobile: mapped.match.mobile ?? null, nationalCode: mapped.match.nationalCode ?? null },
+    siagh: { code: rec.Code, kind, name: rec.Name ?? null, mobile: rec.MobileNo ?? null, nationalCode: rec.NationalCode ?? null },
+    matchedBy: by,
+    reason: verdict.reason,
+  };
+  const q = (s: string | null) => (s ? `"${s}"` : '(no name)');
+  throw new SyncError(
+    'LINK_NEEDS_REVIEW',
+    `CRM ${identity.kind} ${q(crmName)} (${identity.crmId}) has the same ${LINK_KEY_NAMES[by]} as Siagh ${kind ?? 'contact'} ${q(rec.Name ?? null)} (contact ${rec.Code}), ` +
+      `but they do not look like the same party: ${verdict.reason}. Nothing was written to Siagh. ` +
+      `Decide, then replay with msg.linkDecision = {"decision":"link","code":${rec.Code}} to link them (Siagh's contact then takes the CRM's data), ` +
+      `or {"decision":"separate"} to create a new Siagh contact.`,
+    { review: review as unknown as Record<string, unknown> },
+  );
 }
 
 /** How each way of linking is named in messages. */
@@ -159,6 +244,7 @@ async function linkOrCreate(
         `Siagh contact ${code} (same ${key}) is already linked to CRM identity ${other}; CRM identity ${identity.crmId} cannot be linked to it too. Two CRM identities share this ${pick.by}: merge them in the CRM, or correct the field, then replay.`,
       );
     }
+    if (pick.by !== 'code' && other !== identity.crmId) assertSameParty(identity, mapped, pick.rec, pick.by);
     const diff = differingColumns(updatable(mapped), pick.rec, emptyPolicy);
     if (diff.length === 0) return { ...base, action: 'linked', code, linkedBy: pick.by, written: [] };
     const fields = fieldsForUpdate(updatable(mapped), emptyPolicy);

@@ -4,10 +4,13 @@
  * Fixes over the old service:
  * - B11: `salmali` is the fiscal year the Siagh login reported, passed in by the caller; never
  *   computed from the Gregorian calendar. A Gregorian-looking year is refused.
- * - B13: `codemarkazforush` (sales centre) and `codevaseteh` (intermediary) are configuration,
- *   empty by default, no longer copied from the sale model / hard-coded 31; where the customer goes
- *   (`codemoshtari`, `codecontact` or both) and what it is (contact Code or AccountPartyCode) is
- *   configurable because Q1 is unresolved; CRM product codes go through `productCodeMap`.
+ * - B13: `codemarkazforush` (sales centre) and `codevaseteh` (intermediary) are configuration. Their
+ *   defaults follow the latest evidence (§1.8): the real server answered a save with both empty
+ *   with the RUNTIME ERROR "Field 'Code' not found", and the follow-up set codevaseteh = 31 and
+ *   codemarkazforush = the sale-model digits; so empty or 'auto' means exactly that (an empty
+ *   value is never sent). Where the customer goes (`codemoshtari`, `codecontact` or both) and what
+ *   it is (contact Code or AccountPartyCode) is configurable because Q1 is unresolved; CRM
+ *   product codes go through `productCodeMap`.
  * - B6: `_In_Suid` is derived from the CRM id (`suidFor`), so a retry carries the same value.
  *
  * The checksum covers header and rows (a changed price or quantity changes it); it does not cover
@@ -37,9 +40,9 @@ export interface PreInvoiceOptions {
   saleModel?: string;
   /** Default '2'. */
   paymentType?: string;
-  /** Default '' (B13: not the sale model). */
+  /** Default 'auto' (also for ''): the sale-model digits, as the real server was last sent (§1.8). */
   salesCentre?: string;
-  /** Default ''. */
+  /** Default '31' (also for ''), as the real server was last sent (§1.8). */
   intermediary?: string;
   /** Default '1'. */
   saleType?: string;
@@ -52,6 +55,9 @@ export interface PreInvoiceOptions {
   /** Default false; true → an unmapped product is a BAD_INPUT error naming it. */
   requireMappedProducts?: boolean;
 }
+
+/** codevaseteh when none is set: the value sent since the 2025-12-26 follow-up (§1.8). */
+export const DEFAULT_INTERMEDIARY = '31';
 
 export interface MappedPreInvoice {
   input: PreInvoiceInput;
@@ -150,17 +156,20 @@ export function mapQuoteToPreInvoice(q: CrmQuote, opts: PreInvoiceOptions): Mapp
     }
   }
 
+  let salesCentre = optText('salesCentre', opts.salesCentre, 'auto');
+  if (salesCentre === '' || salesCentre.toLowerCase() === 'auto') salesCentre = saleModel;
+
   const header: SiaghFieldList = [
     ['hssanadstate', '8'],
     ['codenoeesanad', '2'],
     ['codesalemodel', saleModel],
     ['salmali', String(fy)],
     ['codenoeepardakht', optText('paymentType', opts.paymentType, '2')],
-    ['codemarkazforush', optText('salesCentre', opts.salesCentre, '')],
+    ['codemarkazforush', salesCentre],
     ['codecontact', customerField === 'codemoshtari' ? '' : customer],
     ['codemoshtari', customerField === 'codecontact' ? '' : moshtari],
     ['codenoeeforush', optText('saleType', opts.saleType, '1')],
-    ['codevaseteh', optText('intermediary', opts.intermediary, '')],
+    ['codevaseteh', optText('intermediary', opts.intermediary, '') || DEFAULT_INTERMEDIARY],
     ['tozihat', text(q.description) || text(q.subject)],
     ['namenoesanad', opts.documentName == null ? 'پیش فاکتور فروش' : String(opts.documentName).trim()],
   ];

@@ -151,7 +151,12 @@ export function fail(node: Node<any>, msg: NodeMessage, e: unknown, done: (err?:
     retryable: err.retryable,
     ambiguous: err.ambiguous,
     retryAfterSec: err.retryAfterSec,
+    review: err.review,
   });
+  // A review item's facts travel on the message (Node-RED copies only message, code and stack of
+  // the error onto a Catch node's msg.error): msg.review = {code, ...facts}.
+  if (clean.review) msg.review = { code: clean.code, ...clean.review };
+  else delete msg.review;
   const frames = ((e instanceof Error ? e.stack : err.stack) ?? '').split('\n').filter((l) => /^\s+at /.test(l));
   if (frames.length) clean.stack = `${clean.name}: ${message}\n${frames.join('\n')}`;
   updateTrace(msg, { action: 'failed', error: { code: clean.code, message: clip(message, 300), ...facts } });
@@ -186,6 +191,8 @@ export function shortReason(err: SyncError): string {
     STORE_IO: 'store error',
     CUSTOMER_NOT_MAPPED: 'customer not synced',
     AMBIGUOUS_CREATE: 'check Siagh',
+    LINK_NEEDS_REVIEW: 'link needs review',
+    DOCUMENT_CHANGED_AFTER_TRANSFER: 'changed after transfer',
   };
   return map[err.code] ?? 'failed';
 }

@@ -69,8 +69,9 @@ export function preInvoiceOptions(def: SiaghUpsertDef): PreInvoiceSyncOptions {
     customerValue: def.customerValue ?? 'code',
     saleModel: opt(def.saleModel) || 'auto',
     paymentType: opt(def.paymentType),
-    salesCentre: opt(def.salesCentre),
-    intermediary: opt(def.intermediary),
+    // empty means the default (sale-model digits / 31): Siagh refuses an empty value
+    salesCentre: opt(def.salesCentre) || 'auto',
+    intermediary: opt(def.intermediary) || undefined,
     saleType: opt(def.saleType),
     documentName: opt(def.documentName) || undefined,
     productCodeMap: jsonObject(def.productMap, 'Product code map'),

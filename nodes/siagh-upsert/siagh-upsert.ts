@@ -6,10 +6,16 @@
  * Reads msg.payload (the CRM record from crm-fetch), msg.mapping (from sync-mapping lookup: the
  * record's mapping or null) and, for pre-invoices, msg.customerMapping. Writes msg.siagh (what
  * happened in Siagh), msg.mappingUpdate (what sync-mapping store should persist) and msg.sync.
+ *
+ * Review items (LINK_NEEDS_REVIEW, DOCUMENT_CHANGED_AFTER_TRANSFER) fail with their facts on
+ * msg.review; the operator's answer comes back on a replay as msg.linkDecision
+ * ({decision:'link', code} | {decision:'separate'}) or msg.reviewDecision ({decision:'acknowledge'}),
+ * each optionally with the crmId it answers for.
  */
+import { z } from 'zod';
 import { SyncError } from '../../lib/errors';
-import { syncContact } from '../../lib/sync/contact-sync';
-import { syncPreInvoice } from '../../lib/sync/preinvoice-sync';
+import { LinkDecision, syncContact } from '../../lib/sync/contact-sync';
+import { ReviewDecision, syncPreInvoice } from '../../lib/sync/preinvoice-sync';
 import type { CrmIdentity, CrmQuote } from '../../lib/types';
 import type { SiaghConfigNode } from '../siagh-config/options';
 import { mappedCrmIdOf, releaseClaim } from '../shared/claims';
@@ -21,12 +27,34 @@ import { holdJob } from '../shared/job';
 interface MappingLike {
   siaghCode: string;
   checksum?: string;
+  extra?: Record<string, unknown>;
 }
 
 function mappingOf(v: unknown): MappingLike | null {
   if (!v || typeof v !== 'object') return null;
   const m = v as Record<string, unknown>;
-  return typeof m.siaghCode === 'string' || typeof m.siaghCode === 'number' ? { siaghCode: String(m.siaghCode), checksum: typeof m.checksum === 'string' ? m.checksum : undefined } : null;
+  if (typeof m.siaghCode !== 'string' && typeof m.siaghCode !== 'number') return null;
+  const extra = m.extra && typeof m.extra === 'object' && !Array.isArray(m.extra) ? (m.extra as Record<string, unknown>) : undefined;
+  return { siaghCode: String(m.siaghCode), checksum: typeof m.checksum === 'string' ? m.checksum : undefined, extra };
+}
+
+const CrmIdGuard = z.string().trim().min(1).optional();
+const LinkDecisionSchema = z.discriminatedUnion('decision', [
+  z.object({ decision: z.literal('link'), code: z.coerce.number().int().positive(), crmId: CrmIdGuard }).strict(),
+  z.object({ decision: z.literal('separate'), crmId: CrmIdGuard }).strict(),
+]);
+const ReviewDecisionSchema = z.object({ decision: z.literal('acknowledge'), crmId: CrmIdGuard }).strict();
+
+/** msg.linkDecision / msg.reviewDecision, checked; BAD_INPUT when malformed or meant for another record. */
+function decisionOf<T extends { crmId?: string }>(v: unknown, schema: z.ZodType<T>, name: string, shape: string, crmId: string): Omit<T, 'crmId'> | undefined {
+  if (v === undefined || v === null) return undefined;
+  const r = schema.safeParse(v);
+  if (!r.success) throw new SyncError('BAD_INPUT', `msg.${name} is not understood (${r.error.issues.map((i) => `${i.path.join('.') || name}: ${i.message}`).join('; ')}). Use ${shape}.`);
+  const { crmId: forId, ...decision } = r.data;
+  if (forId && forId.toLowerCase() !== crmId.trim().toLowerCase()) {
+    throw new SyncError('BAD_INPUT', `msg.${name} is for CRM record ${forId}, but this message carries ${crmId}; nothing was written.`);
+  }
+  return decision;
 }
 
 function isQuote(p: unknown): p is CrmQuote {
@@ -74,20 +102,33 @@ export = function (RED: NodeAPI) {
           node.status({ fill: 'blue', shape: 'ring', text: 'writing…' });
           if (mode === 'contact') {
             if (!isIdentity(p)) throw new SyncError('BAD_INPUT', 'siagh-upsert (contact) needs a CRM person or organization in msg.payload, as crm-fetch outputs it (with crmId and kind).');
-            const r = await syncContact(client, p, mappingOf(msg.mapping), { ...cOpts, mappedCrmIdOf: (code) => mappedCrmIdOf(msg, 'contact', code) });
+            const linkDecision = decisionOf(msg.linkDecision, LinkDecisionSchema, 'linkDecision', '{"decision":"link","code":8301} or {"decision":"separate"}', p.crmId) as LinkDecision | undefined;
+            const r = await syncContact(client, p, mappingOf(msg.mapping), { ...cOpts, linkDecision, mappedCrmIdOf: (code) => mappedCrmIdOf(msg, 'contact', code) });
             msg.siagh = { code: r.code, action: r.action, linkedBy: r.linkedBy, written: r.written.length };
             msg.mappingUpdate = { entityType: 'contact', crmId: p.crmId, siaghCode: String(r.code), customerNumber: r.customerNumber, checksum: r.checksum };
             updateTrace(msg, { entity: p.kind, crmId: p.crmId, siaghCode: String(r.code), customerNumber: r.customerNumber, action: r.action, step: 'siagh-upsert', warnings: r.warnings });
           } else {
             if (!isQuote(p)) throw new SyncError('BAD_INPUT', 'siagh-upsert (pre-invoice) needs a CRM quote or invoice in msg.payload, as crm-fetch outputs it (with crmId, docKind and details).');
-            const r = await syncPreInvoice(client, p, mappingOf(msg.mapping), mappingOf(msg.customerMapping), pOpts);
+            const reviewDecision = decisionOf(msg.reviewDecision, ReviewDecisionSchema, 'reviewDecision', '{"decision":"acknowledge"}', p.crmId) as ReviewDecision | undefined;
+            const mapping = mappingOf(msg.mapping);
+            const r = await syncPreInvoice(client, p, mapping, mappingOf(msg.customerMapping), pOpts, reviewDecision);
             msg.siagh = { code: r.siaghCode, documentNumber: r.documentNumber, returnCode: r.returnCode, customerCode: r.customerCode, action: r.action };
-            msg.mappingUpdate =
-              r.action === 'created'
-                ? { entityType: p.docKind, crmId: p.crmId, siaghCode: r.siaghCode, checksum: r.checksum, extra: { documentNumber: r.documentNumber, returnCode: r.returnCode, customerCode: r.customerCode } }
-                : undefined;
-            updateTrace(msg, { entity: p.docKind, crmId: p.crmId, siaghCode: r.siaghCode, documentNumber: r.documentNumber, action: r.action, step: 'siagh-upsert', warnings: r.warnings });
+            if (r.action === 'created') {
+              msg.mappingUpdate = { entityType: p.docKind, crmId: p.crmId, siaghCode: r.siaghCode, checksum: r.checksum, extra: { documentNumber: r.documentNumber, returnCode: r.returnCode, customerCode: r.customerCode, transferred: r.transferred } };
+            } else if (r.action === 'acknowledged') {
+              const prev = mapping?.extra ?? {};
+              msg.mappingUpdate = {
+                entityType: p.docKind,
+                crmId: p.crmId,
+                siaghCode: r.siaghCode,
+                checksum: r.checksum,
+                extra: { ...prev, transferred: r.transferred, acknowledged: { at: new Date().toISOString(), previousChecksum: mapping?.checksum ?? null } },
+              };
+            } else msg.mappingUpdate = undefined;
+            const action = r.action === 'acknowledged' ? 'skipped' : r.action;
+            updateTrace(msg, { entity: p.docKind, crmId: p.crmId, siaghCode: r.siaghCode, documentNumber: r.documentNumber, action, step: 'siagh-upsert', warnings: r.warnings });
           }
+          delete msg.review;
           send(msg);
           counter.success();
           done();
