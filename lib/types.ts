@@ -71,6 +71,8 @@ export interface PreInvoiceRow {
   qty: number;
   price: number;
   discount: number;
+  /** More row columns a setting asks for (e.g. the row's VAT), column → value. */
+  extra?: Record<string, number | string>;
 }
 
 export interface PreInvoiceSaveResult {
@@ -169,7 +171,9 @@ export interface CrmQuote {
   number?: string | null;
   totalValue?: number | null;
   discount?: number | null;
+  discountPercent?: number | null;
   vat?: number | null;
+  vatPercent?: number | null;
   finalValue?: number | null;
   creatDate?: string | null;
   modifyDate?: string | null;

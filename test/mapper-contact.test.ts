@@ -42,7 +42,10 @@ describe('sync/contact-mapper', () => {
         ['gn_web_users.gender', '1'],
         ['gn_web_users.websiteaddress', 'https://rezaei.example.ir'],
         ['gn_web_users.pocode', '1434863111'],
+        ['gn_web_users.codeostan', 'تهران'],
         ['gn_web_users.address', 'خیابان ولیعصر، پلاک ۱۲'],
+        ['gn_web_users.codeshahr', 'تهران'],
+        ['gn_web_users.countrycode', 'ایران'],
         ['gn_web_users.email', 'ali.rezaei@example.ir'],
         ['gn_web_users.fullname', 'علی رضایی'],
         ['gn_web_users.mobileno', '09121234567'],
@@ -67,12 +70,38 @@ describe('sync/contact-mapper', () => {
       assert.throws(() => (DEFAULT_CONTACT_FIELDS as ContactRuleArray).push({ key: 'x', source: '', note: '' }));
     });
 
-    it('B14: never writes city/state/country names into code fields by default', () => {
-      const m = mapIdentityToContact(person());
+    it('B14: sends city/state/country of the default address as the CRM writes them, as the old service did', () => {
+      const m = mapIdentityToContact(
+        person({ addressContacts: [{ city: 'کرج', state: 'البرز', country: 'ایران', address: 'الف' }, { default: true, city: ' اصفهان ', state: 'اصفهان', address: 'ب' }] }),
+      );
+      assert.equal(get(m.fields, 'gn_web_users.codeshahr'), 'اصفهان');
+      assert.equal(get(m.fields, 'gn_web_users.codeostan'), 'اصفهان');
+      assert.equal(get(m.fields, 'gn_web_users.countrycode'), '', 'no country on the default address: empty (an update keeps Siagh\'s)');
+      assert.deepEqual(fieldsForUpdate(m.fields).filter(([k]) => k === 'gn_web_users.countrycode'), []);
+    });
+
+    it('B14: addressNames false never writes city/state/country names into code fields', () => {
+      const m = mapIdentityToContact(person(), { addressNames: false });
       for (const k of ['gn_web_users.codeshahr', 'gn_web_users.codeostan', 'gn_web_users.countrycode']) {
         assert.equal(get(m.fields, k), undefined, k);
       }
       assert.ok(!m.fields.some(([, v]) => v === 'تهران'));
+      assert.throws(() => mapIdentityToContact(person(), { addressNames: 'no' as unknown as boolean }), /address-names/);
+    });
+
+    it('economic code: not sent by default; sent under the key a setting names', () => {
+      const id = person({ economicCode: ' ۴۱۱۱۲۲۳۳۴۴۵۵ ' });
+      assert.ok(!mapIdentityToContact(id).fields.some(([k]) => /econom|eghtesad/i.test(k)));
+      const m = mapIdentityToContact(id, { economicCodeKey: 'gn_web_users.codeeghtesadi' });
+      assert.equal(keys(m.fields).at(-1), 'gn_web_users.codeeghtesadi');
+      assert.equal(get(m.fields, 'gn_web_users.codeeghtesadi'), '۴۱۱۱۲۲۳۳۴۴۵۵');
+      assert.equal(get(mapIdentityToContact(person(), { economicCodeKey: 'gn_web_users.codeeghtesadi' }).fields, 'gn_web_users.codeeghtesadi'), '');
+      assert.throws(() => mapIdentityToContact(id, { economicCodeKey: 'bad key|x' }), (e: unknown) => (e as { code?: string }).code === 'CONFIG');
+    });
+
+    it('gender words of a setting count as female / male', () => {
+      assert.equal(get(mapIdentityToContact(person({ gender: 'F2' }), { genderWords: { female: ['f2'], male: ['m2'] } }).fields, 'gn_web_users.gender'), '0');
+      assert.equal(get(mapIdentityToContact(person({ gender: 'M2' }), { genderWords: { female: ['f2'], male: ['m2'] } }).fields, 'gn_web_users.gender'), '1');
     });
 
     it('B14: an override may map them, in their original place in the send order', () => {
@@ -82,7 +111,8 @@ describe('sync/contact-mapper', () => {
       );
       assert.equal(get(m.fields, 'gn_web_users.codeshahr'), '021');
       assert.equal(get(m.fields, 'gn_web_users.codeostan'), '23');
-      assert.equal(get(m.fields, 'gn_web_users.countrycode'), undefined);
+      assert.equal(get(m.fields, 'gn_web_users.countrycode'), 'IR');
+      assert.equal(get(mapIdentityToContact(person(), { addressNames: false, overrides: { 'gn_web_users.codeshahr': 'address:city' } }).fields, 'gn_web_users.codeshahr'), 'تهران', 'an override wins over addressNames');
       const order = keys(m.fields);
       assert.ok(order.indexOf('gn_web_users.codeostan') < order.indexOf('gn_web_users.address'));
       assert.ok(order.indexOf('gn_web_users.address') < order.indexOf('gn_web_users.codeshahr'));

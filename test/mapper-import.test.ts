@@ -49,8 +49,9 @@ describe('sync/import-mapper', () => {
         { default: true, phoneType: 'موبایل', phoneNumber: '09121234567' },
         { phoneType: 'محل کار', phoneNumber: '021-88776655' },
       ],
-      addressContacts: [{ default: true, address: 'تهران، خیابان شریعتی، کوچه بهار، پلاک ۷', zipCode: '1661785432' }],
-      description: 'Imported from Siagh (Code: 8407)',
+      addressContacts: [{ default: true, city: '021', address: 'تهران، خیابان شریعتی، کوچه بهار، پلاک ۷', zipCode: '1661785432' }],
+      gender: 'Male',
+      description: 'مشتری قدیمی',
       categories: [{ key: 'syaghcontact' }],
     });
   });
@@ -64,12 +65,29 @@ describe('sync/import-mapper', () => {
     assert.equal(mapContactToCrm(contact({ Code: 3 }), { scheme: { prefix: 'SG-', offset: 0 } }).body.customerNumber, 'SG-3');
   });
 
-  it('B14: does not copy Siagh Gender, CityCode or CountryCode', () => {
-    const r = mapContactToCrm(contact({ Gender: '0' }));
-    assert.equal('gender' in r.body, false);
-    assert.ok(!JSON.stringify(r.body).includes('"021"'));
-    assert.equal(r.body.addressContacts?.[0].city, undefined);
-    assert.equal(r.body.addressContacts?.[0].country, undefined);
+  it('keeps Siagh\'s description; the import note only when Siagh has none', () => {
+    assert.equal(mapContactToCrm(contact({ Description: '  خرید عمده  ' })).body.description, 'خرید عمده');
+    assert.equal(mapContactToCrm(contact({ Description: null })).body.description, 'Imported from Siagh (Code: 8407)');
+    assert.equal(mapContactToCrm(contact({ Description: ' ' })).body.description, 'Imported from Siagh (Code: 8407)');
+  });
+
+  it('B14: Siagh Gender 0 / 1 becomes the CRM values of the setting; anything else is not copied', () => {
+    assert.equal(mapContactToCrm(contact({ Gender: '0' })).body.gender, 'Female');
+    assert.equal(mapContactToCrm(contact({ Gender: '۱' })).body.gender, 'Male');
+    assert.equal(mapContactToCrm(contact({ Gender: '1' }), { genderLabels: { female: 'زن', male: 'مرد' } }).body.gender, 'مرد');
+    assert.equal('gender' in mapContactToCrm(contact({ Gender: '1' }), { genderLabels: null }).body, false, 'null: no gender copied');
+    assert.equal('gender' in mapContactToCrm(contact({ Gender: null })).body, false);
+    const odd = mapContactToCrm(contact({ Gender: 'M' }));
+    assert.equal('gender' in odd.body, false);
+    assert.ok(odd.warnings.some((w) => w.includes('"M"')));
+    assert.equal('gender' in mapContactToCrm(contact({ Gender: '1', TowardType: true, Name: 'شرکت نوین', NationalCode: '10380284790' })).body, false, 'organizations have no gender');
+    assert.throws(() => mapContactToCrm(contact(), { genderLabels: { female: '', male: 'Male' } }), (e: unknown) => e instanceof SyncError && e.code === 'CONFIG');
+  });
+
+  it('Siagh CityCode becomes the CRM city as Siagh holds it; CountryCode is not copied', () => {
+    const r = mapContactToCrm(contact({ CityCode: ' مشهد ', Address: null, PostalCode: null }));
+    assert.deepEqual(r.body.addressContacts, [{ default: true, city: 'مشهد' }]);
+    assert.equal(JSON.stringify(r.body).includes('"98"'), false);
   });
 
   describe('kind from TowardType', () => {
@@ -164,9 +182,9 @@ describe('sync/import-mapper', () => {
   });
 
   it('address only when Siagh has one', () => {
-    const r = mapContactToCrm(contact({ Address: null, PostalCode: '' }));
+    const r = mapContactToCrm(contact({ Address: null, PostalCode: '', CityCode: null }));
     assert.equal(r.body.addressContacts, undefined);
-    const z = mapContactToCrm(contact({ Address: '', PostalCode: '1661785432' }));
+    const z = mapContactToCrm(contact({ Address: '', PostalCode: '1661785432', CityCode: '' }));
     assert.deepEqual(z.body.addressContacts, [{ default: true, zipCode: '1661785432' }]);
   });
 

@@ -203,6 +203,65 @@ describe('sync/preinvoice-mapper', () => {
     });
   });
 
+  describe('VAT and document discount (B13: no known Siagh field, so settings)', () => {
+    const get = (h: SiaghFieldList, k: string) => h.find(([x]) => x === k)?.[1];
+
+    it('sends nothing new by default: same header, same checksum as before these settings', () => {
+      const r = mapQuoteToPreInvoice(quote({ vatPercent: 9 }), base);
+      assert.equal(r.input.header.length, 12);
+      assert.equal(r.input.rows[0].extra, undefined);
+      const named = mapQuoteToPreInvoice(quote({ vatPercent: 9 }), { ...base, vatPercentKey: '', vatAmountKey: ' ', discountKey: '' });
+      assert.equal(named.checksum, r.checksum);
+    });
+
+    it('VAT percent / amount and row VAT go to the columns the settings name', () => {
+      const r = mapQuoteToPreInvoice(
+        quote({ vatPercent: 9, vat: 27000, details: [row(), row({ productCode: 'Product-2', count: 2, totalVat: 18000 })] }),
+        { ...base, vatPercentKey: 'darsadmaliat', vatAmountKey: 'sl_sanad.mablaghmaliat', rowVatKey: 'maliat' },
+      );
+      assert.equal(get(r.input.header, 'darsadmaliat'), '9');
+      assert.equal(get(r.input.header, 'mablaghmaliat'), '27000');
+      assert.deepEqual(r.input.rows.map((x) => x.extra), [{ maliat: 9000 }, { maliat: 18000 }]);
+      // quote vat missing: the rows' VAT summed
+      const s = mapQuoteToPreInvoice(quote({ vat: null, details: [row(), row({ productCode: 'P2', totalVat: 4500.5 })] }), { ...base, vatAmountKey: 'mablaghmaliat' });
+      assert.equal(get(s.input.header, 'mablaghmaliat'), '13500.5');
+    });
+
+    it('the document-level discount (beyond the row discounts) to a header column, its percent to another', () => {
+      const r = mapQuoteToPreInvoice(quote({ discount: 25000, discountPercent: 12.5, details: [row({ totalDiscount: 5000 })] }), { ...base, discountKey: 'takhfifsanad', discountPercentKey: 'darsadtakhfif' });
+      assert.equal(get(r.input.header, 'takhfifsanad'), '20000');
+      assert.equal(get(r.input.header, 'darsadtakhfif'), '12.5');
+      assert.equal(r.input.rows[0].discount, 5000, 'rows keep their own discount');
+      assert.ok(!r.warnings.some((w) => w.includes('document discount')));
+    });
+
+    it('or spread over the rows\' mabtakhfif in proportion, whole units, the rest on the largest row', () => {
+      const details = [
+        row({ productCode: 'A', count: 1, baseUnitPrice: 100000, totalDiscount: 0 }),
+        row({ productCode: 'B', count: 2, baseUnitPrice: 100000, totalDiscount: 0 }),
+        row({ productCode: 'C', count: 1, baseUnitPrice: 50000, totalDiscount: 10000 }),
+      ];
+      // rows after their own discounts: 100000, 200000, 40000 (total 340000); document discount 30001 − 10000 = 20001
+      const r = mapQuoteToPreInvoice(quote({ discount: 30001, details }), { ...base, documentDiscount: 'rows' });
+      const extra = r.input.rows.map((x) => x.discount);
+      assert.equal(extra.reduce((a, b) => a + b, 0), 30001);
+      assert.deepEqual(extra, [5882, 11765 + 1, 10000 + 2353]);
+      assert.ok(!r.warnings.some((w) => w.includes('document discount')));
+      assert.notEqual(r.checksum, mapQuoteToPreInvoice(quote({ discount: 30001, details }), base).checksum);
+      // more than the rows are worth: refused, not sent
+      assert.throws(
+        () => mapQuoteToPreInvoice(quote({ discount: 400000, details }), { ...base, documentDiscount: 'rows' }),
+        (e: unknown) => e instanceof SyncError && e.code === 'BAD_INPUT' && /larger/.test(e.message),
+      );
+    });
+
+    it('refuses column names that are not usable or already filled', () => {
+      for (const o of [{ vatPercentKey: 'codemoshtari' }, { rowVatKey: 'mabtakhfif' }, { vatAmountKey: 'x y' }, { vatPercentKey: 'a', discountKey: 'A' }, { documentDiscount: 'spread' as 'rows' }]) {
+        assert.throws(() => mapQuoteToPreInvoice(quote(), { ...base, ...o }), (e: unknown) => e instanceof SyncError && e.code === 'CONFIG', JSON.stringify(o));
+      }
+    });
+  });
+
   describe('suidFor', () => {
     it('is the first 32 hex of sha256, upper-case, per kind and id', () => {
       const expected = createHash('sha256').update(`siagh-sync:quote:${QUOTE_ID}`).digest('hex').slice(0, 32).toUpperCase();

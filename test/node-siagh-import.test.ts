@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { ImportReport } from '../lib/sync/importer';
+import type { SiaghContact } from '../lib/types';
 import { CrmSim } from '../sim/crm-sim';
 import { seedSiaghContacts } from '../sim/seed';
 import { SiaghSim } from '../sim/siagh-sim';
@@ -17,6 +18,8 @@ const importNode = require('../nodes/siagh-import/siagh-import');
 const siaghConfigNode = require('../nodes/siagh-config/siagh-config');
 const crmConfigNode = require('../nodes/crm-config/crm-config');
 const syncMappingNode = require('../nodes/sync-mapping/sync-mapping');
+const crmFetchNode = require('../nodes/crm-fetch/crm-fetch');
+const upsertNode = require('../nodes/siagh-upsert/siagh-upsert');
 
 helper.init(nodeRedModule());
 
@@ -52,9 +55,10 @@ describe('siagh-import node', function () {
     helper.stopServer(done);
   });
 
-  async function start(n: number): Promise<void> {
+  async function start(n: number, edit?: (c: SiaghContact, i: number) => SiaghContact): Promise<void> {
     userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'siagh-import-node-'));
-    siaghSim = new SiaghSim({ contacts: seedSiaghContacts(n, { seed: 3, admins: 1 }) });
+    const seed = seedSiaghContacts(n, { seed: 3, admins: 1 });
+    siaghSim = new SiaghSim({ contacts: edit ? seed.map(edit) : seed });
     await siaghSim.start();
     crmSim = new CrmSim({ users: [{ username: 'api', password: CRM_PASSWORD }] });
     await crmSim.start();
@@ -170,6 +174,63 @@ describe('siagh-import node', function () {
     assert.equal(r2.counts.created, 0);
     assert.equal(r2.counts.skipped, 60);
     assert.equal(crmSim.identities().length, 59);
+  });
+
+  it('shares its field settings with siagh-upsert: after an import, the first CRM event for each imported identity is unchanged and writes nothing to Siagh', async () => {
+    // Non-default shared settings on both nodes (the same properties, built the same way in lib).
+    const shared = {
+      cnPrefix: 'S-', cnOffset: 5000, mobileLabel: 'Cellular', officeLabel: 'Work', mobileTypes: 'handy', officeTypes: 'bureau',
+      genderValues: 'F2, M2', economicCodeKey: 'gn_web_users.codeeghtesadi', tmpidKey: 'tmpid', addressNames: true,
+    };
+    const cities = ['شیراز', 'تبریز', '021'];
+    await start(30, (c, i) => (c.IsAdminUser ? c : { ...c, CityCode: cities[i % 3], Description: i % 4 === 0 ? `توضیح سیاق ${i}` : c.Description }));
+    const contacts = siaghSim.contacts();
+    assert.ok(contacts.some((c) => c.Gender === '0') && contacts.some((c) => c.Gender === '1'), 'the seed has both genders');
+    helper.settings({ userDir });
+    await helper.load(
+      [siaghConfigNode, crmConfigNode, syncMappingNode, importNode, crmFetchNode, upsertNode],
+      [
+        ...flow(shared),
+        { id: 'fetch1', type: 'crm-fetch', z: 'tab1', crm: 'crm1', what: 'identity', x: 100, y: 400, wires: [['look1']] },
+        { id: 'look1', type: 'sync-mapping', z: 'tab1', operation: 'lookup', entityType: 'contact', claim: false, x: 300, y: 400, wires: [['up1']] },
+        { id: 'up1', type: 'siagh-upsert', z: 'tab1', siagh: 'siagh1', mode: 'contact', emptyPolicy: 'keep', ...shared, x: 500, y: 400, wires: [['upout1']] },
+        { id: 'upout1', type: 'helper', z: 'tab1', x: 700, y: 400, wires: [] },
+      ],
+      { siagh1: { username: ADMIN, password: 'admin' }, crm1: { username: 'api', password: CRM_PASSWORD } },
+    );
+    const caught = collect('caught1');
+    const got = next('out1');
+    helper.getNode('imp1').receive({ payload: 1 });
+    const report = (await got).payload as ImportReport;
+    assert.equal(report.counts.created, 29, JSON.stringify(report.records.filter((r) => r.outcome === 'failed').slice(0, 3)));
+
+    // What the CRM got: the shared scheme and labels, Siagh's gender, city and description.
+    const ids = crmSim.identities();
+    const byNumber = new Map(ids.map((r) => [String(r.customerNumber), r]));
+    for (const c of contacts.filter((x) => !x.IsAdminUser)) {
+      const r = byNumber.get(`S-${c.Code + 5000}`);
+      assert.ok(r, `identity for Siagh ${c.Code}`);
+      assert.equal((r.addressContacts as Array<{ city?: string }>)[0]?.city, c.CityCode);
+      if (c.Description) assert.equal(r.description, c.Description.trim());
+      if (!c.TowardType && (c.Gender === '0' || c.Gender === '1')) assert.equal(r.gender, c.Gender === '0' ? 'F2' : 'M2');
+      for (const ph of (r.phoneContacts as Array<{ phoneType: string }>) ?? []) assert.ok(['Cellular', 'Work'].includes(ph.phoneType));
+    }
+
+    // The first CRM event for each imported identity: fetched, looked up, mapped with the same settings.
+    const saves = siaghSim.saveCount;
+    const results = collect('upout1');
+    for (const r of ids) helper.getNode('fetch1').receive({ payload: { id: r.crmId, type: 'Identity' } });
+    const deadline = Date.now() + 20_000;
+    while (results.length < ids.length && caught.length === 0 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50));
+    assert.equal(caught.length, 0, JSON.stringify(caught.map((m) => m.error)));
+    assert.equal(results.length, ids.length);
+    for (const m of results) {
+      const mapping = m.mapping as { checksum?: string };
+      const update = m.mappingUpdate as { checksum: string };
+      assert.equal((m.siagh as { action: string }).action, 'unchanged');
+      assert.equal(update.checksum, mapping.checksum, 'the checksum the import stored is the one siagh-upsert computes');
+    }
+    assert.equal(siaghSim.saveCount, saves, 'no Siagh write');
   });
 
   it('with SYNC_DATA_DIR set, the import and sync-mapping (both left at their defaults) share the mapping file there', async () => {

@@ -133,6 +133,32 @@ describe('siagh-upsert node (Node-RED runtime, Siagh simulator)', function () {
   const contactCreates = () => sim.saveLog.filter((s) => s.formId === '2BFDA' && !s.params.find((p) => p.key === 'CodeMain')?.value).length;
 
   describe('contact mode', () => {
+    it('field settings: no address names, the economic code under its key; an unchanged identity is not written again', async () => {
+      await load({ addressNames: false, economicCodeKey: 'gn_web_users.codeeghtesadi' });
+      const id = person({ economicCode: '411122223333' });
+      const r = await send({ payload: id, mapping: null });
+      assert.equal(r.caught, undefined, r.caught?.error?.message);
+      const c = sim.contact(r.out.siagh.code)!;
+      assert.equal(c.CityCode, null);
+      assert.equal(c.CountryCode, null);
+      assert.ok(!sim.lastSave!.ctrl.some((x) => /codeshahr|codeostan|countrycode/i.test(x.key)));
+      assert.equal(c.writeOnly.codeeghtesadi, '411122223333');
+      // An identity without an economic code never blanks the one Siagh has (B21).
+      const saves = sim.saveLog.length;
+      const r2 = await send({ payload: { ...id, economicCode: null, email: 'new@example.ir' }, mapping: { siaghCode: String(c.Code), checksum: r.out.mappingUpdate.checksum } });
+      assert.equal(r2.out.siagh.action, 'updated');
+      assert.equal(sim.saveLog.length, saves + 1);
+      assert.ok(!sim.lastSave!.ctrl.some((x) => /codeeghtesadi/i.test(x.key)), 'an empty economic code is not sent');
+      assert.equal(sim.contact(c.Code)!.writeOnly.codeeghtesadi, '411122223333');
+    });
+
+    it('a bad field setting is a config error at deploy', async () => {
+      await load({ genderValues: 'Female' });
+      const r = await send({ payload: person(), mapping: null });
+      assert.equal(r.caught?.error?.code, 'CONFIG');
+      assert.match(r.caught?.error?.message, /gender values/);
+    });
+
     it('creates an identity that is neither mapped nor in Siagh, with the mapped fields', async () => {
       await load({});
       const id = person();
@@ -152,11 +178,10 @@ describe('siagh-upsert node (Node-RED runtime, Siagh simulator)', function () {
       assert.equal(c.TowardType, false, 'taraftype 0 for a person');
       assert.equal(c.tmpid, String(9600 + seq - 1000), 'tmpid = the Code the customer number encodes');
       assert.equal(c.PostalCode, '8133344556');
-      // B14: names are not written into code fields
-      assert.equal(c.CityCode, null);
-      assert.equal(c.CountryCode, null);
-      assert.deepEqual(Object.keys(c.writeOnly).filter((k) => /codeshahr|codeostan|countrycode/.test(k)), []);
-      assert.ok(!sim.lastSave!.ctrl.some((s) => /codeshahr|codeostan|countrycode/i.test(s.key)));
+      // B14: city / province / country sent as the CRM writes them (names), as the old service did
+      assert.equal(c.CityCode, 'اصفهان');
+      assert.equal(c.CountryCode, 'ایران');
+      assert.equal(c.writeOnly.codeostan, 'اصفهان');
       // what sync-mapping store would persist
       assert.deepEqual(
         { ...m.mappingUpdate, checksum: typeof m.mappingUpdate.checksum },
@@ -393,6 +418,40 @@ describe('siagh-upsert node (Node-RED runtime, Siagh simulator)', function () {
       assert.equal(m.mappingUpdate.entityType, 'quote');
       assert.equal(m.mappingUpdate.siaghCode, invs[0].printedNumber);
       assert.equal(m.mappingUpdate.extra.returnCode, invs[0].returnCode);
+    });
+
+    it('VAT and the document discount: to the columns the settings name, or spread over the rows; nothing of them by default', async () => {
+      const customer = sim.addContact({ Name: 'مشتری' });
+      // quote rows: 2 × 1 500 000 − 100 000 and 1 × 250 000; document discount 250 000 − 100 000 = 150 000
+      const q = () => quote(randomUUID(), { vat: 270_000, vatPercent: 9, discount: 250_000, discountPercent: 5, details: quote('x').details.map((d, i) => ({ ...d, totalVat: i === 0 ? 252_000 : 18_000 })) });
+      await load({ ...PRE, vatPercentKey: 'darsadmaliat', vatAmountKey: 'mablaghmaliat', rowVatKey: 'maliat', discountKey: 'takhfifsanad', discountPercentKey: 'darsadtakhfif' });
+      const r = await send({ payload: q(), mapping: null, customerMapping: { siaghCode: String(customer.Code) } });
+      assert.equal(r.caught, undefined, r.caught?.error?.message);
+      let inv = sim.preInvoices().at(-1)!;
+      assert.equal(inv.header.darsadmaliat, '9');
+      assert.equal(inv.header.mablaghmaliat, '270000');
+      assert.equal(inv.header.takhfifsanad, '150000');
+      assert.equal(inv.header.darsadtakhfif, '5');
+      assert.deepEqual(inv.rows.map((x) => x.maliat), [252_000, 18_000]);
+      assert.deepEqual(inv.rows.map((x) => x.mabtakhfif), [100_000, 0]);
+      await helper.unload();
+
+      await load({ ...PRE, documentDiscount: 'rows' });
+      const r2 = await send({ payload: q(), mapping: null, customerMapping: { siaghCode: String(customer.Code) } });
+      assert.equal(r2.caught, undefined, r2.caught?.error?.message);
+      inv = sim.preInvoices().at(-1)!;
+      // rows after their own discounts: 2 900 000 and 250 000 → 150 000 spread 138 095 + 11 904, the rest (1) on the largest
+      assert.deepEqual(inv.rows.map((x) => x.mabtakhfif), [100_000 + 138_096, 11_904]);
+      assert.equal(inv.header.takhfifsanad, undefined);
+      assert.equal(inv.net, 2_900_000 + 250_000 - 150_000 - 0);
+      await helper.unload();
+
+      await load(PRE);
+      const r3 = await send({ payload: q(), mapping: null, customerMapping: { siaghCode: String(customer.Code) } });
+      inv = sim.preInvoices().at(-1)!;
+      assert.deepEqual(Object.keys(inv.header).filter((k) => /maliat|takhfif/.test(k)), []);
+      assert.ok(!('maliat' in inv.rows[0]));
+      assert.ok(r3.out.sync.warnings.some((w: string) => w.includes('document discount')));
     });
 
     it('the defaults follow the latest evidence and Siagh accepts them: sale model = CRM type number, sales centre = the same digits, intermediary 31 (also for the empty settings of the shipped flows)', async () => {

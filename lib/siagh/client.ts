@@ -85,6 +85,8 @@ export function rowUid(suid: string, index: number): string {
   return createHash('sha256').update(`${suid}:${index}`, 'utf8').digest('hex').slice(0, 8);
 }
 
+const FIXED_ROW_COLUMNS: Readonly<Record<string, true>> = Object.freeze({ __uid: true, _status: true, codekala: true, nameunit: true, qty: true, mabtakhfif: true, vazn: true, hajm: true, price: true, radif: true, finalqty: true, takhfif: true, sumamelinc: true, sumameldec: true });
+
 /** The double-encoded `dataRows` of a pre-invoice (evidence §1.8). */
 export function preInvoiceDataRows(input: PreInvoiceInput): string {
   const data = input.rows.map((r, i) => {
@@ -105,6 +107,8 @@ export function preInvoiceDataRows(input: PreInvoiceInput): string {
       takhfif: cell(null),
       sumamelinc: cell(null),
       sumameldec: cell(null),
+      // Columns a setting adds (the row's VAT); never one of the columns above.
+      ...Object.fromEntries(Object.entries(r.extra ?? {}).filter(([k]) => !(k in FIXED_ROW_COLUMNS)).map(([k, v]) => [k, cell(typeof v === 'string' ? encodeValue(v) : v)])),
     };
   });
   return JSON.stringify([{ name: 'dbgrid1', entity: 'sl_rizsanad', keyField: 'coderiz', data }]);

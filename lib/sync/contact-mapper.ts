@@ -2,9 +2,12 @@
  * CRM identity (person / organization) → fields of Siagh's contact form 2BFDA (evidence §1.6, §1.7).
  *
  * The default mapping (`DEFAULT_CONTACT_FIELDS`) is the old service's table with its bugs fixed:
- * - B14: city / state / country names are never written into Siagh's code fields (`codeshahr`,
- *   `codeostan`, `countrycode`); an override may map them when the CRM holds real codes;
- *   `gender` is filled for persons whose CRM gender is male / female.
+ * - B14: city / state / country of the default address go to Siagh's `codeshahr`, `codeostan`,
+ *   `countrycode` as the CRM writes them (names, as the old service sent them: whether Siagh wants
+ *   codes there is unverified); `addressNames: false` stops sending them, an override maps them
+ *   from elsewhere. `gender` is filled for persons whose CRM gender is male / female.
+ * - The CRM `economicCode` has no known Siagh field: it is sent only under the key named by
+ *   `economicCodeKey` (default: not sent).
  * - B15: phone types are matched in Persian and English (`موبایل`, `همراه`, `mobile`, `cell`, …),
  *   and an untyped Iranian mobile number still counts as the mobile.
  * - B9: `tmpid` is the exact inverse of the customer-number scheme, or not sent at all.
@@ -46,6 +49,22 @@ export interface ContactMapOptions {
   phoneTypes?: { mobile?: string[]; office?: string[]; fax?: string[] };
   /** Key of the tmpid field, default `gn_web_users.tmpid` (Q2: the spelling Siagh stores is unknown). */
   tmpidKey?: string;
+  /**
+   * Send the default address's city / state / country (as the CRM writes them, usually names) to
+   * `codeshahr` / `codeostan` / `countrycode`. Default true (the old service did); false = never
+   * sent (B14: Siagh may want codes). An override of one of these keys wins either way.
+   */
+  addressNames?: boolean;
+  /**
+   * Siagh key that receives the CRM `economicCode` (e.g. `gn_web_users.codeeghtesadi`); default ''
+   * = not sent: the evidence shows no Siagh field for it.
+   */
+  economicCodeKey?: string;
+  /**
+   * More CRM gender words for female (0) / male (1), beyond the built-in ones (compared as
+   * textKey): the values the initial import writes (its gender labels) belong here.
+   */
+  genderWords?: { female?: string[]; male?: string[] };
 }
 
 export interface MappedContact {
@@ -82,10 +101,10 @@ export const DEFAULT_CONTACT_FIELDS: ReadonlyArray<Readonly<ContactFieldRule>> =
   { key: 'gn_web_users.gender', source: 'fn:gender', note: 'persons only: 1 male (male, m, مرد, آقا, مذکر), 0 female (female, f, زن, خانم, مونث); else empty' },
   { key: 'gn_web_users.websiteaddress', source: 'website', note: 'CRM website' },
   { key: 'gn_web_users.pocode', source: 'fn:zipCode', note: 'zip code of the default address (else the first), digits as ASCII' },
-  { key: 'gn_web_users.codeostan', source: '', note: 'B14: not sent; the CRM holds a province NAME, Siagh wants a code' },
+  { key: 'gn_web_users.codeostan', source: 'address:state', note: 'state (province) of the default address, as the CRM writes it (a name; B14: whether Siagh wants a code is unverified); not sent with addressNames false' },
   { key: 'gn_web_users.address', source: 'address:address', note: 'address text of the default address (else the first)' },
-  { key: 'gn_web_users.codeshahr', source: '', note: 'B14: not sent; the CRM holds a city NAME, Siagh wants a code' },
-  { key: 'gn_web_users.countrycode', source: '', note: 'B14: not sent; the CRM holds a country NAME, Siagh wants a code' },
+  { key: 'gn_web_users.codeshahr', source: 'address:city', note: 'city of the default address, as the CRM writes it (a name; B14: whether Siagh wants a code is unverified); not sent with addressNames false' },
+  { key: 'gn_web_users.countrycode', source: 'address:country', note: 'country of the default address, as the CRM writes it (a name; B14); not sent with addressNames false' },
   { key: 'gn_web_users.email', source: 'email', note: 'CRM email' },
   { key: 'gn_web_users.fullname', source: 'fn:fullname', note: 'CRM nickName, else firstName + " " + lastName' },
   { key: 'gn_web_users.mobileno', source: 'phone:mobile', note: 'first mobile-typed phone (Persian or English type), else an untyped Iranian mobile number; written 09xxxxxxxxx' },
@@ -104,6 +123,8 @@ export const DEFAULT_PHONE_TYPES: Readonly<{ mobile: readonly string[]; office: 
 });
 
 const KEY_RE = /^[A-Za-z0-9_.#]+$/;
+/** The address-name keys `addressNames: false` stops sending. */
+const ADDRESS_NAME_KEYS = new Set(['gn_web_users.codeostan', 'gn_web_users.codeshahr', 'gn_web_users.countrycode']);
 /** The CRM description the initial import writes: `Imported from Siagh (Code: 8407)`. */
 const IMPORT_NOTE = /^Imported from Siagh \(Code: *\d+\)$/i;
 const FN_NAMES = new Set(['fullname', 'gender', 'nationalCode', 'zipCode', 'taraftype', 'tmpid']);
@@ -177,11 +198,27 @@ function buildRules(opts: ContactMapOptions): Array<{ key: string; source: strin
   if (typeof tmpidKey !== 'string' || !KEY_RE.test(tmpidKey)) {
     throw new SyncError('CONFIG', `The tmpid field name ${JSON.stringify(tmpidKey)} is not usable: Siagh field names contain only Latin letters, digits, '_', '.' and '#'.`);
   }
+  if (opts.addressNames !== undefined && typeof opts.addressNames !== 'boolean') {
+    throw new SyncError('CONFIG', `The address-names setting ${JSON.stringify(opts.addressNames)} must be true (send city / state / country) or false.`);
+  }
+  const sendAddress = opts.addressNames !== false;
   const rules: Array<{ key: string; source: string; createOnly?: boolean }> = DEFAULT_CONTACT_FIELDS.map((r) => ({
     key: r.key === 'gn_web_users.tmpid' ? tmpidKey : r.key,
-    source: r.source,
+    source: !sendAddress && ADDRESS_NAME_KEYS.has(r.key) ? '' : r.source,
     createOnly: r.createOnly,
   }));
+  const economicKey = opts.economicCodeKey ?? '';
+  if (typeof economicKey !== 'string' || (economicKey.trim() !== '' && !KEY_RE.test(economicKey.trim()))) {
+    throw new SyncError('CONFIG', `The Siagh field name for the economic code ${JSON.stringify(economicKey)} is not usable: use a name like gn_web_users.codeeghtesadi (Latin letters, digits, '_', '.', '#'), or leave it empty to not send it.`);
+  }
+  if (economicKey.trim()) {
+    const k = economicKey.trim();
+    const existing = rules.find((r) => r.key === k);
+    if (existing) {
+      existing.source = 'economicCode';
+      existing.createOnly = false;
+    } else rules.push({ key: k, source: 'economicCode' });
+  }
   const overrides = opts.overrides ?? {};
   if (typeof overrides !== 'object' || Array.isArray(overrides)) {
     throw new SyncError('CONFIG', 'The contact field overrides must be an object: Siagh field name → CRM source.');
@@ -310,8 +347,9 @@ export function mapIdentityToContact(identity: CrmIdentity, opts: ContactMapOpti
   const genderRaw = text(identity.gender);
   if (isPerson && genderRaw) {
     const g = textKey(genderRaw).replace(/\.$/, '');
-    if (MALE.has(g)) gender = '1';
-    else if (FEMALE.has(g)) gender = '0';
+    const extra = (list: string[] | undefined) => (Array.isArray(list) ? list.filter((w) => typeof w === 'string').map((w) => textKey(w)) : []);
+    if (MALE.has(g) || extra(opts.genderWords?.male).includes(g)) gender = '1';
+    else if (FEMALE.has(g) || extra(opts.genderWords?.female).includes(g)) gender = '0';
     else warnings.push(`The gender "${genderRaw}" of ${who} is not recognised as male or female; gender is left empty.`);
   }
 

@@ -8,9 +8,13 @@
  * - Persons: firstName = first word, lastName = the rest (words split at blanks only, so a ZWNJ
  *   inside `محمد‌علی` keeps it one word). Leading courtesy titles (آقای، خانم، دکتر، مهندس، Mr, Dr …)
  *   are skipped for the split when at least two words remain; nickName keeps the full name.
- * - Gender is NOT copied (B14). Siagh documents `0` female / `1` male only on the write side; the
- *   read-side format was never observed and the CRM's accepted gender values are unknown, so a
- *   verbatim copy (the old service) writes meaningless values. Left out until both are confirmed.
+ * - Gender (persons only): Siagh `0` / `1` (female / male, as documented on the write side) become
+ *   the CRM values `genderLabels.female` / `.male` (default `Female` / `Male`: the values the CRM
+ *   accepts are unverified, so they are a setting; `genderLabels: null` copies no gender). Any other
+ *   Siagh value is not copied (B14: the old service copied it verbatim), with a warning.
+ * - Description: Siagh's `Description` when it has one, else the note `Imported from Siagh (Code: N)`.
+ * - City: Siagh `CityCode` becomes the CRM address's `city`, as Siagh holds it (the contact mapper
+ *   sends the CRM city back to `codeshahr`, so the pair is stable).
  * - refId is not set: Siagh does not return tmpid (B10), the old service set it from an absent value.
  * - Phones: MobileNo, MobileNo2 as mobile, TelNo, TelNo2 as office, empty and repeated numbers
  *   skipped, the first one is the default; digits are written as ASCII (the layout is kept).
@@ -28,8 +32,10 @@ export interface ImportMapOptions {
   categories?: Array<{ key: string }>;
   /** Q9 unknown: default {mobile: 'موبایل', office: 'محل کار'}. */
   phoneTypeLabels?: { mobile: string; office: string };
-  /** Description of the CRM record; default `Imported from Siagh (Code: N)`. */
+  /** Description of the CRM record; default Siagh's Description, else `Imported from Siagh (Code: N)`. */
   description?: (c: SiaghContact) => string;
+  /** CRM gender values for Siagh 0 / 1; default DEFAULT_GENDER_LABELS; null = no gender copied. */
+  genderLabels?: { female: string; male: string } | null;
 }
 
 export interface ImportMapped {
@@ -39,6 +45,7 @@ export interface ImportMapped {
 }
 
 export const DEFAULT_IMPORT_CATEGORIES: ReadonlyArray<Readonly<{ key: string }>> = Object.freeze([Object.freeze({ key: 'syaghcontact' })]);
+export const DEFAULT_GENDER_LABELS: Readonly<{ female: string; male: string }> = Object.freeze({ female: 'Female', male: 'Male' });
 export const DEFAULT_PHONE_TYPE_LABELS: Readonly<{ mobile: string; office: string }> = Object.freeze({ mobile: 'موبایل', office: 'محل کار' });
 
 const TITLES = new Set(['آقای', 'آقا', 'خانم', 'سرکار', 'جناب', 'دکتر', 'مهندس', 'استاد', 'حاج', 'حاجی', 'mr', 'mr.', 'mrs', 'mrs.', 'ms', 'ms.', 'dr', 'dr.', 'eng', 'eng.']);
@@ -66,6 +73,10 @@ export function mapContactToCrm(c: SiaghContact, opts: ImportMapOptions = {}): I
   const labels = opts.phoneTypeLabels ?? DEFAULT_PHONE_TYPE_LABELS;
   if (!labels || typeof labels.mobile !== 'string' || typeof labels.office !== 'string' || !labels.mobile.trim() || !labels.office.trim()) {
     throw new SyncError('CONFIG', 'The phone-type labels for the import must name both a mobile and an office label (e.g. {"mobile": "موبایل", "office": "محل کار"}).');
+  }
+  const genders = opts.genderLabels === undefined ? DEFAULT_GENDER_LABELS : opts.genderLabels;
+  if (genders !== null && (!genders || typeof genders.female !== 'string' || typeof genders.male !== 'string' || !genders.female.trim() || !genders.male.trim())) {
+    throw new SyncError('CONFIG', 'The gender values for the import must name both a female and a male CRM value (e.g. {"female": "Female", "male": "Male"}), or be left out to copy no gender.');
   }
   const categories = opts.categories ?? DEFAULT_IMPORT_CATEGORIES;
   if (!Array.isArray(categories) || categories.some((x) => !x || typeof x.key !== 'string' || !x.key.trim())) {
@@ -134,11 +145,19 @@ export function mapContactToCrm(c: SiaghContact, opts: ImportMapOptions = {}): I
 
   const address = text(c.Address);
   const zip = text(c.PostalCode);
-  if (address || zip) {
-    body.addressContacts = [{ default: true, ...(address ? { address } : {}), ...(zip ? { zipCode: toAsciiDigits(zip) } : {}) }];
+  const city = text(c.CityCode);
+  if (address || zip || city) {
+    body.addressContacts = [{ default: true, ...(city ? { city } : {}), ...(address ? { address } : {}), ...(zip ? { zipCode: toAsciiDigits(zip) } : {}) }];
   }
 
-  const description = opts.description ? opts.description(c) : `Imported from Siagh (Code: ${code})`;
+  if (kind === 'person' && genders) {
+    const g = toAsciiDigits(text(c.Gender as unknown));
+    if (g === '0') body.gender = genders.female.trim();
+    else if (g === '1') body.gender = genders.male.trim();
+    else if (g) warnings.push(`Siagh contact ${code}: the gender "${g}" is neither 0 (female) nor 1 (male); no gender is copied.`);
+  }
+
+  const description = opts.description ? opts.description(c) : text(c.Description) || `Imported from Siagh (Code: ${code})`;
   if (typeof description === 'string' && description.trim()) body.description = description.trim();
 
   body.categories = categories.map((x) => ({ key: x.key.trim() }));

@@ -110,6 +110,8 @@ export interface ImportOptions {
   /** Default [{key: 'syaghcontact'}]. */
   categories?: Array<{ key: string }>;
   phoneTypeLabels?: ImportMapOptions['phoneTypeLabels'];
+  /** CRM gender values for Siagh 0 / 1 (see import-mapper); null = no gender copied. */
+  genderLabels?: ImportMapOptions['genderLabels'];
   /**
    * The contact-mapper options of the webhook path (siagh-upsert), so the stored checksum is the
    * one the echo webhooks will compute. Default: `{scheme}`.
@@ -188,7 +190,7 @@ function checkOptions(opts: ImportOptions): { concurrency: number; scheme: Custo
     throw new SyncError('CONFIG', `The import limit ${JSON.stringify(opts.limit)} is not usable: use a whole number ≥ 0, or leave it out for no limit.`);
   }
   const scheme = validateScheme(opts.scheme);
-  const mapOpts: ImportMapOptions = { scheme, categories: opts.categories, phoneTypeLabels: opts.phoneTypeLabels };
+  const mapOpts: ImportMapOptions = { scheme, categories: opts.categories, phoneTypeLabels: opts.phoneTypeLabels, genderLabels: opts.genderLabels };
   const contactMap: ContactMapOptions = { ...opts.contactMap, scheme: opts.contactMap?.scheme ?? scheme };
   // Try both mappers once on a sample, so bad categories / labels / overrides stop the run before
   // anything is written instead of failing every record.

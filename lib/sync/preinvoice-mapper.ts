@@ -54,6 +54,28 @@ export interface PreInvoiceOptions {
   unitDefault?: string;
   /** Default false; true → an unmapped product is a BAD_INPUT error naming it. */
   requireMappedProducts?: boolean;
+  /**
+   * VAT and the document-level discount have no known Siagh field (evidence §1.8 shows none; B13).
+   * Each key below names the `sl_sanad` header column (or, for rowVatKey, the `sl_rizsanad` row
+   * column) that receives the value; '' (default) = not sent.
+   * - vatPercentKey ← quote `vatPercent`;
+   * - vatAmountKey ← quote `vat` (else the sum of the rows' `totalVat`);
+   * - discountKey ← the document-level discount: quote `discount` less the rows' `totalDiscount`;
+   * - discountPercentKey ← quote `discountPercent`;
+   * - rowVatKey ← each row's `totalVat`.
+   */
+  vatPercentKey?: string;
+  vatAmountKey?: string;
+  discountKey?: string;
+  discountPercentKey?: string;
+  rowVatKey?: string;
+  /**
+   * 'rows': the document-level discount is spread over the rows' `mabtakhfif` (the one discount
+   * column Siagh is known to read), in proportion to each row's amount after its own discount,
+   * in whole units, the remainder on the largest row. Default 'none': not sent (a warning says so)
+   * unless discountKey names a header column.
+   */
+  documentDiscount?: 'none' | 'rows';
 }
 
 /** codevaseteh when none is set: the value sent since the 2025-12-26 follow-up (§1.8). */
@@ -188,6 +210,7 @@ export function mapQuoteToPreInvoice(q: CrmQuote, opts: PreInvoiceOptions): Mapp
     return typeof v === 'string' && v.trim() ? toAsciiDigits(v).trim() : undefined;
   };
 
+  const rowVatKey = columnKey('rowVatKey', opts.rowVatKey, ROW_COLUMNS);
   const rows: PreInvoiceRow[] = [];
   const unmapped: string[] = [];
   const problems: string[] = [];
@@ -215,7 +238,9 @@ export function mapQuoteToPreInvoice(q: CrmQuote, opts: PreInvoiceOptions): Mapp
     if (discount === undefined || discount < 0) problems.push(`${label} has discount ${JSON.stringify(d?.totalDiscount ?? null)} (must be 0 or more)`);
     if (qty === undefined || price === undefined || discount === undefined) return;
     rowDiscounts += discount;
-    rows.push({ itemCode, unitName: text(d?.productUnitTypeName) || unitDefault, qty, price, discount });
+    const row: PreInvoiceRow = { itemCode, unitName: text(d?.productUnitTypeName) || unitDefault, qty, price, discount };
+    if (rowVatKey) row.extra = { [rowVatKey]: num(d?.totalVat) ?? 0 };
+    rows.push(row);
   });
 
   if (unmapped.length && opts.requireMappedProducts) {
@@ -227,10 +252,86 @@ export function mapQuoteToPreInvoice(q: CrmQuote, opts: PreInvoiceOptions): Mapp
     throw new SyncError('BAD_INPUT', `CRM ${doc} cannot be sent to Siagh: ${problems.join('; ')}. Correct it in the CRM${unmapped.length && opts.requireMappedProducts ? ' or add the codes to the product code map' : ''}.`);
   }
 
-  const quoteDiscount = num(q.discount);
-  if (quoteDiscount !== undefined && quoteDiscount - rowDiscounts > 0.005) {
-    warnings.push(`CRM ${doc} has a document discount (${quoteDiscount}) beyond its row discounts (${rowDiscounts}); only row discounts are sent to Siagh.`);
-  }
+  const extra = amountsOf(q, details, rows, rowDiscounts, opts, header, warnings, doc);
+  header.push(...extra);
 
   return { input: { suid, header, rows }, checksum: checksumOf({ header, rows }), warnings };
+}
+
+const COLUMN_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Columns the mapper or the client already write: a setting may not name them. */
+const HEADER_COLUMNS = new Set(['hssanadstate', 'codenoeesanad', 'codesalemodel', 'salmali', 'codenoeepardakht', 'codemarkazforush', 'codecontact', 'codemoshtari', 'codenoeeforush', 'codevaseteh', 'tozihat', 'namenoesanad']);
+const ROW_COLUMNS = new Set(['__uid', '_status', 'codekala', 'nameunit', 'qty', 'mabtakhfif', 'vazn', 'hajm', 'price', 'radif', 'finalqty', 'takhfif', 'sumamelinc', 'sumameldec']);
+
+/** A column named by a setting (`sl_sanad.` / `sl_rizsanad.` prefix dropped), '' when not set. */
+function columnKey(name: string, v: unknown, taken: ReadonlySet<string>): string {
+  if (v === undefined || v === null) return '';
+  if (typeof v !== 'string') throw new SyncError('CONFIG', `The pre-invoice option ${name} must be a Siagh column name (got ${typeof v}).`);
+  const k = v.trim().replace(/^sl_(sanad|rizsanad)\./i, '');
+  if (k === '') return '';
+  if (!COLUMN_RE.test(k)) throw new SyncError('CONFIG', `The pre-invoice option ${name} "${v}" is not a Siagh column name (Latin letters, digits, '_').`);
+  if (taken.has(k.toLowerCase())) throw new SyncError('CONFIG', `The pre-invoice option ${name} "${v}" names a column the pre-invoice already fills; choose another column or leave it empty.`);
+  return k;
+}
+
+/** A money amount as Siagh gets it: finite, rounded to 2 decimals (whole Rials stay whole). */
+function amount(n: number): number {
+  return Math.round(n * 100) / 100;
+}
+
+/**
+ * The VAT / document-discount header fields the settings ask for, and the document discount
+ * spread over the rows when `documentDiscount` is 'rows' (rows changed in place).
+ */
+function amountsOf(
+  q: CrmQuote,
+  details: CrmQuote['details'],
+  rows: PreInvoiceRow[],
+  rowDiscounts: number,
+  opts: PreInvoiceOptions,
+  header: SiaghFieldList,
+  warnings: string[],
+  doc: string,
+): SiaghFieldList {
+  const taken = new Set([...HEADER_COLUMNS, ...header.map(([k]) => k.toLowerCase())]);
+  const keys = {
+    vatPercent: columnKey('vatPercentKey', opts.vatPercentKey, taken),
+    vatAmount: columnKey('vatAmountKey', opts.vatAmountKey, taken),
+    discount: columnKey('discountKey', opts.discountKey, taken),
+    discountPercent: columnKey('discountPercentKey', opts.discountPercentKey, taken),
+  };
+  const set = Object.values(keys).filter(Boolean);
+  if (new Set(set.map((k) => k.toLowerCase())).size !== set.length) throw new SyncError('CONFIG', 'Two pre-invoice VAT / discount settings name the same Siagh column.');
+  const spread = opts.documentDiscount ?? 'none';
+  if (spread !== 'none' && spread !== 'rows') throw new SyncError('CONFIG', `The document-discount option ${JSON.stringify(spread)} is unknown: use "none" or "rows".`);
+
+  const out: SiaghFieldList = [];
+  if (keys.vatPercent) out.push([keys.vatPercent, String(num(q.vatPercent) ?? 0)]);
+  if (keys.vatAmount) {
+    const rowVat = details.reduce((s, d) => s + (num(d?.totalVat) ?? 0), 0);
+    out.push([keys.vatAmount, String(amount(num(q.vat) ?? rowVat))]);
+  }
+  const quoteDiscount = num(q.discount);
+  const docDiscount = quoteDiscount !== undefined && quoteDiscount - rowDiscounts > 0.005 ? amount(quoteDiscount - rowDiscounts) : 0;
+  if (keys.discountPercent) out.push([keys.discountPercent, String(num(q.discountPercent) ?? 0)]);
+  if (spread === 'rows' && docDiscount > 0) {
+    const bases = rows.map((r) => Math.max(0, r.qty * r.price - r.discount));
+    const total = bases.reduce((a, b) => a + b, 0);
+    if (total + 0.005 < docDiscount) {
+      throw new SyncError('BAD_INPUT', `CRM ${doc} has a document discount (${docDiscount}) larger than its rows' amounts after their own discounts (${total}); it cannot be spread over the rows. Correct it in the CRM.`);
+    }
+    const whole = Number.isInteger(docDiscount);
+    const shares = bases.map((b) => (total > 0 ? (whole ? Math.floor((docDiscount * b) / total) : amount((docDiscount * b) / total)) : 0));
+    const rest = amount(docDiscount - shares.reduce((a, b) => a + b, 0));
+    const largest = bases.indexOf(Math.max(...bases));
+    shares[largest] = amount(shares[largest] + rest);
+    rows.forEach((r, i) => {
+      r.discount = amount(r.discount + shares[i]);
+    });
+    if (keys.discount) out.push([keys.discount, '0']);
+  } else if (keys.discount) out.push([keys.discount, String(docDiscount)]);
+  else if (docDiscount > 0) {
+    warnings.push(`CRM ${doc} has a document discount (${quoteDiscount}) beyond its row discounts (${rowDiscounts}); only row discounts are sent to Siagh. Set a Siagh column for it, or spread it over the rows, in the node.`);
+  }
+  return out;
 }

@@ -7,6 +7,7 @@
 import path from 'node:path';
 import { SyncError } from '../../lib/errors';
 import { MappingStore } from '../../lib/store/mapping-store';
+import { fieldSettingsFromConfig, type FieldSettingsConfig, importMapOptionsOf } from '../../lib/sync/field-settings';
 import { ImportOptions, ImportProgress, ImportReport, reportSummary, runImport } from '../../lib/sync/importer';
 import type { CrmConfigNode } from '../crm-config/options';
 import type { SiaghConfigNode } from '../siagh-config/options';
@@ -14,15 +15,14 @@ import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
 import { defaultDataDir, userPath } from '../shared/data-path';
 import { fail, num, updateTrace } from '../shared/support';
 
-interface SiaghImportDef extends NodeDef {
+/** The shared field settings (lib/sync/field-settings.ts) are the same properties as siagh-upsert's. */
+interface SiaghImportDef extends NodeDef, FieldSettingsConfig {
   siagh: string;
   crm: string;
   file?: string;
   reportDir?: string;
   concurrency?: string | number;
   dryRun?: boolean;
-  cnPrefix?: string;
-  cnOffset?: string | number;
   categories?: string;
 }
 
@@ -31,13 +31,13 @@ const MAX_RECORDS_IN_MSG = 1000;
 /** How long a redeploy waits for a running import to wind down before closing the store. */
 const CLOSE_WAIT_MS = 10_000;
 
-function importOptions(def: SiaghImportDef): Pick<ImportOptions, 'concurrency' | 'scheme' | 'categories'> {
-  const offset = def.cnOffset === undefined || def.cnOffset === '' ? 1000 : Number(def.cnOffset);
-  if (!Number.isInteger(offset) || offset < 0) throw new SyncError('CONFIG', `The customer-number offset "${def.cnOffset}" must be a whole number ≥ 0.`);
+function importOptions(def: SiaghImportDef): Pick<ImportOptions, 'concurrency' | 'scheme' | 'categories' | 'phoneTypeLabels' | 'genderLabels' | 'contactMap'> {
   const keys = (def.categories ?? '').split(/[,،\n]/).map((k) => k.trim()).filter(Boolean);
   return {
     concurrency: Math.min(32, Math.round(num(def.concurrency, 4, 1))),
-    scheme: { prefix: def.cnPrefix ?? '100-', offset },
+    // Built as siagh-upsert builds its contact options, so the checksums stored here are the ones
+    // the CRM's echo webhooks compute there (nothing is written back to Siagh).
+    ...importMapOptionsOf(fieldSettingsFromConfig(def)),
     categories: (keys.length ? keys : ['syaghcontact']).map((key) => ({ key })),
   };
 }

@@ -1,19 +1,15 @@
 /** siagh-upsert settings from the edit dialog, parsed and checked once at deploy. */
 import { SyncError } from '../../lib/errors';
 import type { ContactSyncOptions } from '../../lib/sync/contact-sync';
+import { contactMapOptionsOf, fieldSettingsFromConfig, type FieldSettingsConfig } from '../../lib/sync/field-settings';
 import type { PreInvoiceSyncOptions } from '../../lib/sync/preinvoice-sync';
 import type { NodeDef } from '../shared/red';
 
-export interface SiaghUpsertDef extends NodeDef {
+/** The shared field settings (lib/sync/field-settings.ts) are the same properties as siagh-import's. */
+export interface SiaghUpsertDef extends NodeDef, FieldSettingsConfig {
   siagh: string;
   mode: 'contact' | 'preinvoice' | 'auto';
   emptyPolicy?: 'keep' | 'clear';
-  overrides?: string;
-  mobileTypes?: string;
-  officeTypes?: string;
-  tmpidKey?: string;
-  cnPrefix?: string;
-  cnOffset?: string | number;
   customerField?: 'codemoshtari' | 'codecontact' | 'both';
   customerValue?: 'code' | 'accountParty';
   saleModel?: string;
@@ -24,6 +20,12 @@ export interface SiaghUpsertDef extends NodeDef {
   documentName?: string;
   productMap?: string;
   requireMappedProducts?: boolean;
+  vatPercentKey?: string;
+  vatAmountKey?: string;
+  rowVatKey?: string;
+  discountKey?: string;
+  discountPercentKey?: string;
+  documentDiscount?: 'none' | 'rows';
 }
 
 function jsonObject(text: string | undefined, what: string): Record<string, string> | undefined {
@@ -43,22 +45,11 @@ function jsonObject(text: string | undefined, what: string): Record<string, stri
   return out;
 }
 
-function words(text: string | undefined): string[] | undefined {
-  const list = (text ?? '').split(/[,،\n]/).map((w) => w.trim()).filter(Boolean);
-  return list.length ? list : undefined;
-}
-
 export function contactOptions(def: SiaghUpsertDef): ContactSyncOptions {
-  const offset = def.cnOffset === undefined || def.cnOffset === '' ? 1000 : Number(def.cnOffset);
-  if (!Number.isInteger(offset) || offset < 0) throw new SyncError('CONFIG', `The customer-number offset "${def.cnOffset}" must be a whole number ≥ 0.`);
   return {
     emptyPolicy: def.emptyPolicy === 'clear' ? 'clear' : 'keep',
-    map: {
-      scheme: { prefix: def.cnPrefix ?? '100-', offset },
-      overrides: jsonObject(def.overrides, 'Field overrides'),
-      phoneTypes: { mobile: words(def.mobileTypes), office: words(def.officeTypes) },
-      tmpidKey: def.tmpidKey?.trim() || undefined,
-    },
+    // The node's own properties are read; the others (id, wires, …) are ignored.
+    map: contactMapOptionsOf(fieldSettingsFromConfig(def)),
   };
 }
 
@@ -76,5 +67,11 @@ export function preInvoiceOptions(def: SiaghUpsertDef): PreInvoiceSyncOptions {
     documentName: opt(def.documentName) || undefined,
     productCodeMap: jsonObject(def.productMap, 'Product code map'),
     requireMappedProducts: def.requireMappedProducts === true,
+    vatPercentKey: opt(def.vatPercentKey),
+    vatAmountKey: opt(def.vatAmountKey),
+    rowVatKey: opt(def.rowVatKey),
+    discountKey: opt(def.discountKey),
+    discountPercentKey: opt(def.discountPercentKey),
+    documentDiscount: def.documentDiscount === 'rows' ? 'rows' : 'none',
   };
 }
