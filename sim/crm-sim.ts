@@ -10,8 +10,9 @@
  * - `identity/search`: bare array of `{identityId, nickName, customerNo}`, 0-based pages, the page
  *   size capped at `maxPageSize` (Q8), `searchTerm` a case-insensitive substring of nickName or
  *   customerNo, `identityType` 1 person / 2 organization.
- * - `person|organization/{get,create,update,delete,find}`, `quote/sales/get`, `invoice/sales/get`
+ * - `person|organization/{get,create,update,delete,find}`, `quote/sales/{get,find}`, `invoice/sales/{get,find}`
  *   with the camelCase field sets of §2.5 / §2.8; an unknown id is HTTP 404 `{"message": "…یافت نشد"}`.
+ *   Every find takes `{queries, pageNumber (0-based), pageSize}` and answers `{total, data}`.
  * - Webhooks as the real CRM sends them (§3.1): after each create an `Insert`, after each update an
  *   `Update`, as a body-less GET `<url>?event=…&id=…&type=Identity|Quote|Invoice&subtype=<Persian>`
  *   with only host/connection headers, delivered in order, asynchronously, never throwing.
@@ -45,7 +46,7 @@ export interface CrmSimOptions {
   /** How long a lock-out lasts. Default 15 min. */
   lockoutMs?: number;
   /**
-   * Fields person/find and organization/find may filter on; a query on any other field is HTTP 400
+   * Fields the finds (person, organization, quote/sales, invoice/sales) may filter on; a query on any other field is HTTP 400
    * with a message, as a CRM whose find does not know the field might answer. Default: any field.
    */
   findFields?: string[];
@@ -932,6 +933,9 @@ const ROUTES: Record<string, string> = {
   '/api/v2/crmobject/identity/search': 'identity.search',
   '/api/v2/crmobject/quote/sales/get': 'quote.get',
   '/api/v2/crmobject/invoice/sales/get': 'invoice.get',
+  // Same body and reply as person/find (the vendor's C# client, api-evidence.md §2.9); rows as quote/sales/get.
+  '/api/v2/crmobject/quote/sales/find': 'quote.find',
+  '/api/v2/crmobject/invoice/sales/find': 'invoice.find',
 };
 for (const kind of ['person', 'organization']) {
   for (const op of ['get', 'create', 'update', 'delete', 'find']) ROUTES[`/api/v2/crmobject/${kind}/${op}`] = `${kind}.${op}`;

@@ -254,6 +254,24 @@ describe('crm simulator', () => {
       assert.equal(r.data.data[0].nickName, 'b');
     });
 
+    it('quote/sales/find and invoice/sales/find: the body and {total, data} of person/find, 0-based pages, rows as quote/sales/get', async () => {
+      sim = new CrmSim({ maxPageSize: 2 });
+      await sim.start();
+      const p = sim.addPerson({ nickName: 'مشتری', customerNumber: '100-1001' }, { webhook: false });
+      const qs = [0, 1, 2].map(() => sim.addQuote({ identityId: p.crmId }, { webhook: false }));
+      const inv = sim.addInvoice({ identityId: p.crmId }, { webhook: false });
+      const token = await login();
+      const page = (n: number, queries: unknown[] = []) => post('/api/v2/crmobject/quote/sales/find', { typeKey: 'quote', queries, orders: [], pageNumber: n, pageSize: 10 }, token);
+      const [p0, p1, p2] = [await page(0), await page(1), await page(2)];
+      assert.deepEqual([p0.status, p0.data.total, p0.data.data.length, p1.data.data.length, p2.data.data.length], [200, 3, 2, 1, 0], 'capped at 2 per page, until an empty page');
+      const got = (await post('/api/v2/crmobject/quote/sales/get', { id: qs[0].crmId }, token)).data;
+      assert.deepEqual(p0.data.data[0], got, 'a row is the quote/sales/get record');
+      const since = await page(0, [{ logicalOperator: 0, field: 'modifyDate', operator: 2, value: qs[2].modifyDate, leafLogicalOperator: 0, leafNegate: false, leafs: [] }]);
+      assert.deepEqual(since.data.data.map((r: any) => r.crmId), [qs[2].crmId], 'modifyDate ≥');
+      const invs = await post('/api/v2/crmobject/invoice/sales/find', { queries: [], pageNumber: 0, pageSize: 10 }, token);
+      assert.deepEqual([invs.data.total, invs.data.data[0].crmId, invs.data.data[0].invoiceType], [1, inv.crmId, 'Invoice']);
+    });
+
     it('quote/sales/get and invoice/sales/get carry the field set of §2.8', async () => {
       sim = new CrmSim();
       await sim.start();

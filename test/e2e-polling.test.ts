@@ -1,12 +1,15 @@
 /**
  * End to end, polling-sync: with the CRM's webhooks switched off, identities created or changed in
- * the CRM still reach Siagh within a few POLL_INTERVAL_SECONDS, on a real Node-RED running the
- * shipped flows unchanged.
+ * the CRM still reach Siagh within a few POLL_INTERVAL_SECONDS, and so do the quotes and invoices
+ * of a synced customer (one pre-invoice each, however often they are listed again), on a real
+ * Node-RED running the shipped flows unchanged.
  */
 import assert from 'node:assert/strict';
 import { nationalIdWithCheckDigit } from '../sim/seed';
 import { phoneKey } from '../lib/text/normalize';
-import { E2eEnv } from './helpers/e2e';
+import { countMatching, E2eEnv } from './helpers/e2e';
+
+const CRM_DOC_GET_RE = /^POST \/api\/v2\/crmobject\/(quote|invoice)\/sales\/get$/i;
 
 const INTERVAL_S = 2;
 /** A few intervals, plus the start-up delay of the first tick. */
@@ -73,4 +76,25 @@ describe('e2e: polling-sync on a real Node-RED (webhooks off)', function () {
     assert.equal(env.siagh.contacts().length, count, 'updated in place');
     assert.equal(env.crm.webhookLog().length, 0);
   });
+
+  for (const type of ['quote', 'invoice'] as const) {
+    it(`${type === 'quote' ? 'a' : 'an'} ${type} of the synced customer, created in the CRM without a webhook, becomes one pre-invoice in Siagh; a change to it adds none`, async () => {
+      assert.ok(crmId && code, 'the first test ran');
+      const before = env.siagh.preInvoices().length;
+      const details = [
+        { productCode: 'P-100', productName: 'شیر گاز', count: 2, baseUnitPrice: 1_250_000 },
+        { productCode: 'P-200', productName: 'رگولاتور', count: 1, baseUnitPrice: 3_400_000 },
+      ];
+      const doc = type === 'quote' ? env.crm.addQuote({ identityId: crmId, details }, { webhook: false }) : env.crm.addInvoice({ identityId: crmId, details }, { webhook: false });
+      const made = await env.waitFor(`the ${type}'s pre-invoice in Siagh`, () => env.siagh.preInvoices().slice(before).find((x) => x.customerCode === String(code)), WITHIN_MS);
+      assert.equal(made.rows.length, 2, `both ${type} rows`);
+      const gets = countMatching(env.crm, CRM_DOC_GET_RE);
+      env.crm.updateRecord(doc.crmId, { description: 'تغییر پس از ارسال' }, { webhook: false });
+      await env.waitFor(`the changed ${type} to be read again`, () => countMatching(env.crm, CRM_DOC_GET_RE) > gets, WITHIN_MS);
+      const docWrites = () => [env.siagh.saveCount, env.siagh.preInvoices().length];
+      await env.waitQuiet('Siagh writes', docWrites, { quietMs: 3 * INTERVAL_S * 1000, timeoutMs: 30_000 });
+      assert.equal(env.siagh.preInvoices().length, before + 1, 'one pre-invoice, not two');
+      assert.equal(env.crm.webhookLog().length, 0, 'polling alone');
+    });
+  }
 });

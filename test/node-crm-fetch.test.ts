@@ -1,6 +1,6 @@
 /**
  * crm-fetch in the real Node-RED 4.1 runtime (node-red-node-test-helper) against the CRM simulator
- * over real HTTP: every kind of read, the id and subtype from msg.payload or from a webhook's
+ * over real HTTP: every kind of read, the id and kind or subtype from msg.payload or from a webhook's
  * http-in request, search-all in both output modes, errors reaching a Catch node with a stable
  * code, a token expiring mid-run, the status, the msg.sync trace, and no password anywhere.
  */
@@ -154,6 +154,29 @@ describe('crm-fetch (Node-RED runtime)', function () {
       const c = await run(node, { payload: { id: p.crmId, subtype: 'مخاطب حقيقي' } });
       assert.equal(c.out.payload.kind, 'person');
       assert.equal(delta(before).organization, 0);
+    });
+
+    it('identity with payload.kind (as crm-poll sends it) asks that endpoint only, also in auto mode; kind wins over a subtype', async () => {
+      const p = addPerson();
+      const o = addOrg();
+      for (const what of ['identity', 'auto']) {
+        const node = await deploy({ what });
+        let before = snapshot();
+        const a = await run(node, { payload: { id: o.crmId, type: 'Identity', kind: 'organization' } });
+        assert.equal(a.out.payload.kind, 'organization');
+        checkTrace(a.out, 'organization', o.crmId);
+        assert.deepEqual([delta(before).organization, delta(before).person], [1, 0], `${what}: organization/get only`);
+
+        before = snapshot();
+        const b = await run(node, { payload: { id: p.crmId, type: 'Identity', kind: 'person', subtype: 'مخاطب حقوقی siagh' } });
+        assert.equal(b.out.payload.kind, 'person');
+        assert.deepEqual([delta(before).person, delta(before).organization], [1, 0], `${what}: payload.kind wins over the subtype`);
+
+        // A kind that is neither is not trusted: the subtype (here none) and then the record decide.
+        const c = await run(node, { payload: { id: o.crmId, type: 'Identity', kind: 'company' } });
+        assert.equal(c.out.payload.kind, 'organization');
+        await helper.unload();
+      }
     });
 
     it('identity from a webhook http-in request (msg.req.query, payload = the query)', async () => {

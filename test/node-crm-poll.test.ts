@@ -1,15 +1,15 @@
 /**
  * crm-poll in the real Node-RED 4.1 runtime (node-red-node-test-helper) against the simulators
- * over real HTTP, with its cursor in a real mapping file in a temp user dir: one message per
- * changed identity in the shape crm-fetch reads, a tick during a run, msg.reset, errors to a Catch
- * node, and the whole polling pipeline crm-poll → crm-fetch → sync-mapping → siagh-upsert →
- * sync-mapping picking up a person created in the CRM with webhooks off.
+ * over real HTTP, with its cursors in a real mapping file in a temp user dir: one message per
+ * changed identity, quote or invoice in the shape crm-fetch reads, the types setting, a quote find
+ * the CRM lacks, a tick during a run, msg.reset, errors to a Catch node, and the whole polling
+ * pipeline crm-poll → crm-fetch (auto) → sync-mapping → siagh-upsert → sync-mapping picking up a
+ * person, then its quote and invoice, created in the CRM with webhooks off.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { inspect } from 'node:util';
-import { kindFromSubtype } from '../nodes/shared/msg-input';
 import type { CrmSim } from '../sim/crm-sim';
 import type { SiaghSim } from '../sim/siagh-sim';
 import { CRM_USER, SIAGH_USER, collect, configNodes, coreNode, helper, n, nodeModule, startSims, tab, tmpDir, waitFor } from './helpers/node-env';
@@ -18,6 +18,8 @@ const NODES = () => ['crm-config', 'siagh-config', 'crm-poll', 'crm-fetch', 'sia
 const PERSON_FIND = 'POST /api/v2/crmobject/person/find';
 const ORG_FIND = 'POST /api/v2/crmobject/organization/find';
 const SEARCH = 'POST /api/v2/crmobject/identity/search';
+const QUOTE_FIND = 'POST /api/v2/crmobject/quote/sales/find';
+const INVOICE_FIND = 'POST /api/v2/crmobject/invoice/sales/find';
 
 type Status = { fill?: string; shape?: string; text?: string };
 
@@ -109,14 +111,14 @@ describe('crm-poll (Node-RED runtime)', function () {
     const st = await tick(node);
     assert.equal(node.statuses.find((s) => s.shape === 'ring' && s.fill === 'blue')?.text, 'polling…');
     const newest = crm.record(orgs[1])!;
-    assert.deepEqual(st, { fill: 'green', shape: 'dot', text: `6 changed (full) · cursor ${String(newest.modifyDate).replace('T', ' ').slice(0, 19)}` });
+    assert.deepEqual(st, { fill: 'green', shape: 'dot', text: `6 changed (full) · cursor ${String(newest.modifyDate).replace('T', ' ').slice(0, 19)} · 0 quotes · 0 invoices` });
     assert.equal(node.out.length, 6);
     assert.deepEqual(node.out.map((m) => m.payload.id).sort(), [...persons, ...orgs].sort());
     for (const m of node.out) {
       const isPerson = persons.includes(m.payload.id);
       assert.equal(m.payload.type, 'Identity');
-      assert.equal(m.payload.subtype, isPerson ? 'حقیقی' : 'حقوقی');
-      assert.equal(kindFromSubtype(m.payload.subtype), isPerson ? 'person' : 'organization', 'crm-fetch picks the right endpoint');
+      assert.equal(m.payload.kind, isPerson ? 'person' : 'organization', 'crm-fetch picks the right endpoint');
+      assert.equal(m.payload.subtype, undefined, 'no Persian subtype to parse back');
       assert.equal(m.payload.modifyDate, crm.record(m.payload.id)!.modifyDate);
       assert.equal(m.sync.trigger, 'poll');
       assert.equal(m.sync.entity, isPerson ? 'person' : 'organization');
@@ -131,7 +133,7 @@ describe('crm-poll (Node-RED runtime)', function () {
     const st2 = await tick(node);
     assert.equal(node.out.length, 7);
     assert.equal(node.out[6].payload.id, persons[2]);
-    assert.equal(st2.text, `1 changed · cursor ${String(changed.modifyDate).replace('T', ' ').slice(0, 19)}`);
+    assert.equal(st2.text, `1 changed · cursor ${String(changed.modifyDate).replace('T', ' ').slice(0, 19)} · 0 quotes · 0 invoices`);
     assert.equal(node.caught.length, 0);
   });
 
@@ -178,7 +180,7 @@ describe('crm-poll (Node-RED runtime)', function () {
     const node = await deploy();
     crm.faults.add({ kind: '5xx', status: 404, path: '/person/find' });
     const st = await tick(node);
-    assert.deepEqual(st, { fill: 'yellow', shape: 'dot', text: '6 listed · scan (find unsupported)' });
+    assert.deepEqual(st, { fill: 'yellow', shape: 'dot', text: '6 listed · scan (find unsupported) · 0 quotes · 0 invoices' });
     assert.equal(node.out.length, 6);
     assert.match(node.warnings.join('\n'), /scan mode/);
     await helper.unload();
@@ -190,7 +192,7 @@ describe('crm-poll (Node-RED runtime)', function () {
     assert.equal(scan.out.length, 12);
     assert.equal(crm.count(PERSON_FIND) + crm.count(ORG_FIND), 0);
     assert.ok(crm.count(SEARCH) > 0);
-    assert.equal(scan.statuses[scan.statuses.length - 1].text, '6 listed · full scan');
+    assert.equal(scan.statuses[scan.statuses.length - 1].text, '6 listed · full scan · 0 quotes · 0 invoices');
   });
 
   it('a failed listing goes to a Catch node with its code; the cursor stays', async () => {
@@ -210,6 +212,152 @@ describe('crm-poll (Node-RED runtime)', function () {
     await tick(node);
     assert.equal(node.out.length, 7);
     assert.equal(node.out[6].payload.id, persons[0]);
+  });
+
+  it('quotes and invoices: one message each in the shape crm-fetch reads, after the identities, each type with its own cursor; the types setting picks what is polled', async () => {
+    const { persons, orgs } = seed();
+    const q = crm.addQuote({ identityId: persons[0] }, { webhook: false });
+    const inv = crm.addInvoice({ identityId: orgs[0] }, { webhook: false });
+    const node = await deploy();
+    const st = await tick(node);
+    assert.equal(st.fill, 'green');
+    assert.match(st.text ?? '', /^6 changed \(full\) · cursor .+ · 1 quote · 1 invoice$/);
+    assert.equal(node.out.length, 8);
+    assert.deepEqual(node.out.slice(0, 6).map((m) => m.payload.type), Array(6).fill('Identity'), 'identities first');
+    const docs = node.out.slice(6);
+    assert.deepEqual(docs.map((m) => m.payload), [
+      { id: q.crmId, type: 'Quote', modifyDate: q.modifyDate },
+      { id: inv.crmId, type: 'Invoice', modifyDate: inv.modifyDate },
+    ]);
+    assert.deepEqual(docs.map((m) => [m.sync.trigger, m.sync.entity, m.sync.crmId]), [
+      ['poll', 'quote', q.crmId],
+      ['poll', 'invoice', inv.crmId],
+    ]);
+    const saved = meta();
+    assert.equal(saved['poll.cursor.poll'].id, orgs[1], 'the identity cursor under the key it always had');
+    assert.equal(saved['poll.cursor.poll:quote'].id, q.crmId);
+    assert.equal(saved['poll.cursor.poll:invoice'].id, inv.crmId);
+
+    const changed = crm.updateRecord(q.crmId, { description: 'تخفیف' }, { webhook: false });
+    const st2 = await tick(node);
+    assert.match(st2.text ?? '', /^0 changed · cursor .+ · 1 quote · 0 invoices$/);
+    assert.equal(node.out.length, 9);
+    assert.deepEqual(node.out[8].payload, { id: q.crmId, type: 'Quote', modifyDate: changed.modifyDate });
+    assert.equal(node.caught.length, 0);
+    await helper.unload();
+
+    // Quotes only: no identity or invoice listing at all.
+    crm.resetCounts();
+    const only = await deploy({ id: 'poll2', types: 'quote' });
+    assert.match(only.statuses[0].text ?? '', /quotes only/);
+    const st3 = await tick(only);
+    assert.equal(st3.text, '1 quote');
+    assert.deepEqual(only.out.map((m) => m.payload.id), [q.crmId]);
+    assert.equal(crm.count(PERSON_FIND) + crm.count(ORG_FIND) + crm.count(SEARCH) + crm.count(INVOICE_FIND), 0);
+    assert.ok(crm.count(QUOTE_FIND) >= 1);
+  });
+
+  it('a types setting naming something else is a config error (red status), not a silent default', async () => {
+    const node = await deploy({ types: 'identity,contacts' });
+    assert.deepEqual(node.statuses[0], { fill: 'red', shape: 'dot', text: 'config error' });
+  });
+
+  it('quote/sales/find missing (HTTP 404): quotes skipped with one warning, identities and invoices polled, no error', async () => {
+    const { persons } = seed();
+    crm.addQuote({ identityId: persons[0] }, { webhook: false });
+    const inv = crm.addInvoice({ identityId: persons[1] }, { webhook: false });
+    crm.faults.add({ kind: '5xx', status: 404, path: '/quote/sales/find', times: 100 });
+    const node = await deploy();
+    const st = await tick(node);
+    assert.equal(st.fill, 'yellow');
+    assert.match(st.text ?? '', /^6 changed \(full\) · cursor .+ · quotes skipped \(no find\) · 1 invoice$/);
+    assert.deepEqual(node.out.map((m) => m.payload.type).sort(), [...Array(6).fill('Identity'), 'Invoice'].sort());
+    assert.equal(node.out.find((m) => m.payload.type === 'Invoice').payload.id, inv.crmId);
+    const said = () => node.warnings.filter((w) => /quote\/sales\/find/.test(w));
+    assert.equal(said().length, 1);
+    assert.match(said()[0], /skips quotes/);
+    const st2 = await tick(node);
+    assert.equal(st2.fill, 'yellow');
+    assert.match(st2.text ?? '', /quotes skipped \(no find\)/);
+    assert.equal(said().length, 1, 'said once');
+    assert.equal(node.caught.length, 0, 'a missing quote find fails nothing');
+    assert.equal(meta()['poll.cursor.poll:quote'], undefined, 'no quote cursor');
+    assert.ok(meta()['poll.cursor.poll:invoice']);
+  });
+
+  it('pipeline with crm-fetch auto: a synced customer\'s quote and invoice become one pre-invoice each by polling alone; a quote of an unsynced customer fails CUSTOMER_NOT_MAPPED', async () => {
+    crm.setWebhooks({ enabled: false });
+    const cfg = configNodes(siagh.url, crm.url);
+    const flow = [
+      tab,
+      ...cfg.nodes,
+      n({ id: 'poll', type: 'crm-poll', crm: 'crm', file: 'data/mappings.json', types: 'identity,quote,invoice', wires: [['fetch']] }),
+      n({ id: 'fetch', type: 'crm-fetch', crm: 'crm', what: 'auto', wires: [['lookup']] }),
+      n({ id: 'lookup', type: 'sync-mapping', operation: 'lookup', file: 'data/mappings.json', entityType: 'auto', claim: true, wires: [['up']] }),
+      n({ id: 'up', type: 'siagh-upsert', siagh: 'siagh', mode: 'auto', wires: [['store']] }),
+      n({ id: 'store', type: 'sync-mapping', operation: 'store', file: 'data/mappings.json', entityType: 'auto', source: 'poll', wires: [['done']] }),
+      n({ id: 'done', type: 'helper' }),
+      n({ id: 'c', type: 'catch', wires: [['caught']] }),
+      n({ id: 'caught', type: 'helper' }),
+    ];
+    await helper.load(NODES(), flow, cfg.credentials);
+    const poll = helper.getNode('poll');
+    const statuses: Status[] = [];
+    poll.on('call:status', (call: { args: [Status] }) => statuses.push(call.args[0]));
+    const done = collect(helper.getNode('done'));
+    const caught = collect(helper.getNode('caught'));
+    await waitFor(() => statuses.length > 0, 3000, 'the first status');
+    const node = { poll, statuses };
+
+    const person = crm.addPerson({ nickName: 'نگار موسوی', firstName: 'نگار', lastName: 'موسوی', customerNumber: '100-9200' });
+    await tick(node);
+    await waitFor(() => done.length === 1, 8000, 'the customer synced');
+    const code = done[0].sync.siaghCode;
+    assert.ok(code);
+
+    const before = siagh.preInvoices().length;
+    const quote = crm.addQuote({
+      identityId: person.crmId,
+      details: [
+        { productCode: 'P-100', productName: 'شیر گاز', count: 2, baseUnitPrice: 1_250_000 },
+        { productCode: 'P-200', productName: 'رگولاتور', count: 1, baseUnitPrice: 3_400_000 },
+      ],
+    });
+    const invoice = crm.addInvoice({ identityId: person.crmId });
+    await crm.flushWebhooks();
+    assert.equal(crm.webhookLog().length, 0, 'no webhook was sent');
+    await tick(node);
+    await waitFor(() => done.length === 3, 8000, 'the quote and the invoice synced');
+    assert.equal(caught.length, 0, caught.map((m) => m.error?.message).join('; '));
+    assert.deepEqual(
+      done.slice(1).map((m) => [m.sync.entity, m.sync.crmId, m.sync.trigger, m.sync.action]).sort(),
+      [
+        ['invoice', invoice.crmId, 'poll', 'created'],
+        ['quote', quote.crmId, 'poll', 'created'],
+      ],
+    );
+    const made = siagh.preInvoices().slice(before);
+    assert.equal(made.length, 2, 'one pre-invoice each');
+    assert.ok(made.every((x) => x.customerCode === String(code)));
+    assert.ok(made.some((x) => x.rows.length === 2), 'both quote rows');
+    const mappings = JSON.parse(fs.readFileSync(file, 'utf8')).mappings;
+    assert.ok(mappings.quote[quote.crmId], 'the quote is mapped');
+
+    // A change to the quote: listed and fetched again, but no second pre-invoice.
+    crm.updateRecord(quote.crmId, { description: 'تغییر پس از ارسال' });
+    await tick(node);
+    await waitFor(() => done.length === 4, 8000, 'the changed quote through the pipeline');
+    assert.equal(done[3].sync.crmId, quote.crmId);
+    assert.notEqual(done[3].sync.action, 'created');
+    assert.equal(siagh.preInvoices().length, before + 2);
+
+    // A quote whose customer has no mapping (the coordinator's queue will order such dependencies).
+    const orphan = crm.addQuote({ identityId: '0b7c9a52-4d1e-4f3a-9c8b-7e6d5c4b3a21' });
+    await tick(node);
+    await waitFor(() => caught.length === 1, 8000, 'the orphan quote failing');
+    assert.equal(caught[0].error.code, 'CUSTOMER_NOT_MAPPED');
+    assert.equal(caught[0].sync.crmId, orphan.crmId);
+    assert.equal(siagh.preInvoices().length, before + 2);
   });
 
   it('pipeline: a person created in the CRM with webhooks off becomes a Siagh contact after one tick; the next ticks write nothing', async () => {
@@ -297,8 +445,9 @@ describe('crm-poll (Node-RED runtime)', function () {
     const [poll] = next(tick);
     assert.equal(poll.type, 'crm-poll');
     assert.equal(poll.crm, 'cfg-crm');
+    assert.equal(poll.types, 'identity,quote,invoice', 'identities, quotes and invoices');
     const [fetch] = next(poll);
-    assert.deepEqual([fetch.type, fetch.what], ['crm-fetch', 'identity']);
+    assert.deepEqual([fetch.type, fetch.what], ['crm-fetch', 'auto'], 'fetched by msg.payload.type: Identity, Quote or Invoice');
     const [lookup] = next(fetch);
     assert.deepEqual([lookup.type, lookup.operation], ['sync-mapping', 'lookup']);
     const [up] = next(lookup);

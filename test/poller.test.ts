@@ -3,7 +3,9 @@
  * real mapping file: first run lists all, then only what changed; late-visible and equal-time
  * records within the overlap; records created with webhooks off; the cursor across a reopen of the
  * store; a failed listing leaves the cursor; scan mode; the fallback to scan when find is
- * unsupported; reset; full reconcile every N runs; pages that shift under the reader.
+ * unsupported; reset; full reconcile every N runs; pages that shift under the reader. Quotes and
+ * invoices: their own cursors, paging until an empty page, the overlap window, a failed listing,
+ * and a missing find (skipped with one warning; no scan stands in).
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -327,6 +329,131 @@ describe('poller (CRM simulator, real mapping file)', function () {
     assert.deepEqual(ids(r.items), [...persons, ...orgs].sort());
     assert.ok(r.items.every((i) => i.kind === undefined));
     assert.match(r.warnings[0], /ignore identityType/);
+  });
+
+  describe('quotes and invoices (quote/sales/find, invoice/sales/find)', () => {
+    const QUOTE_FIND = 'POST /api/v2/crmobject/quote/sales/find';
+    const INVOICE_FIND = 'POST /api/v2/crmobject/invoice/sales/find';
+    let quotes: string[];
+    let invoices: string[];
+
+    async function setupDocs(simOpts: CrmSimOptions = {}): Promise<void> {
+      await setup(simOpts);
+      quotes = [0, 1, 2, 3].map((i) => sim.addQuote({ identityId: persons[i], description: `پیش‌فاکتور ${i}` }, { webhook: false }).crmId);
+      invoices = [0, 1].map((i) => sim.addInvoice({ identityId: orgs[i] }, { webhook: false }).crmId);
+    }
+
+    it('the first run lists every quote, paged until an empty page, under its own cursor; then only the changed ones', async () => {
+      await setupDocs();
+      sim.resetCounts();
+      const p = poller({ entity: 'quote', key: `${KEY}:quote` });
+      const r = await p.run();
+      assert.equal(r.entity, 'quote');
+      assert.equal(r.full, true);
+      assert.deepEqual(ids(r.items), [...quotes].sort());
+      assert.ok(r.items.every((i) => i.entity === 'quote' && i.kind === undefined));
+      // 4 quotes over pages of 3 (the server's cap, below the asked 5) → pages 0, 1 and the empty page 2.
+      assert.equal(sim.count(QUOTE_FIND), 3);
+      assert.equal(sim.count(PERSON_FIND) + sim.count(ORG_FIND) + sim.count(SEARCH) + sim.count(INVOICE_FIND), 0, 'quotes only');
+      assert.equal(r.cursor?.id, quotes[3]);
+      assert.equal(r.cursor?.modifyDate, sim.record(quotes[3])!.modifyDate);
+      const onDisk = JSON.parse(fs.readFileSync(file, 'utf8')).meta;
+      assert.equal(onDisk[`${KEY}:quote`].id, quotes[3], 'durable, under its own key');
+      assert.equal(onDisk[KEY], undefined, 'the identity cursor is another one');
+
+      assert.deepEqual((await p.run()).items, [], 'nothing changed');
+      const changed = sim.updateRecord(quotes[1], { description: 'تخفیف جدید' }, { webhook: false });
+      const fresh = sim.addQuote({ identityId: orgs[0] }, { webhook: false });
+      sim.updateRecord(invoices[0], { description: 'not a quote' }, { webhook: false });
+      const r2 = await p.run();
+      assert.deepEqual(r2.items.map((i) => i.id), [changed.crmId, fresh.crmId], 'oldest change first, no invoice');
+      assert.equal(r2.items[0].modifyDate, changed.modifyDate);
+      assert.equal(r2.full, false);
+      assert.equal(r2.cursor?.id, fresh.crmId);
+    });
+
+    it('invoices: the overlap window catches late-visible and equal-time invoices; the edge is not listed twice; the identity cursor is untouched', async () => {
+      await setupDocs();
+      const idp = poller();
+      await idp.run();
+      const idCursor = store.getMeta(KEY);
+      const p = poller({ entity: 'invoice', key: `${KEY}:invoice`, overlapMs: 120_000 });
+      const first = await p.run();
+      assert.deepEqual(ids(first.items), [...invoices].sort());
+      const cursorMs = parseCrmLocalTime(first.cursor!.modifyDate)!;
+      const tie = sim.addInvoice({ identityId: persons[0], modifyDate: first.cursor!.modifyDate }, { webhook: false });
+      const late = sim.addInvoice({ identityId: persons[1], modifyDate: formatCrmLocalTime(cursorMs - 30_000) }, { webhook: false });
+      const old = sim.addInvoice({ identityId: persons[2], modifyDate: formatCrmLocalTime(cursorMs - 600_000) }, { webhook: false });
+      const r = await p.run();
+      assert.deepEqual(ids(r.items), [tie.crmId, late.crmId].sort());
+      assert.ok(!r.items.some((i) => i.id === old.crmId), 'outside the overlap window');
+      assert.ok(r.skipped >= 1, 'the invoices the first run sent were read again and skipped');
+      assert.equal(r.cursor?.modifyDate, first.cursor!.modifyDate);
+      assert.deepEqual((await p.run()).items, [], 'the edge is remembered');
+      assert.deepEqual(store.getMeta(KEY), idCursor, 'the identity cursor did not move');
+      assert.deepEqual((await idp.run()).items, [], 'and identities list nothing');
+    });
+
+    it('a failed quote listing (5xx) leaves the quote cursor; the next run lists the change', async () => {
+      await setupDocs();
+      const p = poller({ entity: 'quote', key: `${KEY}:quote` });
+      await p.run();
+      const before = store.getMeta(`${KEY}:quote`);
+      const changed = sim.updateRecord(quotes[0], { description: 'x' }, { webhook: false });
+      sim.faults.add({ kind: '5xx', path: '/quote/sales/find', times: 2 });
+      const err = await rejectsWith(p.run(), 'HTTP_5XX');
+      assert.equal(isFindUnsupported(err), false);
+      assert.deepEqual(store.getMeta(`${KEY}:quote`), before);
+      assert.deepEqual((await p.run()).items.map((i) => i.id), [changed.crmId]);
+    });
+
+    it('quote/sales/find missing (404) → no quotes, the cursor untouched, one warning only; invoices are listed as usual', async () => {
+      await setupDocs();
+      const qp = poller({ entity: 'quote', key: `${KEY}:quote` });
+      await qp.run();
+      const before = store.getMeta(`${KEY}:quote`);
+      sim.faults.add({ kind: '5xx', status: 404, path: '/quote/sales/find', times: 100 });
+      sim.updateRecord(quotes[2], { description: 'missed webhook' }, { webhook: false });
+      const r = await qp.run();
+      assert.equal(r.unsupported, true);
+      assert.deepEqual(r.items, []);
+      assert.equal(r.advanced, false);
+      assert.equal(r.warnings.length, 1);
+      assert.match(r.warnings[0], /quote\/sales\/find/);
+      assert.match(r.warnings[0], /skips quotes/);
+      assert.equal(sim.count(SEARCH), 0, 'no identity scan stands in for quotes');
+      assert.deepEqual(store.getMeta(`${KEY}:quote`), before);
+      const again = await qp.run();
+      assert.equal(again.unsupported, true);
+      assert.deepEqual(again.warnings, [], 'said once');
+
+      const ip = poller({ entity: 'invoice', key: `${KEY}:invoice` });
+      const inv = await ip.run();
+      assert.equal(inv.unsupported, undefined);
+      assert.deepEqual(ids(inv.items), [...invoices].sort());
+
+      // The find comes back (a CRM upgrade): the quote missed meanwhile is listed.
+      sim.faults.clear();
+      const back = await qp.run();
+      assert.equal(back.unsupported, undefined);
+      assert.deepEqual(back.items.map((i) => i.id), [quotes[2]]);
+    });
+
+    it('a CRM without any find: no quote or invoice poller fails; the identity poller scans', async () => {
+      await setupDocs();
+      sim.faults.add({ kind: '5xx', status: 404, path: '/find', times: 3 });
+      const results = await Promise.all([poller(), poller({ entity: 'quote', key: `${KEY}:quote` }), poller({ entity: 'invoice', key: `${KEY}:invoice` })].map((p) => p.run()));
+      assert.deepEqual(results.map((r) => [r.entity, r.fellBack, r.unsupported === true, r.items.length]), [
+        ['identity', true, false, persons.length + orgs.length],
+        ['quote', false, true, 0],
+        ['invoice', false, true, 0],
+      ]);
+    });
+
+    it('a source without findDocuments cannot make a quote or invoice poller', () => {
+      const identitiesOnly: PollSource = { findIdentities: (k, o) => client.findIdentities(k, o), searchIdentities: (o) => client.searchIdentities(o) };
+      assert.throws(() => new Poller({ source: identitiesOnly, store: { getMeta: () => undefined, setMeta: async () => undefined }, key: 'k', entity: 'invoice' }), /findDocuments/);
+    });
   });
 
   it('CRM dates: wall-clock parsing and formatting, 7 fractional digits, invalid texts', () => {

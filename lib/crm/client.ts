@@ -42,6 +42,8 @@ export const CRM_PATHS = {
   organizationFind: '/api/v2/crmobject/organization/find',
   quoteGet: '/api/v2/crmobject/quote/sales/get',
   invoiceGet: '/api/v2/crmobject/invoice/sales/get',
+  quoteFind: '/api/v2/crmobject/quote/sales/find',
+  invoiceFind: '/api/v2/crmobject/invoice/sales/find',
 } as const;
 
 export interface CrmClientOptions extends HttpOptions {
@@ -94,10 +96,15 @@ export interface IdentityFindOptions {
   pageSize?: number;
 }
 
+/** Sales documents listed by quote/sales/find and invoice/sales/find. */
+export type CrmDocKind = 'quote' | 'invoice';
+/** What a find lists: person/find, organization/find, quote/sales/find, invoice/sales/find. */
+export type CrmFindKind = IdentityKind | CrmDocKind;
+
 /** A row of a find reply, reduced to what a poller needs (the full row is in `raw`). */
 export interface CrmFindRow {
   id: string;
-  kind: IdentityKind;
+  kind: CrmFindKind;
   /** As the CRM wrote it (local time without offset), when the row carries it. */
   modifyDate?: string;
   raw: Record<string, unknown>;
@@ -461,8 +468,23 @@ export class CrmClient {
    * answers with an error that `isFindUnsupported` recognises, so a caller can fall back to paging
    * identity/search.
    */
-  async *findIdentities(kind: IdentityKind, opts: IdentityFindOptions = {}): AsyncGenerator<CrmFindPage> {
-    const path = kind === 'person' ? CRM_PATHS.personFind : CRM_PATHS.organizationFind;
+  findIdentities(kind: IdentityKind, opts: IdentityFindOptions = {}): AsyncGenerator<CrmFindPage> {
+    return this.findPages(kind, opts);
+  }
+
+  /**
+   * Pages of quote/sales/find or invoice/sales/find (the vendor's C# client, api-evidence.md §2.9):
+   * the same body and reply as person/find, rows shaped like quote/sales/get. Paged like
+   * findIdentities; an unsupported find is recognised by `isFindUnsupported` as well.
+   */
+  findDocuments(kind: CrmDocKind, opts: IdentityFindOptions = {}): AsyncGenerator<CrmFindPage> {
+    if (kind !== 'quote' && kind !== 'invoice') throw new SyncError('BAD_INPUT', `A document find lists quotes or invoices, not ${String(kind)}.`);
+    return this.findPages(kind, opts);
+  }
+
+  private async *findPages(kind: CrmFindKind, opts: IdentityFindOptions): AsyncGenerator<CrmFindPage> {
+    const path = FIND_PATH[kind];
+    const name = findName(kind);
     const pageSize = positiveInt(opts.pageSize, this.pageSize, 'pageSize');
     const queries = (opts.queries ?? []).map((q) => ({
       logicalOperator: 0,
@@ -476,17 +498,17 @@ export class CrmClient {
     let previous = '';
     for (let pageNumber = 0; ; pageNumber++) {
       if (pageNumber >= this.maxSearchPages) {
-        throw new SyncError('CRM_ERROR', `The CRM ${kind}/find did not end after ${this.maxSearchPages} pages (it never returned an empty page). The listing was stopped; report this to the maintainers.`, { path });
+        throw new SyncError('CRM_ERROR', `The CRM ${name} did not end after ${this.maxSearchPages} pages (it never returned an empty page). The listing was stopped; report this to the maintainers.`, { path });
       }
       const r = await this.post(path, { queries, pageNumber, pageSize }, true);
-      const data = this.expectOk(r, path, `the ${kind} find`);
+      const data = this.expectOk(r, path, `the ${name}`);
       const page = parseFindPage(data, kind, path, r.status, pageNumber);
       if (page.rows.length === 0) return;
       const signature = `${page.rows.length}:${page.rows[0].id}:${page.rows[page.rows.length - 1].id}`;
       if (signature === previous) {
         throw new SyncError(
           'CRM_ERROR',
-          `The CRM ${kind}/find returned the same page again for page ${pageNumber}: the server seems to ignore pageNumber. The listing was stopped to avoid an endless loop.`,
+          `The CRM ${name} returned the same page again for page ${pageNumber}: the server seems to ignore pageNumber. The listing was stopped to avoid an endless loop.`,
           { path },
         );
       }
@@ -737,7 +759,18 @@ function customerKey(v: string | null | undefined): string {
   return v ? toAsciiDigits(String(v)).replace(/\s+/g, '').toLowerCase() : '';
 }
 
-const FIND_PATHS: readonly string[] = [CRM_PATHS.personFind, CRM_PATHS.organizationFind];
+const FIND_PATH: Record<CrmFindKind, string> = {
+  person: CRM_PATHS.personFind,
+  organization: CRM_PATHS.organizationFind,
+  quote: CRM_PATHS.quoteFind,
+  invoice: CRM_PATHS.invoiceFind,
+};
+const FIND_PATHS: readonly string[] = Object.values(FIND_PATH);
+
+/** `person/find`, `quote/sales/find` … as an operator reads it. */
+export function findName(kind: CrmFindKind): string {
+  return kind === 'quote' || kind === 'invoice' ? `${kind}/sales/find` : `${kind}/find`;
+}
 
 /**
  * True when a find failed because this CRM does not offer it in the expected form: no such
@@ -750,11 +783,12 @@ export function isFindUnsupported(e: unknown): boolean {
   return s !== undefined && ((s >= 200 && s < 300) || s === 400 || s === 404 || s === 405 || s === 501);
 }
 
-function parseFindPage(data: unknown, kind: IdentityKind, path: string, status: number, pageNumber: number): CrmFindPage {
+function parseFindPage(data: unknown, kind: CrmFindKind, path: string, status: number, pageNumber: number): CrmFindPage {
   const unsupported = (what: string) =>
     new SyncError(
       'CRM_ERROR',
-      `The CRM answered ${kind}/find (page ${pageNumber}) with ${what} instead of {total, data: [records]}: this CRM's find works differently. Use the scan mode of the poll node.`,
+      `The CRM answered ${findName(kind)} (page ${pageNumber}) with ${what} instead of {total, data: [records]}: this CRM's find works differently.` +
+        (kind === 'person' || kind === 'organization' ? ' Use the scan mode of the poll node.' : ''),
       { status, path },
     );
   if (!data || typeof data !== 'object' || Array.isArray(data)) {

@@ -1,6 +1,12 @@
 /**
- * Incremental polling of CRM identities (persons and organizations): which ones are new or
- * changed since the last run. Plain logic; the crm-poll node wraps it.
+ * Incremental polling of the CRM: which identities (persons and organizations), sales quotes or
+ * sales invoices are new or changed since the last run. One Poller lists one entity (its own
+ * cursor); the crm-poll node runs one per entity it polls. Plain logic; the crm-poll node wraps it.
+ *
+ * Quotes and invoices (`entity` 'quote' / 'invoice') are listed with quote/sales/find and
+ * invoice/sales/find on modifyDate, exactly like the identities' find below. They have no
+ * identity/search equivalent: when their find is unsupported the run lists none of them, leaves
+ * their cursor, and says so in a warning the first time (`unsupported` on every such run).
  *
  * Two ways to list (api-evidence.md §2.4, §2.7):
  * - `find` (default): person/find and organization/find with `modifyDate ≥ cursor − overlap`,
@@ -34,15 +40,30 @@
  * two machines do not matter.
  */
 import { SyncError } from '../errors';
-import { CRM_FIND_OPERATORS, isFindUnsupported, type CrmFindPage, type CrmFindQuery, type IdentityFindOptions, type IdentitySearchOptions } from '../crm/client';
+import {
+  CRM_FIND_OPERATORS,
+  findName,
+  isFindUnsupported,
+  type CrmDocKind,
+  type CrmFindKind,
+  type CrmFindPage,
+  type CrmFindQuery,
+  type IdentityFindOptions,
+  type IdentitySearchOptions,
+} from '../crm/client';
 import type { CrmIdentitySummary, IdentityKind } from '../types';
 
 export type PollMode = 'find' | 'scan';
+/** What a Poller lists. */
+export type PollEntity = 'identity' | CrmDocKind;
+export const POLL_ENTITIES: readonly PollEntity[] = ['identity', 'quote', 'invoice'];
 
 /** What the poller needs of a CRM client (CrmClient has it). */
 export interface PollSource {
   findIdentities(kind: IdentityKind, opts?: IdentityFindOptions): AsyncIterable<CrmFindPage>;
   searchIdentities(opts?: IdentitySearchOptions): AsyncIterable<CrmIdentitySummary[]>;
+  /** quote/sales/find, invoice/sales/find; needed only by quote and invoice Pollers. */
+  findDocuments?(kind: CrmDocKind, opts?: IdentityFindOptions): AsyncIterable<CrmFindPage>;
 }
 
 /** Where the cursor lives (MappingStore has it). */
@@ -73,14 +94,18 @@ export interface PollCursor {
 
 export interface PollItem {
   id: string;
-  /** Undefined only in scan mode when the CRM listed the id as both kinds (it ignores identityType). */
+  /** What the id is: the Poller's entity. */
+  entity: PollEntity;
+  /** Identities only. Undefined only in scan mode when the CRM listed the id as both kinds (it ignores identityType). */
   kind?: IdentityKind;
   /** As the CRM wrote it, when known (find mode). */
   modifyDate?: string;
 }
 
 export interface PollResult {
-  /** New or changed identities, oldest change first; each id once. */
+  /** What was listed (the Poller's entity). */
+  entity: PollEntity;
+  /** New or changed records, oldest change first; each id once. */
   items: PollItem[];
   /** How the run listed: 'scan' also when find was unsupported and the run fell back. */
   mode: PollMode;
@@ -100,14 +125,18 @@ export interface PollResult {
   warnings: string[];
   /** First run of this Poller: it listed the last runs' window again (see the cursor notes above). */
   relisted?: boolean;
+  /** Quotes/invoices only: their find is unsupported by this CRM, so none were listed (cursor kept). */
+  unsupported?: boolean;
 }
 
 export interface PollerOptions {
   source: PollSource;
   store: CursorStore;
-  /** Meta key of the cursor, e.g. `poll.cursor.<node id>`. */
+  /** Meta key of the cursor, e.g. `poll.cursor.<node id>`; one key per entity. */
   key: string;
-  /** Default 'find'. */
+  /** What to list. Default 'identity'. */
+  entity?: PollEntity;
+  /** Identities only (quotes and invoices are always listed with find). Default 'find'. */
   mode?: PollMode;
   /** Re-read window below the cursor (ms). Default 120 000. */
   overlapMs?: number;
@@ -121,6 +150,7 @@ export interface PollerOptions {
 
 export const DEFAULT_OVERLAP_MS = 120_000;
 const KINDS: IdentityKind[] = ['person', 'organization'];
+const PLURAL: Record<PollEntity, string> = { identity: 'identities', quote: 'quotes', invoice: 'invoices' };
 const DATE_RE = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?/;
 
 /**
@@ -192,7 +222,7 @@ export function restartStart(c: PollCursor): string | null | undefined {
 
 interface Seen {
   id: string;
-  kind?: IdentityKind;
+  kind?: CrmFindKind;
   modifyDate?: string;
   ms?: number;
 }
@@ -201,6 +231,7 @@ export class Poller {
   private readonly source: PollSource;
   private readonly store: CursorStore;
   readonly key: string;
+  readonly entity: PollEntity;
   readonly mode: PollMode;
   private readonly overlapMs: number;
   private readonly fullEvery: number;
@@ -211,15 +242,22 @@ export class Poller {
   private epoch = 0;
   /** No run of this Poller has saved a cursor yet: the next one lists the last runs' window again. */
   private fresh = true;
+  /** The 'find unsupported' warning of a quote/invoice Poller was given (it is given once). */
+  private toldUnsupported = false;
 
   constructor(opts: PollerOptions) {
     if (!opts.key) throw new SyncError('CONFIG', 'The poll cursor needs a key.');
+    const entity = opts.entity ?? 'identity';
+    if (!POLL_ENTITIES.includes(entity)) throw new SyncError('CONFIG', `A poller lists ${POLL_ENTITIES.join(', ')} (got ${String(entity)}).`);
     const mode = opts.mode ?? 'find';
     if (mode !== 'find' && mode !== 'scan') throw new SyncError('CONFIG', `The poll mode must be 'find' or 'scan' (got ${String(mode)}).`);
+    if (entity !== 'identity' && !opts.source.findDocuments) throw new SyncError('CONFIG', `Polling ${PLURAL[entity]} needs a source that offers findDocuments.`);
     this.source = opts.source;
     this.store = opts.store;
     this.key = opts.key;
-    this.mode = mode;
+    this.entity = entity;
+    // Quotes and invoices have no identity/search: always find.
+    this.mode = entity === 'identity' ? mode : 'find';
     this.overlapMs = nonNegative(opts.overlapMs, DEFAULT_OVERLAP_MS, 'overlapMs');
     this.fullEvery = Math.floor(nonNegative(opts.fullEvery, 0, 'fullEvery'));
     this.pageSize = Math.floor(nonNegative(opts.pageSize, 200, 'pageSize')) || 200;
@@ -261,11 +299,12 @@ export class Poller {
     const warnings: string[] = [];
     const stored = this.store.getMeta(this.key);
     const prev = readCursor(stored);
-    if (stored !== undefined && !prev) warnings.push('The saved poll cursor was unreadable; this run lists every identity (a full reconcile).');
+    const entity = this.entity;
+    if (stored !== undefined && !prev) warnings.push(`The saved poll cursor (${this.key}) was unreadable; this run lists every ${entity} (a full reconcile).`);
 
     if (this.mode === 'scan') {
       const scan = await this.scan(signal, warnings);
-      return { items: scan.items, mode: 'scan', full: true, fellBack: false, listed: scan.listed, skipped: 0, cursor: prev, advanced: false, warnings };
+      return { entity, items: scan.items, mode: 'scan', full: true, fellBack: false, listed: scan.listed, skipped: 0, cursor: prev, advanced: false, warnings };
     }
 
     const prevMs = prev ? parseCrmLocalTime(prev.modifyDate)! : undefined;
@@ -283,14 +322,28 @@ export class Poller {
     } catch (e) {
       if (!isFindUnsupported(e)) throw e;
       const err = e as SyncError;
+      if (entity !== 'identity') {
+        // No other way to list quotes/invoices: skip them this run, keep the cursor, say it once.
+        if (!this.toldUnsupported) {
+          this.toldUnsupported = true;
+          warnings.push(
+            `The CRM's ${findName(entity)} cannot list ${since ? 'changes by modifyDate' : PLURAL[entity]} (${err.message}) ` +
+              `Polling skips ${PLURAL[entity]} (their webhooks still sync them) and asks again on every run; this warning is not repeated. ` +
+              `Untick ${PLURAL[entity]} in the poll node to stop asking.`,
+          );
+        }
+        return { entity, items: [], mode: 'find', full, fellBack: false, listed: 0, skipped: 0, cursor: prev, advanced: false, warnings, unsupported: true };
+      }
       const kind = err.path?.includes('organization') ? 'organization' : 'person';
       warnings.push(
         `The CRM's ${kind}/find cannot list ${since ? 'changes by modifyDate' : 'identities'} (${err.message}) ` +
           'This run listed every identity with identity/search instead; choose the scan mode to stop this warning.',
       );
       const scan = await this.scan(signal, warnings);
-      return { items: scan.items, mode: 'scan', full: true, fellBack: true, listed: scan.listed, skipped: 0, cursor: prev, advanced: false, warnings };
+      return { entity, items: scan.items, mode: 'scan', full: true, fellBack: true, listed: scan.listed, skipped: 0, cursor: prev, advanced: false, warnings };
     }
+    // A find that works again (a CRM upgrade) would be reported again if it disappeared once more.
+    this.toldUnsupported = false;
 
     // Rows the previous run listed at the edge, unchanged since: not listed again (not on a full
     // run, nor on the first run after a restart).
@@ -302,7 +355,9 @@ export class Poller {
         skipped++;
         continue;
       }
-      items.push({ id: r.id, kind: r.kind, modifyDate: r.modifyDate });
+      const item: PollItem = { id: r.id, entity, modifyDate: r.modifyDate };
+      if (r.kind === 'person' || r.kind === 'organization') item.kind = r.kind;
+      items.push(item);
     }
     items.sort((a, b) => (parseCrmLocalTime(a.modifyDate) ?? -Infinity) - (parseCrmLocalTime(b.modifyDate) ?? -Infinity));
 
@@ -322,7 +377,7 @@ export class Poller {
 
     if (!complete || epoch !== this.epoch || !newest) {
       if (epoch !== this.epoch) warnings.push('The cursor was reset during this run; it was not saved.');
-      return { items, mode: 'find', full, fellBack: false, listed, skipped, cursor: prev, advanced: false, warnings, relisted: replay !== undefined };
+      return { entity, items, mode: 'find', full, fellBack: false, listed, skipped, cursor: prev, advanced: false, warnings, relisted: replay !== undefined };
     }
 
     const floor = newest.ms - this.overlapMs;
@@ -344,23 +399,33 @@ export class Poller {
       // A reset arrived while the cursor was being written: the reset wins.
       await this.store.setMeta(this.key, undefined);
       warnings.push('The cursor was reset during this run; it was not saved.');
-      return { items, mode: 'find', full, fellBack: false, listed, skipped, cursor: undefined, advanced: false, warnings };
+      return { entity, items, mode: 'find', full, fellBack: false, listed, skipped, cursor: undefined, advanced: false, warnings };
     }
     this.fresh = false;
     const advanced = !prev || prev.modifyDate !== cursor.modifyDate || prev.id !== cursor.id;
-    return { items, mode: 'find', full, fellBack: false, listed, skipped, cursor, advanced, warnings, relisted: replay !== undefined };
+    return { entity, items, mode: 'find', full, fellBack: false, listed, skipped, cursor, advanced, warnings, relisted: replay !== undefined };
   }
 
-  /** person/find then organization/find, every page. `complete` is false when a kind listed fewer distinct ids than its total. */
+  /** This entity's pages of find, one listing per kind. */
+  private pages(kind: CrmFindKind, opts: IdentityFindOptions): AsyncIterable<CrmFindPage> {
+    if (kind === 'quote' || kind === 'invoice') return this.source.findDocuments!(kind, opts);
+    return this.source.findIdentities(kind, opts);
+  }
+
+  /**
+   * person/find then organization/find (identities), or quote/sales/find, or invoice/sales/find,
+   * every page. `complete` is false when a kind listed fewer distinct ids than its total.
+   */
   private async find(since: string | undefined, signal: AbortSignal | undefined, warnings: string[]): Promise<{ rows: Seen[]; listed: number; complete: boolean }> {
     const queries: CrmFindQuery[] = since ? [{ field: 'modifyDate', operator: CRM_FIND_OPERATORS.greaterOrEqual, value: since }] : [];
     const byId = new Map<string, Seen>();
     let listed = 0;
     let complete = true;
-    for (const kind of KINDS) {
+    const kinds: CrmFindKind[] = this.entity === 'identity' ? KINDS : [this.entity];
+    for (const kind of kinds) {
       let firstTotal: number | undefined;
       const ofKind = new Set<string>();
-      for await (const page of this.source.findIdentities(kind, { queries, pageSize: this.pageSize })) {
+      for await (const page of this.pages(kind, { queries, pageSize: this.pageSize })) {
         checkAbort(signal);
         if (firstTotal === undefined && page.total !== undefined) firstTotal = page.total;
         for (const row of page.rows) {
@@ -377,7 +442,7 @@ export class Poller {
       if (firstTotal !== undefined && ofKind.size < firstTotal) {
         complete = false;
         warnings.push(
-          `The CRM ${kind}/find reported ${firstTotal} matching records but its pages held only ${ofKind.size} different ones (records deleted meanwhile, or pages that shift while they are read). ` +
+          `The CRM ${findName(kind)} reported ${firstTotal} matching records but its pages held only ${ofKind.size} different ones (records deleted meanwhile, or pages that shift while they are read). ` +
             'The cursor was not advanced, so the next run reads this window again.',
         );
       }
@@ -412,7 +477,7 @@ export class Poller {
           'they are sent without a kind, and crm-fetch asks the CRM which kind each one is.',
       );
     }
-    return { items: [...kinds].map(([id, kind]) => (kind ? { id, kind } : { id })), listed };
+    return { items: [...kinds].map(([id, kind]): PollItem => (kind ? { id, entity: 'identity', kind } : { id, entity: 'identity' })), listed };
   }
 }
 

@@ -4,10 +4,13 @@
  * carries the trace.
  *
  * Where the id comes from (in this order): msg.payload.id, msg.payload when it is a string, the
- * http-in request of a CRM webhook (msg.req.query.id). The webhook's subtype (msg.payload.subtype
- * or msg.req.query.subtype) decides person or organization when it contains حقیقی / حقوقی.
+ * http-in request of a CRM webhook (msg.req.query.id). Person or organization: msg.payload.kind
+ * ('person' | 'organization', as crm-poll sends it), else the webhook's subtype (msg.payload.subtype
+ * or msg.req.query.subtype) when it contains حقیقی / حقوقی, else the CRM record itself.
  */
+import { z } from 'zod';
 import { SyncError } from '../../lib/errors';
+import type { IdentityKind } from '../../lib/types';
 import type { CrmConfigNode } from '../crm-config/options';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
 import { fail, num, StatusCounter, updateTrace } from '../shared/support';
@@ -21,6 +24,18 @@ interface CrmFetchDef extends NodeDef {
   what: What;
   searchOutput?: 'each' | 'array';
   pageSize?: string | number;
+}
+
+const KindSchema = z.string().trim().toLowerCase().pipe(z.enum(['person', 'organization']));
+
+/** The kind named by msg.payload.kind, else by the webhook subtype; undefined = let the CRM record tell. */
+function kindOf(msg: NodeMessage): IdentityKind | undefined {
+  const p = msg.payload;
+  if (p && typeof p === 'object' && !Array.isArray(p)) {
+    const k = KindSchema.safeParse((p as Record<string, unknown>).kind);
+    if (k.success) return k.data;
+  }
+  return kindFromSubtype(pick(msg, 'subtype'));
 }
 
 function whatFromType(msg: NodeMessage): What {
@@ -85,7 +100,7 @@ export = function (RED: NodeAPI) {
           else if (w === 'invoice') record = await client.getInvoice(id);
           else if (w === 'person') record = await client.getPerson(id);
           else if (w === 'organization') record = await client.getOrganization(id);
-          else record = await client.getIdentity(id, kindFromSubtype(pick(msg, 'subtype')));
+          else record = await client.getIdentity(id, kindOf(msg));
           msg.payload = record;
           const isDoc = w === 'quote' || w === 'invoice';
           updateTrace(msg, {

@@ -1,18 +1,24 @@
 /**
- * crm-poll: on each input (an inject every POLL_INTERVAL_SECONDS) lists the CRM identities that
- * are new or changed since its cursor and sends one message per identity, in the shape crm-fetch
- * (Identity) reads: payload {id, type: 'Identity', subtype: 'حقیقی' | 'حقوقی'}. The listing logic
- * (find on modifyDate or scan, overlap window, durable cursor) is lib/sync/poller.ts.
+ * crm-poll: on each input (an inject every POLL_INTERVAL_SECONDS) lists the CRM records that are
+ * new or changed since their cursor — identities, quotes and invoices, as chosen in `types` — and
+ * sends one message per record, in the shape crm-fetch reads:
+ * payload {id, type: 'Identity', kind: 'person' | 'organization'} (kind absent when the CRM did not
+ * tell), {id, type: 'Quote'} or {id, type: 'Invoice'}, each with modifyDate when known. The
+ * listing logic (find on modifyDate or scan, overlap window, durable cursor) is lib/sync/poller.ts;
+ * this node runs one Poller per type, identities first.
  *
  * - A tick while a run is still listing starts no second run (a warning, done()).
- * - msg.reset === true clears the cursor: the next run is a full reconcile.
- * - The cursor lives in the mapping file's meta area (key `poll.cursor.<cursor name or node id>`),
- *   the same file sync-mapping uses by default.
+ * - msg.reset === true clears every cursor of the node: the next run is a full reconcile.
+ * - The cursors live in the mapping file's meta area (key `poll.cursor.<cursor name or node id>`
+ *   for identities, with `:quote` / `:invoice` appended for the others), the same file
+ *   sync-mapping uses by default.
+ * - A type whose listing fails does not stop the others: their records are sent, then the first
+ *   failure goes to done(err) (a Catch node); the failed type's cursor stays.
  */
 import path from 'node:path';
 import { SyncError } from '../../lib/errors';
 import { MappingStore } from '../../lib/store/mapping-store';
-import { Poller, cursorLabel, type PollMode, type PollResult, type PollSource } from '../../lib/sync/poller';
+import { POLL_ENTITIES, Poller, cursorLabel, type PollEntity, type PollMode, type PollResult, type PollSource } from '../../lib/sync/poller';
 import type { CrmConfigNode } from '../crm-config/options';
 import { defaultDataDir, userPath } from '../shared/data-path';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
@@ -20,6 +26,8 @@ import { fail, num, updateTrace } from '../shared/support';
 
 interface CrmPollDef extends NodeDef {
   crm: string;
+  /** Which types to poll: comma-separated `identity`, `quote`, `invoice` (or an array). Default all three. */
+  types?: string | string[];
   mode?: PollMode;
   overlapSeconds?: string | number;
   fullEvery?: string | number;
@@ -28,14 +36,33 @@ interface CrmPollDef extends NodeDef {
   cursorName?: string;
 }
 
-/** What crm-fetch's kindFromSubtype reads (the real CRM's subtypes contain these words). */
-const SUBTYPE = { person: 'حقیقی', organization: 'حقوقی' } as const;
+/** The message type crm-fetch (auto) reads for each entity. */
+const MSG_TYPE: Record<PollEntity, string> = { identity: 'Identity', quote: 'Quote', invoice: 'Invoice' };
+const PLURAL: Record<PollEntity, string> = { identity: 'identities', quote: 'quotes', invoice: 'invoices' };
 
-function statusText(res: PollResult): string {
+/** The types setting: undefined or empty = all three; anything unknown is a CONFIG error. */
+function pollTypes(v: unknown): PollEntity[] {
+  const parts = (Array.isArray(v) ? v.map(String) : typeof v === 'string' ? v.split(',') : []).map((x) => x.trim().toLowerCase()).filter(Boolean);
+  if (v !== undefined && v !== null && v !== '' && !Array.isArray(v) && typeof v !== 'string') throw new SyncError('CONFIG', 'The types to poll must be a list of identity, quote, invoice.');
+  if (parts.length === 0) return [...POLL_ENTITIES];
+  const bad = parts.filter((x) => !(POLL_ENTITIES as readonly string[]).includes(x));
+  if (bad.length) throw new SyncError('CONFIG', `crm-poll cannot poll "${bad.join(', ')}": choose among identity, quote, invoice.`);
+  return POLL_ENTITIES.filter((e) => parts.includes(e));
+}
+
+function partText(res: PollResult): string {
   const n = res.items.length;
-  if (res.fellBack) return `${n} listed · scan (find unsupported)`;
-  if (res.mode === 'scan') return `${n} listed · full scan`;
-  return `${n} changed${res.full ? ' (full)' : ''} · cursor ${cursorLabel(res.cursor)}`;
+  if (res.entity === 'identity') {
+    if (res.fellBack) return `${n} listed · scan (find unsupported)`;
+    if (res.mode === 'scan') return `${n} listed · full scan`;
+    return `${n} changed${res.full ? ' (full)' : ''} · cursor ${cursorLabel(res.cursor)}`;
+  }
+  if (res.unsupported) return `${PLURAL[res.entity]} skipped (no find)`;
+  return `${n} ${n === 1 ? res.entity : PLURAL[res.entity]}`;
+}
+
+function statusText(results: PollResult[]): string {
+  return results.map(partText).join(' · ');
 }
 
 export = function (RED: NodeAPI) {
@@ -51,6 +78,7 @@ export = function (RED: NodeAPI) {
     const source: PollSource = {
       findIdentities: (kind, opts) => clientOf().findIdentities(kind, opts),
       searchIdentities: (opts) => clientOf().searchIdentities(opts),
+      findDocuments: (kind, opts) => clientOf().findDocuments(kind, opts),
     };
     function clientOf() {
       if (!config) throw new SyncError('CONFIG', 'crm-poll has no CRM config node. Open it and choose one.');
@@ -58,31 +86,33 @@ export = function (RED: NodeAPI) {
     }
 
     let opening: Promise<MappingStore>;
-    let polling: Promise<Poller>;
+    let polling: Promise<Poller[]>;
     try {
+      const types = pollTypes(def.types);
       const file = userPath(def.file, path.join(defaultDataDir(), 'mappings.json'), RED.settings.userDir, 'mapping file path');
+      const base = `poll.cursor.${(def.cursorName ?? '').trim() || node.id}`;
       const options = {
-        key: `poll.cursor.${(def.cursorName ?? '').trim() || node.id}`,
         mode: (def.mode === 'scan' ? 'scan' : 'find') as PollMode,
         overlapMs: num(def.overlapSeconds, 120, 0) * 1000,
         fullEvery: Math.floor(num(def.fullEvery, 0, 0)),
         pageSize: Math.round(num(def.pageSize, 200, 1)),
       };
       opening = MappingStore.open(file);
-      polling = opening.then((store) => new Poller({ ...options, source, store }));
+      // The identities' key is the one used before quotes and invoices were polled: their cursor carries over.
+      polling = opening.then((store) => types.map((entity) => new Poller({ ...options, entity, key: entity === 'identity' ? base : `${base}:${entity}`, source, store })));
     } catch (e) {
       opening = Promise.reject(e);
-      polling = opening as unknown as Promise<Poller>;
+      polling = opening as unknown as Promise<Poller[]>;
     }
     polling.then(
-      (p) => {
+      (pollers) => {
         if (closed) return;
+        const ids = pollers.find((p) => p.entity === 'identity');
+        const c = (ids ?? pollers[0])?.cursor();
+        const head = ids?.mode === 'scan' ? 'scan mode' : c ? `cursor ${cursorLabel(c)}` : 'no cursor yet (first run lists all)';
+        const types = pollers.length === POLL_ENTITIES.length ? '' : ` · ${pollers.map((p) => PLURAL[p.entity]).join(', ')} only`;
         if (!config) node.status({ fill: 'red', shape: 'dot', text: 'no CRM config' });
-        else if (p.mode === 'scan') node.status({ fill: 'grey', shape: 'ring', text: 'scan mode' });
-        else {
-          const c = p.cursor();
-          node.status({ fill: 'grey', shape: 'ring', text: c ? `cursor ${cursorLabel(c)}` : 'no cursor yet (first run lists all)' });
-        }
+        else node.status({ fill: 'grey', shape: 'ring', text: head + types });
       },
       (e) => {
         if (!closed) node.status({ fill: 'red', shape: 'dot', text: e?.code === 'STORE_LOCKED' ? 'file locked' : e?.code === 'CONFIG' ? 'config error' : 'store error' });
@@ -94,8 +124,8 @@ export = function (RED: NodeAPI) {
       if (msg.reset === true) {
         void (async () => {
           try {
-            const poller = await polling;
-            await poller.reset();
+            const pollers = await polling;
+            for (const p of pollers) await p.reset();
             node.status({ fill: 'grey', shape: 'ring', text: 'cursor cleared (next run lists all)' });
             done();
           } catch (e) {
@@ -112,23 +142,43 @@ export = function (RED: NodeAPI) {
       running = true;
       void (async () => {
         try {
-          const poller = await polling;
+          const pollers = await polling;
           clientOf();
           node.status({ fill: 'blue', shape: 'ring', text: 'polling…' });
-          const res = await poller.run({ signal: abort.signal });
-          if (closed) return done();
-          for (const w of res.warnings) node.warn(w);
-          if (res.relisted) node.log(`First run since start: the last runs' window was listed again (${res.items.length} identities), in case a stop interrupted their syncs; the unchanged ones write nothing.`);
-          for (const item of res.items) {
-            const payload: Record<string, unknown> = { id: item.id, type: 'Identity' };
-            if (item.kind) payload.subtype = SUBTYPE[item.kind];
-            if (item.modifyDate) payload.modifyDate = item.modifyDate;
-            const m: NodeMessage = { payload };
-            if (msg.topic !== undefined) m.topic = msg.topic;
-            updateTrace(m, { trigger: 'poll', entity: item.kind ?? 'identity', crmId: item.id, step: 'crm-poll' });
-            send(m);
+          const results: PollResult[] = [];
+          let failure: unknown;
+          for (const poller of pollers) {
+            let res: PollResult;
+            try {
+              res = await poller.run({ signal: abort.signal });
+            } catch (e) {
+              // Stopped (close): nothing more. Otherwise the other types still run.
+              if (closed) return done();
+              failure ??= e;
+              continue;
+            }
+            if (closed) return done();
+            results.push(res);
+            for (const w of res.warnings) node.warn(w);
+            if (res.relisted) {
+              node.log(`First run since start: the last runs' window of ${PLURAL[res.entity]} was listed again (${res.items.length}), in case a stop interrupted their syncs; the unchanged ones write nothing.`);
+            }
+            for (const item of res.items) {
+              const payload: Record<string, unknown> = { id: item.id, type: MSG_TYPE[item.entity] };
+              if (item.kind) payload.kind = item.kind;
+              if (item.modifyDate) payload.modifyDate = item.modifyDate;
+              const m: NodeMessage = { payload };
+              if (msg.topic !== undefined) m.topic = msg.topic;
+              updateTrace(m, { trigger: 'poll', entity: item.entity === 'identity' ? item.kind ?? 'identity' : item.entity, crmId: item.id, step: 'crm-poll' });
+              send(m);
+            }
           }
-          node.status({ fill: res.warnings.length ? 'yellow' : 'green', shape: 'dot', text: statusText(res) });
+          if (failure !== undefined) {
+            fail(node, msg, failure, done, [config?.credentials?.password]);
+            return;
+          }
+          const warn = results.some((r) => r.warnings.length > 0 || r.unsupported);
+          node.status({ fill: warn ? 'yellow' : 'green', shape: 'dot', text: statusText(results) });
           done();
         } catch (e) {
           if (closed) return done();
