@@ -11,3 +11,10 @@ export const MAPPING_FILE = 'mappings.json';
 export function mappingFileIn(dir: string): string {
   return path.join(dir, MAPPING_FILE);
 }
+
+export const REPORTS_DIR = 'reports';
+
+/** The folder of the initial import's report files in a data folder. */
+export function reportsDirIn(dir: string): string {
+  return path.join(dir, REPORTS_DIR);
+}

@@ -15,12 +15,11 @@
  * - A type whose listing fails does not stop the others: their records are sent, then the first
  *   failure goes to done(err) (a Catch node); the failed type's cursor stays.
  */
-import path from 'node:path';
 import { SyncError } from '../../lib/errors';
 import { MappingStore } from '../../lib/store/mapping-store';
 import { POLL_ENTITIES, Poller, cursorLabel, type PollEntity, type PollMode, type PollResult, type PollSource } from '../../lib/sync/poller';
 import type { CrmConfigNode } from '../crm-config/options';
-import { defaultDataDir, userPath } from '../shared/data-path';
+import { mappingFileFor } from '../shared/store-ref';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
 import { fail, num, updateTrace } from '../shared/support';
 
@@ -32,6 +31,9 @@ interface CrmPollDef extends NodeDef {
   overlapSeconds?: string | number;
   fullEvery?: string | number;
   pageSize?: string | number;
+  /** The sync-store config node (the cursors live in its mapping file). */
+  store?: string;
+  /** Flows saved before sync-store: the mapping file itself. */
   file?: string;
   cursorName?: string;
 }
@@ -89,7 +91,7 @@ export = function (RED: NodeAPI) {
     let polling: Promise<Poller[]>;
     try {
       const types = pollTypes(def.types);
-      const file = userPath(def.file, path.join(defaultDataDir(), 'mappings.json'), RED.settings.userDir, 'mapping file path');
+      const file = mappingFileFor(RED, def);
       const base = `poll.cursor.${(def.cursorName ?? '').trim() || node.id}`;
       const options = {
         mode: (def.mode === 'scan' ? 'scan' : 'find') as PollMode,

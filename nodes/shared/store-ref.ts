@@ -5,7 +5,9 @@
  */
 import { SyncError } from '../../lib/errors';
 import { DEFAULT_QUEUE_POLICY, QueuePolicy } from '../../lib/queue/sync-queue';
+import { MAPPING_FILE, mappingFileIn, REPORTS_DIR, reportsDirIn } from '../../lib/store/data-folder';
 import { retryPolicyFromEnv } from '../../lib/sync/retry-policy';
+import path from 'node:path';
 import { defaultDataDir, userPath } from './data-path';
 import type { NodeAPI } from './red';
 
@@ -33,4 +35,23 @@ export function storeSettings(RED: NodeAPI, id: unknown): StoreSettings {
     throw new SyncError('CONFIG', 'The data store this node points at (a sync-store config node) is not deployed or was deleted: open the node, choose a data store, and deploy.');
   }
   return defaultStoreSettings(RED);
+}
+
+/**
+ * The mapping file of a node: in its data store's folder; in a flow saved before sync-store with a
+ * file setting of its own (and no store chosen), that file.
+ */
+export function mappingFileFor(RED: NodeAPI, def: { store?: unknown; file?: unknown }): string {
+  if (typeof def.file === 'string' && def.file.trim() && !def.store) {
+    return userPath(def.file, path.join(defaultDataDir(), MAPPING_FILE), RED.settings.userDir, 'mapping file path');
+  }
+  return mappingFileIn(storeSettings(RED, def.store).dir);
+}
+
+/** The import's report folder: in the data store's folder, or a legacy report-folder setting. */
+export function reportsDirFor(RED: NodeAPI, def: { store?: unknown; reportDir?: unknown }): string {
+  if (typeof def.reportDir === 'string' && def.reportDir.trim() && !def.store) {
+    return userPath(def.reportDir, path.join(defaultDataDir(), REPORTS_DIR), RED.settings.userDir, 'report folder');
+  }
+  return reportsDirIn(storeSettings(RED, def.store).dir);
 }

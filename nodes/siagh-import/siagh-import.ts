@@ -12,13 +12,16 @@ import { ImportOptions, ImportProgress, ImportReport, reportSummary, runImport }
 import type { CrmConfigNode } from '../crm-config/options';
 import type { SiaghConfigNode } from '../siagh-config/options';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
-import { defaultDataDir, userPath } from '../shared/data-path';
+import { mappingFileFor, reportsDirFor } from '../shared/store-ref';
 import { fail, num, updateTrace } from '../shared/support';
 
 /** The shared field settings (lib/sync/field-settings.ts) are the same properties as siagh-upsert's. */
 interface SiaghImportDef extends NodeDef, FieldSettingsConfig {
   siagh: string;
   crm: string;
+  /** The sync-store config node (mapping file and report folder). */
+  store?: string;
+  /** Flows saved before sync-store: the mapping file itself. */
   file?: string;
   reportDir?: string;
   concurrency?: string | number;
@@ -66,8 +69,8 @@ export = function (RED: NodeAPI) {
     let options: ReturnType<typeof importOptions> | undefined;
     let opening: Promise<MappingStore>;
     try {
-      file = userPath(def.file, path.join(defaultDataDir(), 'mappings.json'), RED.settings.userDir, 'mapping file path');
-      reportDir = userPath(def.reportDir, path.join(defaultDataDir(), 'reports'), RED.settings.userDir, 'report folder');
+      file = mappingFileFor(RED, def);
+      reportDir = reportsDirFor(RED, def);
       options = importOptions(def);
       opening = MappingStore.open(file);
     } catch (e) {

@@ -10,7 +10,6 @@
  * - Admin endpoints (editor): POST /siagh-sync/sync-log/:id/replay, GET …/:id/stats, GET …/:id/failed.
  */
 import { createHash } from 'node:crypto';
-import path from 'node:path';
 import { SyncError, toSyncError } from '../../lib/errors';
 import { describeOperation, Operation, ReplayEvent, Trigger, TRIGGERS } from '../../lib/oplog/entry';
 import type { FailedEntry, FailedFilter } from '../../lib/oplog/failed-list';

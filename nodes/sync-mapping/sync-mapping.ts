@@ -7,14 +7,11 @@
  * store:  persists msg.mappingUpdate (from siagh-upsert) durably before passing the message on.
  * delete, list, stats: maintenance.
  */
-import path from 'node:path';
 import { SyncError } from '../../lib/errors';
 import { EntityType, MappingStore } from '../../lib/store/mapping-store';
-import { MAPPING_FILE, mappingFileIn } from '../../lib/store/data-folder';
 import { claimOf, releaseClaim } from '../shared/claims';
-import { defaultDataDir, userPath } from '../shared/data-path';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
-import { storeSettings } from '../shared/store-ref';
+import { mappingFileFor } from '../shared/store-ref';
 import { fail, num, StatusCounter, updateTrace } from '../shared/support';
 import { holdJob } from '../shared/job';
 
@@ -29,15 +26,6 @@ interface SyncMappingDef extends NodeDef {
   leaseSeconds?: string | number;
   waitSeconds?: string | number;
   source?: string;
-}
-
-/**
- * The mapping file: `mappings.json` in the data store's folder; in flows saved before sync-store,
- * the node's own file setting when it has one.
- */
-function mappingFilePath(RED: NodeAPI, def: SyncMappingDef): string {
-  if (def.file && !def.store) return userPath(def.file, path.join(defaultDataDir(), MAPPING_FILE), RED.settings.userDir, 'mapping file path');
-  return mappingFileIn(storeSettings(RED, def.store).dir);
 }
 
 const ENTITY_TYPES: EntityType[] = ['contact', 'quote', 'invoice'];
@@ -70,7 +58,7 @@ export = function (RED: NodeAPI) {
     let file: string;
     let opening: Promise<MappingStore>;
     try {
-      file = mappingFilePath(RED, def);
+      file = mappingFileFor(RED, def);
       opening = MappingStore.open(file);
     } catch (e) {
       opening = Promise.reject(e);
