@@ -8,14 +8,37 @@
  *
  * Mode 'echo' (for /webhook/crm/test) answers with what arrived, token redacted, and emits nothing.
  */
-import { checkToken, isPlainObject, parseWebhook, redactTokenParam, TokenVerdict, WebhookCoalescer, WebhookFields, WebhookType } from '../../lib/sync/webhook';
-import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
-import { num, redact, traceOf, unresolvedEnvName, updateTrace } from '../shared/support';
+import { DEFAULT_KEEP, describeRequest, MAX_KEEP, redactDeep, redactHeaders, RejectionLog } from '../../lib/sync/webhook-rejections';
+import {
+  carriesNoWebhookFields,
+  checkToken,
+  describeEndpoint,
+  DISABLED_REPLY,
+  ExtraFields,
+  isPlainObject,
+  parseWebhook,
+  RejectionReason,
+  resolveToken,
+  tokenValues,
+  TokenVerdict,
+  WebhookCoalescer,
+  WebhookFields,
+  webhooksDisabled,
+  WebhookType,
+} from '../../lib/sync/webhook';
+import type { Node, NodeAPI, NodeDef, NodeMessage, Request, Response } from '../shared/red';
+import { num, redact, traceOf, updateTrace } from '../shared/support';
 
 interface CrmWebhookDef extends NodeDef {
   mode?: 'webhook' | 'echo';
   expect?: 'any' | 'identity' | 'quote' | 'invoice';
   coalesceMs?: string | number;
+  /** Where the token comes from when the credential is empty or an unset ${NAME} (default WEBHOOK_TOKEN). */
+  tokenEnv?: string;
+  /** Accept requests without a token when none is configured anywhere (default false: refuse them all). */
+  allowNoToken?: boolean;
+  /** Refused requests kept for the operator (default 50). */
+  keepRejections?: string | number;
 }
 
 interface Creds {
@@ -27,6 +50,7 @@ interface ReqLike {
   method?: string;
   url?: string;
   originalUrl?: string;
+  path?: string;
   query?: unknown;
   headers?: Record<string, unknown>;
 }
@@ -35,10 +59,12 @@ const EXPECT: Record<string, WebhookType> = { identity: 'Identity', quote: 'Quot
 const MAX_WINDOW_MS = 60_000;
 const WARN_EVERY_MS = 60_000;
 const ECHO_BODY_MAX = 10_000;
-const SECRET_HEADERS = /^(authorization|proxy-authorization|cookie|x-api-key|x-webhook-token)$/i;
 
 /** Environment variables whose absence was already reported (once per process, not per node). */
 const warnedUnset = new Set<string>();
+
+/** Deployed crm-webhook nodes' rejection lists, for the admin route (node id → list). */
+const rejectionLogs = new Map<string, RejectionLog>();
 
 function isEmptyBody(v: unknown): boolean {
   return v === undefined || v === null || v === '' || (isPlainObject(v) && Object.keys(v).length === 0);
@@ -51,21 +77,37 @@ export = function (RED: NodeAPI) {
     const mode = def.mode === 'echo' ? 'echo' : 'webhook';
     const expect: WebhookType | 'any' = EXPECT[String(def.expect ?? '').toLowerCase()] ?? 'any';
     const windowMs = Math.min(Math.round(num(def.coalesceMs, 1500, 0)), MAX_WINDOW_MS);
+    const disabled = mode === 'webhook' && webhooksDisabled(process.env.ENABLE_WEBHOOKS);
+    const allowNoToken = def.allowNoToken === true || def.allowNoToken === ('true' as unknown);
+    const rejections = new RejectionLog(Math.min(Math.round(num(def.keepRejections, DEFAULT_KEEP, 0)), MAX_KEEP));
+    rejectionLogs.set(node.id, rejections);
 
-    // The token: empty, or a ${NAME} Node-RED could not resolve (NAME set nowhere), means none is required.
-    const rawToken = typeof node.credentials?.token === 'string' ? node.credentials.token.trim() : '';
-    const unsetName = unresolvedEnvName(rawToken);
-    const token = rawToken && !unsetName ? rawToken : undefined;
-    if (unsetName && !warnedUnset.has(unsetName)) {
-      warnedUnset.add(unsetName);
-      node.warn(`The webhook token is \${${unsetName}}, but ${unsetName} is not set: CRM webhooks are accepted without a token. Set ${unsetName} for the Node-RED process and restart to require ?token= on every request.`);
+    // The token fails closed: the credential, else the environment (read once, at start). With none
+    // anywhere, requests are accepted only when the node explicitly allows it.
+    const source = resolveToken(node.credentials?.token, def.tokenEnv, process.env);
+    const token = source.token;
+    const open = !token && allowNoToken;
+    if (!token) {
+      // Open: said once per process (per variable). Refusing everything: said at every start.
+      const key = `${source.unresolved ?? def.tokenEnv ?? 'WEBHOOK_TOKEN'}:open`;
+      if (!open || !warnedUnset.has(key)) {
+        if (open) warnedUnset.add(key);
+        const envName = typeof def.tokenEnv === 'string' && def.tokenEnv.trim() ? def.tokenEnv.trim() : 'WEBHOOK_TOKEN';
+        node.warn(
+          open
+            ? `No webhook token is configured (credential empty, ${envName} not set): CRM webhooks are accepted without a token because "accept requests without a token" is ticked. Set ${envName} for the Node-RED process and restart to require ?token= on every request.`
+            : `No webhook token is configured (credential empty, ${envName} not set) and "accept requests without a token" is off: every webhook request is refused with 401. Set ${envName} (or the node's token) and restart, or tick that option.`,
+        );
+      }
     }
     const secrets = [token];
 
-    const counts = { accepted: 0, rejected: 0, echoed: 0 };
+    const counts = { accepted: 0, rejected: 0, echoed: 0, probes: 0 };
     let lastRejected = false;
     let lastWarnAt = 0;
     let suppressed = 0;
+    /** Unknown fields and normalisations of a record waiting in the coalescer, for its trace. */
+    const extras = new Map<string, { extraFields?: ExtraFields; extraCount?: number; normalised?: string[] }>();
 
     const coalescer = new WebhookCoalescer({
       windowMs,
@@ -75,38 +117,62 @@ export = function (RED: NodeAPI) {
         const m: NodeMessage = { topic: `${ev.type}:${ev.id}`, payload };
         updateTrace(m, { trigger: 'webhook', event: ev.event, entity: ev.type.toLowerCase(), crmId: ev.id, step: 'crm-webhook', startedAt: ev.firstAt });
         // How many deliveries this one message stands for (the rest were merged into it).
-        (traceOf(m) as unknown as Record<string, unknown>).merged = ev.merged;
+        const t = traceOf(m) as unknown as Record<string, unknown>;
+        t.merged = ev.merged;
+        const key = WebhookCoalescer.key(ev);
+        const x = extras.get(key);
+        extras.delete(key);
+        if (x?.extraFields) {
+          t.extraFields = x.extraFields;
+          if ((x.extraCount ?? 0) > Object.keys(x.extraFields).length) t.extraCount = x.extraCount;
+        }
+        if (x?.normalised) t.normalised = x.normalised;
         node.send([m, null]);
         showStatus();
       },
       onError: (e) => node.error(e),
     });
 
+    function baseStatus(): { fill: 'grey' | 'yellow' | 'red'; shape: 'ring'; text: string } {
+      if (mode === 'echo') return { fill: 'grey', shape: 'ring', text: token ? 'echo (test) · token required' : open ? 'echo (test) · no token (open)' : 'echo (test) · no token configured: refusing' };
+      if (disabled) return { fill: 'grey', shape: 'ring', text: 'disabled (ENABLE_WEBHOOKS=false)' };
+      if (token) return { fill: 'grey', shape: 'ring', text: 'token required' };
+      if (open) return { fill: 'yellow', shape: 'ring', text: 'no token (open)' };
+      return { fill: 'red', shape: 'ring', text: 'no token configured: refusing all' };
+    }
+
     function showStatus(): void {
       if (mode === 'echo') {
-        node.status({ fill: 'grey', shape: 'dot', text: `echo · ${counts.echoed} answered` });
+        node.status({ fill: 'grey', shape: 'dot', text: `echo · ${counts.echoed} answered` + (counts.rejected ? ` · ${counts.rejected} rejected` : '') });
+        return;
+      }
+      if (disabled) {
+        node.status({ fill: 'grey', shape: 'dot', text: `disabled · ${counts.rejected ? `${counts.rejected} rejected · ` : ''}nothing passed on` });
         return;
       }
       let text = `${counts.accepted} accepted`;
       if (counts.rejected) text += ` · ${counts.rejected} rejected`;
       if (coalescer.pending) text += ` · ${coalescer.pending} waiting`;
-      node.status({ fill: lastRejected ? 'yellow' : 'green', shape: 'dot', text });
+      if (open) text += ' · no token (open)';
+      else if (!token) text += ' · no token configured';
+      node.status({ fill: !token && !open ? 'red' : lastRejected || open ? 'yellow' : 'green', shape: 'dot', text });
     }
 
-    node.status(mode === 'echo' ? { fill: 'grey', shape: 'ring', text: 'echo (test)' } : { fill: 'grey', shape: 'ring', text: token ? 'token required' : 'no token' });
+    node.status(baseStatus());
 
     /** Exactly one reply per request, on output 2: a fresh message with the response object only. */
     function reply(msg: NodeMessage, send: (m: Array<NodeMessage | null>) => void, statusCode: number, payload: Record<string, unknown>): void {
       send([null, { _msgid: msg._msgid, res: msg.res, statusCode, payload }]);
     }
 
-    function reject(msg: NodeMessage, send: (m: Array<NodeMessage | null>) => void, statusCode: 400 | 401, error: string, problems?: string[]): void {
+    function reject(msg: NodeMessage, send: (m: Array<NodeMessage | null>) => void, req: ReqLike | undefined, statusCode: 400 | 401, reason: RejectionReason, error: string, problems?: string[]): void {
       counts.rejected++;
       lastRejected = true;
       reply(msg, send, statusCode, problems && problems.length > 1 ? { accepted: false, error, problems } : { accepted: false, error });
+      rejections.add({ ...describeRequest(req, secrets), reason, status: statusCode, error: redact(error, secrets) });
       const now = Date.now();
       if (now - lastWarnAt >= WARN_EVERY_MS) {
-        node.warn(`Rejected a CRM webhook (${statusCode}): ${redact(error, secrets)}` + (suppressed ? ` (and ${suppressed} more since the last warning)` : ''));
+        node.warn(`Rejected a CRM webhook (${statusCode} ${reason}): ${redact(error, secrets)}` + (suppressed ? ` (and ${suppressed} more since the last warning)` : ''));
         lastWarnAt = now;
         suppressed = 0;
       } else {
@@ -116,42 +182,52 @@ export = function (RED: NodeAPI) {
     }
 
     function tokenError(v: TokenVerdict): string {
-      return v === 'missing'
-        ? 'token missing: this endpoint requires ?token=<WEBHOOK_TOKEN> in the webhook URL registered in the CRM'
-        : 'token wrong: the ?token= value does not match WEBHOOK_TOKEN; correct the webhook URL registered in the CRM';
+      return v === 'wrong'
+        ? 'token wrong: the ?token= value does not match WEBHOOK_TOKEN; correct the webhook URL registered in the CRM'
+        : 'token missing: this endpoint requires ?token=<WEBHOOK_TOKEN> in the webhook URL registered in the CRM';
     }
 
-    /** Copy of an object with every `token` key shown as ***, and the token's value redacted from texts. */
-    function redacted(v: unknown, depth = 0): unknown {
-      if (typeof v === 'string') return redactTokenParam(redact(v, secrets));
-      if (depth > 6 || v === null || typeof v !== 'object') return v;
-      if (Buffer.isBuffer(v)) return `<${v.length} bytes>`;
-      if (Array.isArray(v)) return v.map((x) => redacted(x, depth + 1));
-      const out: Record<string, unknown> = {};
-      for (const [k, x] of Object.entries(v as Record<string, unknown>)) out[k] = /^token$/i.test(k) ? '***' : redacted(x, depth + 1);
-      return out;
+    /**
+     * The token check, failing closed. With no token configured and no explicit permission, every
+     * request is refused; the reply says "missing" or "wrong" only, as it would with a token, so it
+     * tells nothing about the configuration.
+     */
+    function tokenCheck(candidates: unknown[]): { ok: true; verdict: TokenVerdict } | { ok: false; verdict: TokenVerdict; reason: RejectionReason } {
+      if (token) {
+        const v = checkToken(candidates, token);
+        return v === 'ok' ? { ok: true, verdict: v } : { ok: false, verdict: v, reason: v === 'wrong' ? 'token-wrong' : 'token-missing' };
+      }
+      if (open) return { ok: true, verdict: 'not-required' };
+      const sent = candidates.some((c) => c !== undefined && c !== null && c !== '');
+      return { ok: false, verdict: sent ? 'wrong' : 'missing', reason: 'token-not-configured' };
     }
 
     function echo(msg: NodeMessage, out: (m: Array<NodeMessage | null>) => void, req: ReqLike | undefined, query: Record<string, unknown>, body: unknown, verdict: TokenVerdict, fieldsInput: unknown) {
-      const headers: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(req?.headers ?? {})) headers[k] = SECRET_HEADERS.test(k) ? '***' : redacted(v);
-      let shownBody: unknown = redacted(body);
+      const headers = redactHeaders(req?.headers, secrets);
+      let shownBody: unknown = redactDeep(body, secrets);
       const size = shownBody === undefined ? 0 : JSON.stringify(shownBody)?.length ?? 0;
       if (size > ECHO_BODY_MAX) shownBody = { truncated: true, characters: size };
-      const check = parseWebhook(fieldsInput, { expect });
+      const check = parseWebhook(fieldsInput, { expect, secrets });
       counts.echoed++;
       reply(msg, out, 200, {
         received: true,
         method: req?.method ?? null,
-        url: redacted(req?.originalUrl ?? req?.url ?? null),
-        query: redacted(query),
+        url: redactDeep(req?.originalUrl ?? req?.url ?? null, secrets),
+        query: redactDeep(query, secrets),
         headers,
         body: shownBody ?? null,
         token: verdict,
-        check: check.ok ? { ok: true, ...check.fields } : { ok: false, error: check.error, problems: check.problems },
+        check: check.ok
+          ? { ok: true, ...check.fields, ...(check.extra ? { extraFields: check.extra } : {}), ...(check.notes ? { normalised: check.notes } : {}) }
+          : { ok: false, error: check.error, problems: check.problems, reason: check.reason },
         at: new Date().toISOString(),
       });
       showStatus();
+    }
+
+    function pathOf(req: ReqLike | undefined): string {
+      const u = String(req?.originalUrl ?? req?.url ?? '');
+      return u.split('?')[0] || '/';
     }
 
     node.on('input', (msg, sendFn, done) => {
@@ -166,21 +242,33 @@ export = function (RED: NodeAPI) {
         const query = isPlainObject(req?.query) ? req.query : {};
         // GET: msg.payload is the query. POST and others: the JSON body; a POST without a body is read from its query.
         let fieldsInput: unknown = msg.payload;
-        if (req && method !== 'GET' && method !== 'HEAD' && isEmptyBody(msg.payload) && Object.keys(query).length) fieldsInput = query;
-        const candidates = [query.token, isPlainObject(fieldsInput) ? fieldsInput.token : undefined];
-        const verdict = checkToken(candidates, token);
+        const bodyEmpty = isEmptyBody(msg.payload);
+        if (req && method !== 'GET' && method !== 'HEAD' && bodyEmpty && Object.keys(query).length) fieldsInput = query;
+        const candidates = [...tokenValues(query), ...(fieldsInput !== query ? tokenValues(fieldsInput) : [])];
+        const tc = tokenCheck(candidates);
 
+        if (!tc.ok) {
+          reject(msg, out, req, 401, tc.reason, tokenError(tc.verdict));
+          return done();
+        }
         if (mode === 'echo') {
-          echo(msg, out, req, query, method === 'GET' || method === 'HEAD' ? undefined : msg.payload, verdict, fieldsInput);
+          echo(msg, out, req, query, method === 'GET' || method === 'HEAD' ? undefined : msg.payload, tc.verdict, fieldsInput);
           return done();
         }
-        if (verdict === 'missing' || verdict === 'wrong') {
-          reject(msg, out, 401, tokenError(verdict));
+        if (disabled) {
+          reply(msg, out, 200, { ...DISABLED_REPLY });
           return done();
         }
-        const parsed = parseWebhook(fieldsInput, { expect });
+        // A probe (nothing but perhaps a token or a cache-buster, no body): say what this endpoint expects.
+        // (A GET's payload is its query, so only the query counts there; other methods need an empty body too.)
+        if (req && carriesNoWebhookFields(query) && (method === 'GET' || method === 'HEAD' || bodyEmpty)) {
+          counts.probes++;
+          reply(msg, out, 200, describeEndpoint(pathOf(req), expect, Boolean(token)));
+          return done();
+        }
+        const parsed = parseWebhook(fieldsInput, { expect, secrets });
         if (!parsed.ok) {
-          reject(msg, out, 400, parsed.error, parsed.problems);
+          reject(msg, out, req, 400, parsed.reason, parsed.error, parsed.problems);
           return done();
         }
         const f: WebhookFields = parsed.fields;
@@ -189,6 +277,9 @@ export = function (RED: NodeAPI) {
         lastRejected = false;
         // The reply leaves first; the event follows (now, or when the window closes).
         reply(msg, out, 200, { accepted: true, event: f.event, type: f.type, id: f.id, coalesced });
+        if (!coalesced && (parsed.extra || parsed.notes)) {
+          extras.set(WebhookCoalescer.key(f), { extraFields: parsed.extra, extraCount: parsed.extraCount, normalised: parsed.notes });
+        }
         coalescer.add(f);
         showStatus();
         done();
@@ -202,6 +293,8 @@ export = function (RED: NodeAPI) {
 
     node.on('close', (_removed: boolean, done: () => void) => {
       const dropped = coalescer.close();
+      extras.clear();
+      if (rejectionLogs.get(node.id) === rejections) rejectionLogs.delete(node.id);
       if (dropped) {
         node.warn(`${dropped} webhook event(s) were still waiting in the coalescing window and were dropped by the stop or redeploy; the polling flow picks them up within one interval.`);
       }
@@ -211,5 +304,15 @@ export = function (RED: NodeAPI) {
 
   RED.nodes.registerType('crm-webhook', CrmWebhook, {
     credentials: { token: { type: 'password' } },
+  });
+
+  // The operator's view of refused requests (redacted; the token never), for the edit dialog.
+  RED.httpAdmin.get('/siagh-sync/webhook-rejections/:id', RED.auth.needsPermission('crm-webhook.read'), (req: Request, res: Response) => {
+    const list = rejectionLogs.get(String(req.params.id ?? ''));
+    if (!list) {
+      res.status(404).json({ ok: false, code: 'NOT_DEPLOYED', message: 'This crm-webhook node is not deployed (deploy it first).' });
+      return;
+    }
+    res.json({ ok: true, ...list.snapshot() });
   });
 };
