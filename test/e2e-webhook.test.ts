@@ -207,14 +207,14 @@ describe('e2e: webhook-sync on a real Node-RED', function () {
       { name: 'an organization with an unknown subtype', kind: 'organization', url: (id) => `/webhook/crm/identity?event=Insert&id=${id}&type=Identity&subtype=${sub('مشتری ویژه')}&${tok}` },
     ];
     const wrong: string[] = [];
-    const sent: Array<{ name: string; nick: string; kind: string }> = [];
+    const sent: Array<{ name: string; nick: string; kind: string; crmId: string }> = [];
     for (const [i, c] of cases.entries()) {
       const fields = c.kind === 'person' ? person(`variation${i}`) : org(`variation${i}`);
       const rec = c.kind === 'person' ? env.crm.addPerson(fields, { webhook: false }) : env.crm.addOrganization(fields, { webhook: false });
       const r = await rawGet(c.url(rec.crmId));
       if (r.status !== 200 || r.body.accepted !== true) wrong.push(`${c.name}: HTTP ${r.status} ${r.text.slice(0, 200)}`);
       else if (r.body.id !== rec.crmId) wrong.push(`${c.name}: answered for id ${String(r.body.id)}`);
-      sent.push({ name: c.name, nick: String(fields.nickName), kind: c.kind });
+      sent.push({ name: c.name, nick: String(fields.nickName), kind: c.kind, crmId: rec.crmId });
     }
     assert.deepEqual(wrong, []);
     await env.waitFor('every variation in Siagh', () => sent.every((x) => byName(x.nick).length > 0), 30_000);
@@ -224,6 +224,21 @@ describe('e2e: webhook-sync on a real Node-RED', function () {
       assert.equal(found.length, 1, `${x.name}: exactly one contact`);
       assert.equal(found[0].TowardType, x.kind === 'organization', `${x.name}: synced as ${x.kind} (the kind taken from the record)`);
     }
+    // The ignored fields reach the sync log (through msg.sync.extraFields), the token never.
+    await env.waitFor('the sync log line of the cache-buster delivery', () =>
+      readSyncLog(env.dataDir)
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { crmId?: string; extraFields?: Record<string, string> })
+        .find((l) => l.crmId === sent[0].crmId && l.extraFields),
+    );
+    const line = readSyncLog(env.dataDir)
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { crmId?: string; extraFields?: Record<string, string> })
+      .find((l) => l.crmId === sent[0].crmId && l.extraFields)!;
+    assert.deepEqual(line.extraFields, { _: '1733140000', source: 'crm' });
+    assert.doesNotMatch(readSyncLog(env.dataDir), new RegExp(env.token!));
   });
 
   it('a body-less probe is answered 200 with what the endpoint expects, and nothing is read or written', async () => {
