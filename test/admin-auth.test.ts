@@ -65,6 +65,10 @@ describe('admin endpoints under adminAuth (real Node-RED child)', function () {
       { id: 't1', type: 'tab', label: 'auth' },
       { id: 'log1', type: 'sync-log', z: 't1', x: 100, y: 100, name: '', dir: path.join(dir, 'data'), trigger: 'auto', wires: [[], ['dbg1']] },
       { id: 'dbg1', type: 'debug', z: 't1', x: 300, y: 100, active: false, tosidebar: false, console: false, complete: 'payload', wires: [] },
+      // A crm-webhook with a token, behind http in / http response, for its rejection list.
+      { id: 'whin1', type: 'http in', z: 't1', x: 100, y: 200, name: '', url: '/auth-test/hook', method: 'get', upload: false, swaggerDoc: '', wires: [['wh1']] },
+      { id: 'wh1', type: 'crm-webhook', z: 't1', x: 300, y: 200, name: '', mode: 'webhook', expect: 'identity', coalesceMs: 0, tokenEnv: '', allowNoToken: false, keepRejections: 50, credentials: { token: 'auth-test-hook-token-3e' }, wires: [[], ['whres1']] },
+      { id: 'whres1', type: 'http response', z: 't1', x: 500, y: 200, name: '', statusCode: '', headers: {}, wires: [] },
     ];
     const from = red.log().length;
     const res = await fetch(`${red.url}/flows`, {
@@ -124,6 +128,20 @@ describe('admin endpoints under adminAuth (real Node-RED child)', function () {
     assert.equal(stats.status, 200, stats.text);
     const anonStats = await call('GET', '/siagh-sync/sync-log/log1/stats', undefined);
     assert.equal(anonStats.status, 401);
+  });
+
+  it('the crm-webhook rejection list (GET /siagh-sync/webhook-rejections/:id) needs crm-webhook.read: anonymous 401; read-only and full tokens see it, redacted', async () => {
+    const hook = await fetch(`${red.url}/auth-test/hook?event=Insert&id=not-a-guid&type=Identity&token=auth-test-hook-token-3e`);
+    assert.equal(hook.status, 400);
+    assert.equal((await fetch(`${red.url}/auth-test/hook?event=Insert&id=not-a-guid&type=Identity`)).status, 401);
+    const anon = await call('GET', '/siagh-sync/webhook-rejections/wh1', undefined);
+    assert.equal(anon.status, 401, anon.text);
+    for (const tok of [viewerToken, adminToken]) {
+      const r = await call('GET', '/siagh-sync/webhook-rejections/wh1', tok);
+      assert.equal(r.status, 200, r.text);
+      assert.deepEqual((r.body as { counts?: unknown }).counts, { 'invalid-id': 1, 'token-missing': 1 });
+      assert.doesNotMatch(r.text, /auth-test-hook-token-3e/);
+    }
   });
 
   it('a full-permission token gets the real answers', async () => {

@@ -176,6 +176,114 @@ describe('e2e: webhook-sync on a real Node-RED', function () {
     assert.doesNotMatch(env.log(), new RegExp(env.token!), 'the token never appears in the log');
   });
 
+  /** A raw GET to the flow (the query written by hand, as a CRM might), with its reply. */
+  async function rawGet(pathAndQuery: string): Promise<{ status: number; body: Record<string, unknown>; text: string }> {
+    const res = await fetch(`${env.url}${pathAndQuery}`, { headers: { Connection: 'Keep-Alive' } });
+    const text = await res.text();
+    let body: Record<string, unknown> = {};
+    try {
+      body = JSON.parse(text);
+    } catch {
+      /* not JSON */
+    }
+    return { status: res.status, body, text };
+  }
+
+  it('small variations are tolerated (issue #14): each synced exactly once', async () => {
+    const tok = `token=${encodeURIComponent(env.token!)}`;
+    const sub = (s: string) => encodeURIComponent(s).replace(/%20/g, '+');
+    const org = (tag: string) => ({
+      nickName: `شرکت آزمون ${tag} ${Date.now() % 100_000}`,
+      email: `info.${tag}@example.ir`,
+      phoneContacts: [{ default: true, phoneType: 'محل کار', phoneNumber: `0353${String(Math.floor(Math.random() * 1e7)).padStart(7, '0')}` }],
+    });
+    const cases: Array<{ name: string; kind: 'person' | 'organization'; url: (id: string) => string }> = [
+      { name: 'a cache-buster and an unknown field', kind: 'person', url: (id) => `/webhook/crm/identity?event=Insert&id=${id}&type=Identity&subtype=${sub(CRM_SIM_DEFAULTS.personSubtype)}&_=1733140000&source=crm&${tok}` },
+      { name: 'field names and values in other letter cases', kind: 'person', url: (id) => `/webhook/crm/identity?EVENT=INSERT&Id=${id}&TYPE=identity&SubType=${sub(CRM_SIM_DEFAULTS.personSubtype)}&Token=${encodeURIComponent(env.token!)}` },
+      { name: 'an upper-case GUID in braces', kind: 'person', url: (id) => `/webhook/crm/identity?event=Insert&id=${encodeURIComponent(`{${id.toUpperCase()}}`)}&type=Identity&${tok}` },
+      { name: '%20 for the spaces of the subtype', kind: 'person', url: (id) => `/webhook/crm/identity?event=Insert&id=${id}&type=Identity&subtype=${encodeURIComponent(CRM_SIM_DEFAULTS.personSubtype)}&${tok}` },
+      { name: 'a trailing slash on the path', kind: 'person', url: (id) => `/webhook/crm/identity/?event=Insert&id=${id}&type=Identity&subtype=${sub(CRM_SIM_DEFAULTS.personSubtype)}&${tok}` },
+      { name: 'an organization without a subtype', kind: 'organization', url: (id) => `/webhook/crm/identity?event=Insert&id=${id}&type=Identity&${tok}` },
+      { name: 'an organization with an unknown subtype', kind: 'organization', url: (id) => `/webhook/crm/identity?event=Insert&id=${id}&type=Identity&subtype=${sub('مشتری ویژه')}&${tok}` },
+    ];
+    const wrong: string[] = [];
+    const sent: Array<{ name: string; nick: string; kind: string; crmId: string }> = [];
+    for (const [i, c] of cases.entries()) {
+      const fields = c.kind === 'person' ? person(`variation${i}`) : org(`variation${i}`);
+      const rec = c.kind === 'person' ? env.crm.addPerson(fields, { webhook: false }) : env.crm.addOrganization(fields, { webhook: false });
+      const r = await rawGet(c.url(rec.crmId));
+      if (r.status !== 200 || r.body.accepted !== true) wrong.push(`${c.name}: HTTP ${r.status} ${r.text.slice(0, 200)}`);
+      else if (r.body.id !== rec.crmId) wrong.push(`${c.name}: answered for id ${String(r.body.id)}`);
+      sent.push({ name: c.name, nick: String(fields.nickName), kind: c.kind, crmId: rec.crmId });
+    }
+    assert.deepEqual(wrong, []);
+    await env.waitFor('every variation in Siagh', () => sent.every((x) => byName(x.nick).length > 0), 30_000);
+    await env.waitQuiet('Siagh writes', writes);
+    for (const x of sent) {
+      const found = byName(x.nick);
+      assert.equal(found.length, 1, `${x.name}: exactly one contact`);
+      assert.equal(found[0].TowardType, x.kind === 'organization', `${x.name}: synced as ${x.kind} (the kind taken from the record)`);
+    }
+    // The ignored fields reach the sync log (through msg.sync.extraFields), the token never.
+    await env.waitFor('the sync log line of the cache-buster delivery', () =>
+      readSyncLog(env.dataDir)
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { crmId?: string; extraFields?: Record<string, string> })
+        .find((l) => l.crmId === sent[0].crmId && l.extraFields),
+    );
+    const line = readSyncLog(env.dataDir)
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { crmId?: string; extraFields?: Record<string, string> })
+      .find((l) => l.crmId === sent[0].crmId && l.extraFields)!;
+    assert.deepEqual(line.extraFields, { _: '1733140000', source: 'crm' });
+    assert.doesNotMatch(readSyncLog(env.dataDir), new RegExp(env.token!));
+  });
+
+  it('a body-less probe is answered 200 with what the endpoint expects, and nothing is read or written', async () => {
+    const before = { ...writes(), crmGets: countMatching(env.crm, CRM_IDENTITY_GET_RE) };
+    const r = await rawGet(`/webhook/crm/identity?token=${encodeURIComponent(env.token!)}`);
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.body.probe, true);
+    assert.equal(r.body.accepted, false);
+    assert.match(String(r.body.example), /^\/webhook\/crm\/identity\?event=Insert&id=/);
+    assert.ok(!r.text.includes(env.token!));
+    const noToken = await rawGet('/webhook/crm/quote');
+    assert.equal(noToken.status, 401, 'a probe without the token is refused like any request');
+    await sleep(SETTLE_MS);
+    assert.deepEqual({ ...writes(), crmGets: countMatching(env.crm, CRM_IDENTITY_GET_RE) }, before);
+  });
+
+  it('every refusal is counted per reason and readable (redacted) through GET /siagh-sync/webhook-rejections/:nodeId', async () => {
+    const read = async () => {
+      const res = await fetch(`${env.url}/siagh-sync/webhook-rejections/wh-hook-identity`);
+      assert.equal(res.status, 200);
+      return (await res.json()) as { counts: Record<string, number>; total: number; recent: Array<{ reason: string; status: number; url: string; method: string; query: Record<string, unknown>; at: string }> };
+    };
+    const before = await read();
+    const id = '7c9e6679-7425-40de-944b-e07fc1f90ae7';
+    const tok = `token=${encodeURIComponent(env.token!)}`;
+    const sends: Array<[string, number, string]> = [
+      [`/webhook/crm/identity?event=Insert&id=${id}&type=Identity`, 401, 'token-missing'],
+      [`/webhook/crm/identity?event=Insert&id=${id}&type=Identity&token=wrong-${env.token}`, 401, 'token-wrong'],
+      [`/webhook/crm/identity?event=Insert&id=12345&type=Identity&${tok}`, 400, 'invalid-id'],
+      [`/webhook/crm/identity?event=Explode&id=${id}&type=Identity&${tok}`, 400, 'invalid-event'],
+      [`/webhook/crm/identity?event=Insert&id=${id}&type=Quote&${tok}`, 400, 'wrong-endpoint'],
+      [`/webhook/crm/identity?event=Insert&type=Identity&${tok}`, 400, 'missing-field'],
+    ];
+    for (const [url, status] of sends) assert.equal((await rawGet(url)).status, status, url);
+    const after = await read();
+    const diff: Record<string, number> = {};
+    for (const [k, v] of Object.entries(after.counts)) if (v !== (before.counts[k] ?? 0)) diff[k] = v - (before.counts[k] ?? 0);
+    assert.deepEqual(diff, { 'token-missing': 1, 'token-wrong': 1, 'invalid-id': 1, 'invalid-event': 1, 'wrong-endpoint': 1, 'missing-field': 1 });
+    assert.equal(after.total - before.total, sends.length);
+    assert.deepEqual(after.recent.slice(0, sends.length).map((x) => [x.reason, x.status]), sends.map(([, st, reason]) => [reason, st]).reverse());
+    assert.ok(after.recent.slice(0, sends.length).every((x) => x.method === 'GET' && x.url.startsWith('/webhook/crm/identity') && !Number.isNaN(Date.parse(x.at))));
+    assert.doesNotMatch(JSON.stringify(after), new RegExp(env.token!), 'the token is in no rejection');
+    assert.equal((await fetch(`${env.url}/siagh-sync/webhook-rejections/no-such-node`)).status, 404);
+  });
+
   it('a POST with a JSON body syncs like the GET', async () => {
     const p = person('post');
     const rec = env.crm.addPerson(p, { webhook: false });

@@ -48,27 +48,35 @@ interface Deployed {
 
 describe('crm-webhook (Node-RED runtime, real http in / http response)', function () {
   this.timeout(15000);
-  const savedToken = process.env.WEBHOOK_TOKEN;
+  const saved = { WEBHOOK_TOKEN: process.env.WEBHOOK_TOKEN, ENABLE_WEBHOOKS: process.env.ENABLE_WEBHOOKS, HOOK_TOKEN_X: process.env.HOOK_TOKEN_X };
 
+  beforeEach(() => {
+    // Each test sets what it needs; nothing from the shell leaks in.
+    delete process.env.WEBHOOK_TOKEN;
+    delete process.env.ENABLE_WEBHOOKS;
+    delete process.env.HOOK_TOKEN_X;
+  });
   afterEach(async () => {
     await helper.unload();
-    if (savedToken === undefined) delete process.env.WEBHOOK_TOKEN;
-    else process.env.WEBHOOK_TOKEN = savedToken;
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
   });
 
   /**
    * GET and POST /webhook/crm/identity → crm-webhook 'wh' → [helper 'out'], [http response + helper 'rep'];
    * GET and POST /webhook/crm/test → crm-webhook 'echo' (mode echo) → same.
    */
-  async function deploy(props: Record<string, unknown> = {}, token?: string): Promise<Deployed> {
+  async function deploy(props: Record<string, unknown> = {}, token?: string, echoProps: Record<string, unknown> = {}): Promise<Deployed> {
     const flow = [
       tab,
       n({ id: 'in-get', type: 'http in', url: '/webhook/crm/identity', method: 'get', wires: [['wh']] }),
       n({ id: 'in-post', type: 'http in', url: '/webhook/crm/identity', method: 'post', wires: [['wh']] }),
-      n({ id: 'wh', type: 'crm-webhook', mode: 'webhook', expect: 'identity', coalesceMs: 60, wires: [['out'], ['res', 'rep']], ...props }),
+      n({ id: 'wh', type: 'crm-webhook', mode: 'webhook', expect: 'identity', coalesceMs: 60, allowNoToken: true, wires: [['out'], ['res', 'rep']], ...props }),
       n({ id: 't-get', type: 'http in', url: '/webhook/crm/test', method: 'get', wires: [['echo']] }),
       n({ id: 't-post', type: 'http in', url: '/webhook/crm/test', method: 'post', wires: [['echo']] }),
-      n({ id: 'echo', type: 'crm-webhook', mode: 'echo', wires: [['out'], ['res', 'rep']] }),
+      n({ id: 'echo', type: 'crm-webhook', mode: 'echo', allowNoToken: true, wires: [['out'], ['res', 'rep']], ...echoProps }),
       n({ id: 'res', type: 'http response' }),
       n({ id: 'out', type: 'helper' }),
       n({ id: 'rep', type: 'helper' }),
@@ -183,7 +191,8 @@ describe('crm-webhook (Node-RED runtime, real http in / http response)', functio
     // A token sent anyway is ignored, not an unknown field.
     await d.http.get('/webhook/crm/identity' + q({ event: 'Update', id: ID2, type: 'Identity', token: 'whatever' })).expect(200);
     await waitFor(() => d.out.length === 2, 3000, 'two events');
-    assert.equal(d.statuses[0]?.text, 'no token');
+    assert.equal(d.statuses[0]?.text, 'no token (open)');
+    assert.equal(d.statuses[0]?.fill, 'yellow');
   });
 
   it('refuses malformed requests with 400 and a message naming the problem; nothing is emitted', async () => {
@@ -198,7 +207,7 @@ describe('crm-webhook (Node-RED runtime, real http in / http response)', functio
       ['repeated id', q(ok) + `&id=${ID2}`, /id is repeated \(2 values\)/],
       ['10 kB value', q({ ...ok, subtype: 'a'.repeat(10_240) }), /subtype is too long \(10240 characters; at most 200\)/],
       ['script value', q({ ...ok, subtype: '<script>alert(1)</script>' }), /subtype contains "<"/],
-      ['unknown field', q({ ...ok, source: 'x' }), /unknown field "source"/],
+      ['unknown field with a malformed id', q({ ...ok, id: 'nope', source: 'x' }), /id "nope" is not a CRM GUID/],
       ['nested value', `?event=Insert&id[a]=${ID}&type=Identity`, /id must be a single text value/],
     ];
     for (const [what, query, re] of cases) {
@@ -212,7 +221,7 @@ describe('crm-webhook (Node-RED runtime, real http in / http response)', functio
     await settle();
     assert.equal(d.out.length, 0, 'nothing emitted');
     assert.equal(d.replies.length, cases.length + 1);
-    assert.equal(d.statuses.at(-1)?.text, `0 accepted · ${cases.length + 1} rejected`);
+    assert.equal(d.statuses.at(-1)?.text, `0 accepted · ${cases.length + 1} rejected · no token (open)`);
     assert.equal(d.warns.length, 1, 'rejections are logged at most once a minute');
   });
 
@@ -228,7 +237,7 @@ describe('crm-webhook (Node-RED runtime, real http in / http response)', functio
     assert.equal(d.out.length, 1, 'one event only');
     assert.equal(d.out[0].payload.event, 'Insert');
     assert.equal(d.out[0].sync.merged, 5);
-    assert.equal(d.statuses.at(-1)?.text, '5 accepted');
+    assert.equal(d.statuses.at(-1)?.text, '5 accepted · no token (open)');
   });
 
   it('deliveries for different ids leave as separate events', async () => {
@@ -272,8 +281,11 @@ describe('crm-webhook (Node-RED runtime, real http in / http response)', functio
     assert.equal(p.body.check.ok, false);
     assert.ok(!JSON.stringify(p.body).includes(SECRET));
 
-    const w = await d.http.get('/webhook/crm/test?token=wrong').expect(200);
-    assert.equal(w.body.token, 'wrong');
+    // Without the right token echo answers 401 like the real endpoints: it never says whether a token is right.
+    const w = await d.http.get('/webhook/crm/test?token=wrong').expect(401);
+    assert.equal(w.body.accepted, false);
+    assert.equal(w.body.token, undefined);
+    await d.http.get('/webhook/crm/test' + q({ event: 'Insert', id: ID, type: 'Identity' })).expect(401);
     await settle();
     assert.equal(d.out.length, 0, 'echo emits nothing');
   });
@@ -293,6 +305,150 @@ describe('crm-webhook (Node-RED runtime, real http in / http response)', functio
     assert.equal(lateSends.length, 0, 'nothing sent after close');
     assert.equal(d.out.length, 0);
     assert.ok(lateWarns.some((w) => /2 webhook event\(s\) .* dropped/.test(w)), lateWarns.join('\n'));
+  });
+
+  // ------------------------------------------------------------------ issue #10.4: the token fails closed
+
+  it('no token anywhere and allowNoToken off: every request 401 (with or without a token), red status, counted', async () => {
+    const d = await deploy({ allowNoToken: false }, undefined, { allowNoToken: false });
+    const fields = { event: 'Insert', id: ID, type: 'Identity' };
+    const a = await d.http.get('/webhook/crm/identity' + q(fields)).expect(401);
+    assert.match(a.body.error, /token missing/, 'the reply says nothing about the configuration');
+    const b = await d.http.get('/webhook/crm/identity' + q({ ...fields, token: 'guess' })).expect(401);
+    assert.match(b.body.error, /token wrong/);
+    await d.http.get('/webhook/crm/test' + q(fields)).expect(401);
+    await settle();
+    assert.equal(d.out.length, 0);
+    assert.deepEqual(d.statuses[0], { fill: 'red', shape: 'ring', text: 'no token configured: refusing all' });
+    assert.equal(d.statuses.at(-1)?.fill, 'red');
+    // The start-up warning (logged before the test's spies attach) reaches Node-RED's log.
+    const logged = (helper.log().args as unknown[][]).map((a) => JSON.stringify(a[0]));
+    assert.ok(logged.some((l) => /every webhook request is refused with 401/.test(l)), logged.join('\n'));
+    const r = await helper.request().get('/siagh-sync/webhook-rejections/wh').expect(200);
+    assert.deepEqual(r.body.counts, { 'token-not-configured': 2 });
+  });
+
+  it('a flow loaded without the token credential (a credentials file that lacks it) requires WEBHOOK_TOKEN from the environment, allowNoToken or not', async () => {
+    process.env.WEBHOOK_TOKEN = 'env-only-token-8c1d';
+    for (const allowNoToken of [true, false]) {
+      const d = await deploy({ allowNoToken }); // no credentials at all
+      const fields = { event: 'Insert', id: ID, type: 'Identity', subtype: PERSON };
+      const missing = await d.http.get('/webhook/crm/identity' + q(fields)).expect(401);
+      assert.match(missing.body.error, /token missing/);
+      await d.http.get('/webhook/crm/identity' + q({ ...fields, token: 'nope' })).expect(401);
+      await d.http.get('/webhook/crm/identity' + q({ ...fields, token: 'env-only-token-8c1d' })).expect(200);
+      await waitFor(() => d.out.length === 1, 3000, 'the event');
+      assert.equal(d.statuses[0]?.text, 'token required');
+      // Echo needs it too.
+      await d.http.get('/webhook/crm/test' + q(fields)).expect(401);
+      const e = await d.http.get('/webhook/crm/test' + q({ ...fields, token: 'env-only-token-8c1d' })).expect(200);
+      assert.equal(e.body.token, 'ok');
+      assert.ok(!JSON.stringify(e.body).includes('env-only-token-8c1d'));
+      await helper.unload();
+    }
+  });
+
+  it('"token from environment variable" names another variable; the token then sits there only', async () => {
+    process.env.HOOK_TOKEN_X = 'x-var-token-31';
+    const d = await deploy({ tokenEnv: 'HOOK_TOKEN_X' });
+    const fields = { event: 'Update', id: ID, type: 'Identity' };
+    await d.http.get('/webhook/crm/identity' + q(fields)).expect(401);
+    await d.http.get('/webhook/crm/identity' + q({ ...fields, TOKEN: 'x-var-token-31' })).expect(200);
+    await waitFor(() => d.out.length === 1, 3000, 'the event');
+  });
+
+  it('ENABLE_WEBHOOKS=false: 200 {accepted:false, disabled:true}, nothing emitted, grey "disabled"; a wrong token is still 401', async () => {
+    process.env.ENABLE_WEBHOOKS = 'false';
+    const d = await deploy({}, SECRET);
+    const fields = { event: 'Insert', id: ID, type: 'Identity', subtype: PERSON };
+    const r = await d.http.get('/webhook/crm/identity' + q({ ...fields, token: SECRET })).expect(200);
+    assert.deepEqual(r.body, { accepted: false, disabled: true, reason: 'webhooks are disabled (ENABLE_WEBHOOKS=false); polling picks this change up' });
+    await d.http.get('/webhook/crm/identity' + q(fields)).expect(401);
+    await settle();
+    assert.equal(d.out.length, 0, 'nothing emitted while disabled');
+    assert.deepEqual(d.statuses[0], { fill: 'grey', shape: 'ring', text: 'disabled (ENABLE_WEBHOOKS=false)' });
+    assert.equal(d.statuses.at(-1)?.fill, 'grey');
+    assert.match(String(d.statuses.at(-1)?.text), /^disabled/);
+    // Echo (the test URL) still answers.
+    const e = await d.http.get('/webhook/crm/test' + q({ ...fields, token: SECRET })).expect(200);
+    assert.equal(e.body.received, true);
+  });
+
+  // ------------------------------------------------------------------ issue #14: tolerant intake
+
+  it('tolerates small variations: unknown fields (kept redacted in msg.sync.extraFields), field-name case, braced upper-case GUID, %20 and + in subtypes', async () => {
+    const d = await deploy({ coalesceMs: 0 }, SECRET);
+    const sends: Array<[string, string]> = [
+      ['cache-buster', `?event=Insert&id=${ID}&type=Identity&subtype=${encodeURIComponent(PERSON).replace(/%20/g, '+')}&_=1733140000&token=${SECRET}`],
+      ['name case', `?EVENT=Update&Id=${ID2}&TYPE=identity&SubType=${encodeURIComponent(PERSON)}&Token=${SECRET}`],
+      ['braces', `?event=insert&id=${encodeURIComponent(`{${ID3.toUpperCase()}}`)}&type=Identity&token=${SECRET}`],
+    ];
+    for (const [what, query] of sends) {
+      const r = await d.http.get('/webhook/crm/identity' + query);
+      assert.equal(r.status, 200, `${what}: ${JSON.stringify(r.body)}`);
+      assert.equal(r.body.accepted, true, what);
+    }
+    await waitFor(() => d.out.length === 3, 3000, 'three events');
+    const byId = Object.fromEntries(d.out.map((m) => [m.payload.id, m]));
+    assert.deepEqual(byId[ID].payload, { event: 'Insert', id: ID, type: 'Identity', subtype: PERSON });
+    assert.deepEqual(byId[ID].sync.extraFields, { _: '1733140000' });
+    assert.deepEqual(byId[ID2].payload, { event: 'Update', id: ID2, type: 'Identity', subtype: PERSON });
+    assert.ok(byId[ID2].sync.normalised.some((x: string) => /EVENT read as event/.test(x)));
+    assert.deepEqual(byId[ID3].payload, { event: 'Insert', id: ID3, type: 'Identity' });
+    assert.ok(byId[ID3].sync.normalised.includes('id in braces'));
+    assert.ok(!allText(d.out).includes(SECRET), 'no token on output 1');
+    assert.equal(d.replies.length, 3);
+  });
+
+  it('a trailing slash on the path reaches the same http in (Express routes non-strictly)', async () => {
+    const d = await deploy();
+    const r = await d.http.get('/webhook/crm/identity/' + q({ event: 'Insert', id: ID, type: 'Identity' })).expect(200);
+    assert.equal(r.body.accepted, true);
+    await waitFor(() => d.out.length === 1, 3000, 'the event');
+  });
+
+  it('a body-less probe (no fields; a token or cache-buster at most) → 200 with what the endpoint expects; nothing emitted', async () => {
+    const d = await deploy({}, SECRET);
+    await d.http.get('/webhook/crm/identity').expect(401);
+    const g = await d.http.get(`/webhook/crm/identity?token=${SECRET}&_=17`).expect(200);
+    assert.equal(g.body.probe, true);
+    assert.equal(g.body.accepted, false);
+    assert.match(g.body.example, /^\/webhook\/crm\/identity\?event=Insert&id=.+&type=Identity&subtype=.+&token=<WEBHOOK_TOKEN>$/);
+    assert.deepEqual(Object.keys(g.body.fields), ['event', 'id', 'type', 'subtype', 'token']);
+    assert.ok(!JSON.stringify(g.body).includes(SECRET));
+    const p = await d.http.post(`/webhook/crm/identity?token=${SECRET}`).expect(200);
+    assert.equal(p.body.probe, true);
+    // A POST with a body that lacks the fields is no probe.
+    await d.http.post(`/webhook/crm/identity?token=${SECRET}`).send({ foo: 1 }).expect(400);
+    await settle();
+    assert.equal(d.out.length, 0, 'a probe emits nothing');
+  });
+
+  it('every refusal is counted per reason and readable, redacted, through GET /siagh-sync/webhook-rejections/:id', async () => {
+    const d = await deploy({ keepRejections: 3 }, SECRET);
+    const ok = { event: 'Insert', id: ID, type: 'Identity', token: SECRET };
+    await d.http.get('/webhook/crm/identity' + q({ ...ok, token: '' })).set('Authorization', `Bearer ${SECRET}`).expect(401);
+    await d.http.get('/webhook/crm/identity' + q({ ...ok, token: SECRET + 'x' })).expect(401);
+    await d.http.get('/webhook/crm/identity' + q({ ...ok, id: '12345' })).expect(400);
+    await d.http.get('/webhook/crm/identity' + q({ ...ok, event: 'Boom' })).expect(400);
+    await d.http.get('/webhook/crm/identity' + q({ ...ok, type: 'Quote' })).expect(400);
+    await d.http.get('/webhook/crm/identity' + q({ ...ok, id: 'abc' })).expect(400);
+    await d.http.get('/webhook/crm/identity' + q({ ...ok, _: '1' })).expect(200);
+    const r = await helper.request().get('/siagh-sync/webhook-rejections/wh').expect(200);
+    assert.deepEqual(r.body.counts, { 'token-missing': 1, 'token-wrong': 1, 'invalid-id': 2, 'invalid-event': 1, 'wrong-endpoint': 1 });
+    assert.equal(r.body.total, 6);
+    assert.equal(r.body.recent.length, 3, 'the last 3 (keepRejections)');
+    assert.deepEqual(r.body.recent.map((x: { reason: string }) => x.reason), ['invalid-id', 'wrong-endpoint', 'invalid-event']);
+    const newest = r.body.recent[0];
+    assert.equal(newest.method, 'GET');
+    assert.equal(newest.status, 400);
+    assert.match(newest.url, /^\/webhook\/crm\/identity\?.*token=\*\*\*/);
+    assert.equal(newest.query.token, '***');
+    assert.equal(typeof newest.headers, 'object');
+    assert.ok(!Number.isNaN(Date.parse(newest.at)));
+    assert.ok(!JSON.stringify(r.body).includes(SECRET), 'the token is in no rejection');
+    await helper.request().get('/siagh-sync/webhook-rejections/nope').expect(404);
+    assert.ok(!d.warns.join('\n').includes(SECRET));
   });
 
   it('the per-node example (examples/crm-webhook.json) works as shipped, its debug node swapped for a helper', async () => {

@@ -38,6 +38,16 @@ describe('oplog: scrubbing', () => {
 });
 
 describe('oplog: describeOperation', () => {
+  it('keeps the fields a webhook carried besides its own (msg.sync.extraFields), scrubbed and bounded', () => {
+    const extra: Record<string, string> = { _: '1733140000', ref: 'see s3cret-tok here' };
+    for (let i = 0; i < 10; i++) extra[`f${i}`] = String(i);
+    const op = describeOperation({ trace: { traceId: 't1', trigger: 'webhook', entity: 'identity', crmId: ID, extraFields: extra }, secrets: ['s3cret-tok'] });
+    assert.equal(op.line.extraFields?._, '1733140000');
+    assert.ok(!JSON.stringify(op.line).includes('s3cret-tok'));
+    assert.equal(Object.keys(op.line.extraFields!).length, 8);
+    assert.equal('extraFields' in describeOperation({ trace: { traceId: 't2', crmId: ID } }).line, false);
+  });
+
   it('an ok message: trace fields, action, duration, no error, the key of its record', () => {
     const now = Date.parse('2026-01-05T10:00:00Z');
     const op = describeOperation({

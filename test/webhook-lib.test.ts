@@ -5,9 +5,17 @@
  */
 import assert from 'node:assert/strict';
 import {
+  carriesNoWebhookFields,
   checkToken,
   CoalescedEvent,
+  describeEndpoint,
+  EXTRA_LIMITS,
   LIMITS,
+  MAX_EXTRA_SHOWN,
+  reasonOf,
+  resolveToken,
+  tokenValues,
+  webhooksDisabled,
   mergeEvent,
   parseWebhook,
   redactTokenParam,
@@ -108,11 +116,82 @@ describe('webhook: parseWebhook', () => {
     assert.ok(r.problems.some((p) => /^id is not a CRM GUID/.test(p)));
   });
 
-  it('refuses unknown fields, naming plain names only', () => {
-    assert.match(bad({ event: 'Insert', id: ID, type: 'Identity', foo: '1' }).error, /unknown field "foo"; a CRM webhook carries only event, id, type and subtype/);
-    const r = bad({ event: 'Insert', id: ID, type: 'Identity', a: 1, b: 2, '<svg onload=x>': 3 });
-    assert.match(r.error, /unknown fields "a", "b" and 1 more/);
-    assert.equal(r.error.includes('<svg'), false);
+  it('ignores unknown fields (a cache-buster, anything): accepted, kept redacted and clipped in `extra`', () => {
+    const r = parseWebhook({ event: 'Insert', id: ID, type: 'Identity', subtype: 'حقیقی', _: '1733140000', source: 'crm' });
+    assert.ok(r.ok);
+    assert.deepEqual(r.fields, { event: 'Insert', id: ID, type: 'Identity', subtype: 'حقیقی' });
+    assert.deepEqual(r.extra, { _: '1733140000', source: 'crm' });
+    assert.equal(r.extraCount, 2);
+    // Secret-looking names are hidden, long values clipped, markup names not repeated, known secrets hidden.
+    const s = parseWebhook(
+      { event: 'Insert', id: ID, type: 'Identity', password: 'p4ss', api_key: 'k', note: 'x'.repeat(500), '<svg onload=x>': 1, ref: 'see tk-Secret-77' },
+      { secrets: ['tk-Secret-77'] },
+    );
+    assert.ok(s.ok);
+    assert.equal(s.extra!.password, '***');
+    assert.equal(s.extra!.api_key, '***');
+    assert.ok(s.extra!.note.length <= 40);
+    assert.equal(s.extra!['<invalid name>'], '1');
+    assert.equal(s.extra!.ref, 'see ***');
+    assert.ok(!JSON.stringify(s).includes('<svg'));
+    // At most MAX_EXTRA_SHOWN are named; all are counted.
+    const many = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`f${i}`, String(i)]));
+    const m = parseWebhook({ event: 'Insert', id: ID, type: 'Identity', ...many });
+    assert.ok(m.ok);
+    assert.equal(Object.keys(m.extra!).length, MAX_EXTRA_SHOWN);
+    assert.equal(m.extraCount, 20);
+  });
+
+  it('refuses a request that carries more besides the webhook fields than a CRM webhook could (too-large)', () => {
+    const big = bad({ event: 'Insert', id: ID, type: 'Identity', junk: 'x'.repeat(EXTRA_LIMITS.characters + 1) });
+    assert.match(big.error, /besides the webhook fields/);
+    assert.equal((parseWebhook({ event: 'Insert', id: ID, type: 'Identity', junk: 'x'.repeat(EXTRA_LIMITS.characters + 1) }) as { reason: string }).reason, 'too-large');
+    const fields = Object.fromEntries(Array.from({ length: EXTRA_LIMITS.fields + 1 }, (_, i) => [`f${i}`, '1']));
+    assert.match(bad({ event: 'Insert', id: ID, type: 'Identity', ...fields }).error, /besides the webhook fields/);
+    good({ event: 'Insert', id: ID, type: 'Identity', junk: 'x'.repeat(1000) });
+  });
+
+  it('normalises small variations: field-name case, a GUID in braces or upper case, + / %20 / still-encoded subtypes', () => {
+    const r = parseWebhook({ EVENT: 'insert', Id: `{${ID.toUpperCase()}}`, TYPE: 'IDENTITY', SubType: 'مخاطب%20حقیقی+siagh' });
+    assert.ok(r.ok, r.ok ? '' : r.error);
+    assert.deepEqual(r.fields, { event: 'Insert', id: ID, type: 'Identity', subtype: 'مخاطب حقیقی siagh' });
+    assert.equal(r.extra, undefined, 'differently cased names are the fields themselves, not extras');
+    assert.ok(r.notes!.some((n) => /field name EVENT read as event/.test(n)));
+    assert.ok(r.notes!.includes('id in braces'));
+    // Percent-encoded twice on the way: decoded once.
+    assert.equal(good({ event: 'Insert', id: ID, type: 'Identity', subtype: encodeURIComponent('مخاطب حقوقی') }).subtype, 'مخاطب حقوقی');
+    // Braces round a non-GUID are still refused; so is one brace.
+    assert.match(bad({ event: 'Insert', id: '{12345}', type: 'Identity' }).error, /not a CRM GUID/);
+    assert.match(bad({ event: 'Insert', id: `{${ID}`, type: 'Identity' }).error, /not a CRM GUID/);
+    // The same field under two letter cases is a repeated field; TOKEN is the token (never a field).
+    assert.match(bad({ event: 'Insert', id: ID, Id: ID2, type: 'Identity' }).error, /id is repeated \(2 values\)/);
+    const t = parseWebhook({ event: 'Insert', id: ID, type: 'Identity', TOKEN: 'abc' });
+    assert.ok(t.ok && t.extra === undefined);
+  });
+
+  it('gives each refusal a stable reason code', () => {
+    const reason = (input: unknown, opts?: Parameters<typeof parseWebhook>[1]) => (parseWebhook(input, opts) as { reason?: string }).reason;
+    assert.equal(reason('x'), 'not-an-object');
+    assert.equal(reason({ event: 'Insert', type: 'Identity' }), 'missing-field');
+    assert.equal(reason({ event: 'Insert', id: [ID, ID], type: 'Identity' }), 'repeated-field');
+    assert.equal(reason({ event: 'Insert', id: { a: 1 }, type: 'Identity' }), 'nested-value');
+    assert.equal(reason({ event: 'Insert', id: 'x'.repeat(100), type: 'Identity' }), 'too-large');
+    assert.equal(reason({ event: 'Insert', id: '12345', type: 'Identity' }), 'invalid-id');
+    assert.equal(reason({ event: 'Boom', id: ID, type: 'Identity' }), 'invalid-event');
+    assert.equal(reason({ event: 'Insert', id: ID, type: 'Banana' }), 'invalid-type');
+    assert.equal(reason({ event: 'Insert', id: ID, type: 'Identity', subtype: '<b>' }), 'invalid-subtype');
+    assert.equal(reason({ event: 'Insert', id: ID, type: 'Quote' }, { expect: 'Identity' }), 'wrong-endpoint');
+    assert.equal(reasonOf('something else'), 'invalid');
+  });
+
+  it('carriesNoWebhookFields: a probe carries none of event, id, type, subtype (a token or a cache-buster may be there)', () => {
+    assert.equal(carriesNoWebhookFields(undefined), true);
+    assert.equal(carriesNoWebhookFields({}), true);
+    assert.equal(carriesNoWebhookFields({ token: 'x', _: '1' }), true);
+    assert.equal(carriesNoWebhookFields({ ID: ID }), false);
+    assert.equal(carriesNoWebhookFields({ subtype: '' }), false);
+    assert.equal(carriesNoWebhookFields('text'), false);
+    assert.deepEqual(tokenValues({ Token: 'a', token: 'b', other: 'c' }), ['a', 'b']);
   });
 
   it('refuses anything but an object (a text or array body)', () => {
@@ -128,13 +207,43 @@ describe('webhook: parseWebhook', () => {
   });
 
   it('lists every problem, the first one as the error', () => {
-    const r = bad({ event: 'Nope', id: 'x', type: 'Identity', extra: 1 });
+    const r = bad({ event: 'Nope', id: 'x', type: 'Banana' });
     assert.equal(r.problems.length, 3);
     assert.equal(r.error, r.problems[0]);
   });
 });
 
 describe('webhook: token', () => {
+  it('resolveToken: the credential, else the variable it names, else the token env variable (default WEBHOOK_TOKEN); fails closed', () => {
+    const env = { WEBHOOK_TOKEN: ' env-tok ', OTHER: 'other-tok', EMPTY: '' };
+    assert.deepEqual(resolveToken('literal-tok', undefined, env), { token: 'literal-tok', from: 'credential' });
+    // A credentials file without the token (a flow loaded from a file): the environment still counts.
+    assert.deepEqual(resolveToken(undefined, undefined, env), { token: 'env-tok', from: 'env:WEBHOOK_TOKEN' });
+    assert.deepEqual(resolveToken('', 'WEBHOOK_TOKEN', env), { token: 'env-tok', from: 'env:WEBHOOK_TOKEN' });
+    assert.deepEqual(resolveToken('${OTHER}', 'WEBHOOK_TOKEN', env), { token: 'other-tok', from: 'env:OTHER' });
+    assert.deepEqual(resolveToken('${UNSET}', 'WEBHOOK_TOKEN', env), { token: 'env-tok', from: 'env:WEBHOOK_TOKEN' });
+    assert.deepEqual(resolveToken('', 'OTHER', env), { token: 'other-tok', from: 'env:OTHER' });
+    assert.deepEqual(resolveToken('${UNSET}', 'EMPTY', env), { from: 'none', unresolved: 'UNSET' });
+    assert.deepEqual(resolveToken('', '', env), { from: 'none' }, 'an empty env setting: the credential only');
+    assert.deepEqual(resolveToken('', 'not a name', env), { from: 'none' });
+    assert.deepEqual(resolveToken(undefined, undefined, {}), { from: 'none' });
+  });
+
+  it('webhooksDisabled: only an explicit false switches webhooks off', () => {
+    for (const v of ['false', 'FALSE', ' 0', 'no', 'off']) assert.equal(webhooksDisabled(v), true, v);
+    for (const v of [undefined, '', 'true', '1', 'yes', 'nope']) assert.equal(webhooksDisabled(v), false, String(v));
+  });
+
+  it('describeEndpoint: the fields and an example URL, the token named only as a placeholder', () => {
+    const d = describeEndpoint('/webhook/crm/identity', 'Identity', true) as { probe: boolean; example: string; fields: Record<string, string> };
+    assert.equal(d.probe, true);
+    assert.match(d.example, /^\/webhook\/crm\/identity\?event=Insert&id=[0-9a-f-]{36}&type=Identity&subtype=.+&token=<WEBHOOK_TOKEN>$/);
+    assert.equal(d.fields.token, 'required');
+    const open = describeEndpoint('/x', 'any', false) as { example: string; fields: Record<string, string> };
+    assert.ok(!open.example.includes('token'));
+    assert.equal(open.fields.token, undefined);
+  });
+
   it('tokenMatches: equal strings only, whatever the lengths', () => {
     assert.equal(tokenMatches('abc-123', 'abc-123'), true);
     assert.equal(tokenMatches('abc-124', 'abc-123'), false);

@@ -44,6 +44,8 @@ export interface LogLine {
   traceId?: string;
   /** For a retrying line: when the queue tries again. */
   nextAttemptAt?: string;
+  /** Fields a webhook carried besides its own (ignored, redacted by crm-webhook), from msg.sync.extraFields. */
+  extraFields?: Record<string, string>;
 }
 
 /** What a message carries, as plain values (the node reads them off msg). */
@@ -77,6 +79,17 @@ export interface Operation {
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const ACTIONS = new Set(['created', 'updated', 'linked', 'unchanged', 'skipped', 'deleted', 'failed']);
+
+/** At most 8 ignored webhook fields, names and values short and scrubbed. */
+function extraFieldsOf(v: unknown, secrets: ReadonlyArray<string | undefined>): Record<string, string> | undefined {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) return undefined;
+  const out: Record<string, string> = {};
+  for (const [k, x] of Object.entries(v as Record<string, unknown>).slice(0, 8)) {
+    const name = scrubField(k, secrets, 40);
+    if (name) out[name] = scrubField(x, secrets, 40) ?? '';
+  }
+  return Object.keys(out).length ? out : undefined;
+}
 
 function obj(v: unknown): Record<string, unknown> {
   return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
@@ -204,6 +217,8 @@ export function describeOperation(input: OperationInput): Operation {
     error,
     traceId: scrubField(t.traceId, secrets, 40),
   };
+  const extra = extraFieldsOf(t.extraFields, secrets);
+  if (extra) line.extraFields = extra;
   // Key order as written; undefined fields vanish in JSON.
   const op: Operation = { line, entity };
   if (crmId && type) {

@@ -26,7 +26,41 @@ export interface WebhookFields {
   subtype?: string;
 }
 
-export type WebhookParse = { ok: true; fields: WebhookFields } | { ok: false; error: string; problems: string[] };
+/**
+ * Why a request was refused, as a stable code (counted per endpoint, shown to the operator).
+ * Parse failures use the first problem's code; the node adds the token and disabled ones.
+ */
+export type RejectionReason =
+  | 'not-an-object'
+  | 'missing-field'
+  | 'repeated-field'
+  | 'nested-value'
+  | 'too-large'
+  | 'invalid-id'
+  | 'invalid-event'
+  | 'invalid-type'
+  | 'invalid-subtype'
+  | 'wrong-endpoint'
+  | 'invalid'
+  | 'token-missing'
+  | 'token-wrong'
+  | 'token-not-configured';
+
+/** Fields the request carried besides the webhook's own: name → a short, redacted rendering of the value. */
+export type ExtraFields = Record<string, string>;
+
+export type WebhookParse =
+  | {
+      ok: true;
+      fields: WebhookFields;
+      /** Unknown fields, ignored (kept for the trace): at most MAX_EXTRA_SHOWN, values clipped, secrets hidden. */
+      extra?: ExtraFields;
+      /** How many unknown fields there were in all (extra may show fewer). */
+      extraCount?: number;
+      /** What was normalised on the way in (field-name case, braces round the id …), for the trace. */
+      notes?: string[];
+    }
+  | { ok: false; error: string; problems: string[]; reason: RejectionReason };
 
 export interface WebhookParseOptions {
   /** The only type this endpoint accepts ('any' or undefined: all three). A missing type then defaults to it. */
@@ -37,6 +71,17 @@ export interface WebhookParseOptions {
 export const WEBHOOK_FIELDS = ['event', 'id', 'type', 'subtype', 'token'] as const;
 
 export const LIMITS = { event: 20, type: 20, id: 64, subtype: 200 } as const;
+
+/**
+ * Bounds on what is ignored: unknown fields are never a reason to refuse, but a request that
+ * carries more than this besides the webhook fields is not a CRM webhook (reason too-large).
+ */
+export const EXTRA_LIMITS = { fields: 50, characters: 16_384 } as const;
+/** Unknown fields named in the trace (the rest are counted). */
+export const MAX_EXTRA_SHOWN = 8;
+const EXTRA_VALUE_SHOWN = 40;
+/** Field names whose value is never shown, whatever it is. */
+const SECRET_NAME = /token|secret|pass(word)?|auth|key|sig(nature)?|session|cookie|jwt|bearer/i;
 
 const GUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 /** What a CRM subtype name is made of: letters, marks, digits, spaces, ZWNJ/ZWJ and plain punctuation. */
@@ -91,14 +136,27 @@ const IdField = single('id', LIMITS.id).transform((s, ctx) => {
     ctx.issues.push({ code: 'custom', message: 'id is missing', input: s });
     return z.NEVER;
   }
-  if (!GUID_RE.test(s)) {
+  // A GUID in braces ({…}, as .NET writes it) is the same GUID.
+  const bare = /^\{.*\}$/.test(s) ? s.slice(1, -1).trim() : s;
+  if (!GUID_RE.test(bare)) {
     ctx.issues.push({ code: 'custom', message: `id${shown(s, /^[0-9A-Za-z{}_-]{1,40}$/)} is not a CRM GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)`, input: s });
     return z.NEVER;
   }
-  return s.toLowerCase();
+  return bare.toLowerCase();
 });
 
-const SubtypeField = single('subtype', LIMITS.subtype).transform((s, ctx) => {
+/** A subtype still percent-encoded (encoded twice on the way, or copied from a URL into a POST body) is decoded once. */
+function decodeOnce(s: string): string {
+  if (!/%[0-9A-Fa-f]{2}/.test(s)) return s;
+  try {
+    return decodeURIComponent(s.replace(/\+/g, ' '));
+  } catch {
+    return s;
+  }
+}
+
+const SubtypeField = single('subtype', LIMITS.subtype).transform((raw, ctx) => {
+  const s = decodeOnce(raw);
   const bad = [...s].find((c) => !SUBTYPE_CHAR.test(c));
   if (bad !== undefined) {
     ctx.issues.push({ code: 'custom', message: `subtype contains ${charName(bad)}, which a CRM subtype name never has (letters, digits, spaces and simple punctuation only)`, input: s });
@@ -113,21 +171,12 @@ const SubtypeField = single('subtype', LIMITS.subtype).transform((s, ctx) => {
   return v || undefined;
 });
 
-const Delivery = z.strictObject({
+const Delivery = z.object({
   event: EventField,
   id: IdField,
   type: TypeField,
   subtype: SubtypeField.optional(),
 });
-
-/** `"foo", "bar" and 2 more` — only plain names are repeated; others are counted. */
-function fieldNames(keys: string[]): string {
-  const plain = keys.filter((k) => /^[A-Za-z0-9_.-]{1,40}$/.test(k));
-  const shownKeys = plain.slice(0, 5).map((k) => `"${k}"`);
-  const rest = keys.length - shownKeys.length;
-  if (!shownKeys.length) return rest === 1 ? 'with an invalid name' : `(${rest}, with invalid names)`;
-  return shownKeys.join(', ') + (rest ? ` and ${rest} more` : '');
-}
 
 function describeKind(v: unknown): string {
   if (v === undefined || v === null) return 'nothing';
@@ -142,40 +191,144 @@ export function isPlainObject(v: unknown): v is Record<string, unknown> {
   return proto === Object.prototype || proto === null;
 }
 
+/** The first problem's stable code. */
+export function reasonOf(problem: string): RejectionReason {
+  if (/JSON object body/.test(problem)) return 'not-an-object';
+  if (/ is missing$/.test(problem)) return 'missing-field';
+  if (/ is repeated /.test(problem)) return 'repeated-field';
+  if (/must be a single text value/.test(problem)) return 'nested-value';
+  if (/too long|besides the webhook fields/.test(problem)) return 'too-large';
+  if (/was sent to an endpoint that accepts/.test(problem)) return 'wrong-endpoint';
+  const field = /^(id|event|type|subtype)\b/.exec(problem)?.[1];
+  return field ? (`invalid-${field}` as RejectionReason) : 'invalid';
+}
+
+const OWN_FIELDS: readonly string[] = WEBHOOK_FIELDS;
+
+/** The canonical name of a field the webhook acts on (any letter case), or undefined for any other field. */
+export function ownFieldName(key: string): (typeof WEBHOOK_FIELDS)[number] | undefined {
+  const k = key.trim().toLowerCase();
+  return OWN_FIELDS.includes(k) ? (k as (typeof WEBHOOK_FIELDS)[number]) : undefined;
+}
+
+/** Does this input carry none of event, id, type and subtype (in any letter case)? A body-less probe does not. */
+export function carriesNoWebhookFields(input: unknown): boolean {
+  if (input === undefined || input === null || input === '') return true;
+  if (!isPlainObject(input)) return false;
+  return !Object.keys(input).some((k) => {
+    const own = ownFieldName(k);
+    return own !== undefined && own !== 'token';
+  });
+}
+
+/** Every value of a `token` field (any letter case) in an object: the candidates for the token check. */
+export function tokenValues(input: unknown): unknown[] {
+  if (!isPlainObject(input)) return [];
+  return Object.entries(input)
+    .filter(([k]) => ownFieldName(k) === 'token')
+    .map(([, v]) => v);
+}
+
+function clipText(s: string, max: number): string {
+  return s.length > max ? s.slice(0, max - 1) + '…' : s;
+}
+
+/** An unknown field's value as the trace shows it: short, one line, secrets hidden. */
+function extraValue(name: string, v: unknown, secrets: ReadonlyArray<string | undefined>): string {
+  if (SECRET_NAME.test(name)) return '***';
+  if (typeof v === 'string') {
+    let t = v;
+    for (const sec of secrets) if (sec && sec.length >= 3) t = t.split(sec).join('***');
+    return clipText(t.replace(/[\p{Cc}\p{Cf}]+/gu, ' '), EXTRA_VALUE_SHOWN);
+  }
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  return `<${describeKind(v)}>`;
+}
+
+function extraName(k: string): string {
+  return /^[\p{L}\p{N}_.\-[\]$]{1,40}$/u.test(k) ? k : '<invalid name>';
+}
+
+function sizeOf(v: unknown): number {
+  if (typeof v === 'string') return v.length;
+  try {
+    return JSON.stringify(v)?.length ?? 0;
+  } catch {
+    return EXTRA_LIMITS.characters + 1;
+  }
+}
+
 /**
- * Validate one delivery (the query of a GET or the JSON body of a POST, token already removed or
- * not). On failure, `error` is one sentence for the reply and `problems` lists every problem found.
- * Messages repeat a sent value only when it is short and plain (never markup, never long text).
+ * Validate one delivery (the query of a GET or the JSON body of a POST, token included or not).
+ * Strict about what it acts on, tolerant about the rest:
+ * - event, id, type and subtype are found in any letter case of their names (EVENT=, Id=);
+ * - event and type values match in any case, the id may be upper case or in braces, a subtype may
+ *   carry + or %20 for spaces (or still be percent-encoded);
+ * - any other field is ignored and returned in `extra` (redacted, clipped) for the trace, unless
+ *   there is more of it than a CRM webhook could carry (EXTRA_LIMITS: reason too-large).
+ * On failure, `error` is one sentence for the reply, `problems` lists every problem found and
+ * `reason` is the first one's stable code. Messages repeat a sent value only when it is short and
+ * plain (never markup, never long text). `secrets` are hidden in the extra fields' values.
  */
-export function parseWebhook(input: unknown, opts: WebhookParseOptions = {}): WebhookParse {
+export function parseWebhook(input: unknown, opts: WebhookParseOptions & { secrets?: ReadonlyArray<string | undefined> } = {}): WebhookParse {
   if (!isPlainObject(input)) {
     const msg = `the request must carry event, id, type and subtype as query parameters or as a JSON object body (got ${describeKind(input)})`;
-    return { ok: false, error: msg, problems: [msg] };
+    return { ok: false, error: msg, problems: [msg], reason: 'not-an-object' };
   }
-  const { token: _token, ...fields } = input;
+  const fields: Record<string, unknown> = {};
+  const extraKeys: string[] = [];
+  const notes: string[] = [];
+  let extraSize = 0;
+  for (const [key, value] of Object.entries(input)) {
+    const own = ownFieldName(key);
+    if (!own) {
+      extraKeys.push(key);
+      extraSize += key.length + sizeOf(value);
+      continue;
+    }
+    if (own === 'token') continue;
+    if (key !== own) notes.push(`field name ${extraName(key)} read as ${own}`);
+    // The same field twice under different letter cases (id= and Id=) is a repeated field.
+    if (own in fields) {
+      const prev = fields[own];
+      fields[own] = [...(Array.isArray(prev) ? prev : [prev]), ...(Array.isArray(value) ? value : [value])];
+    } else {
+      fields[own] = value;
+    }
+  }
   const expect = opts.expect && opts.expect !== 'any' ? opts.expect : undefined;
   if (expect && (fields.type === undefined || fields.type === '')) fields.type = expect;
   if (fields.subtype === '' || fields.subtype === null) delete fields.subtype;
 
-  const r = Delivery.safeParse(fields);
   const problems: string[] = [];
+  if (extraKeys.length > EXTRA_LIMITS.fields || extraSize > EXTRA_LIMITS.characters) {
+    problems.push(
+      `the request carries ${extraKeys.length} other field(s) and ${extraSize} characters besides the webhook fields (at most ${EXTRA_LIMITS.fields} fields and ${EXTRA_LIMITS.characters} characters); a CRM webhook carries only event, id, type and subtype`,
+    );
+  }
+  const r = Delivery.safeParse(fields);
   if (!r.success) {
-    for (const iss of r.error.issues) {
-      if (iss.code === 'unrecognized_keys') {
-        const keys = iss.keys;
-        problems.push(`unknown ${keys.length === 1 ? 'field' : 'fields'} ${fieldNames(keys)}; a CRM webhook carries only event, id, type and subtype (and token)`);
-      } else {
-        problems.push(iss.message);
-      }
-    }
+    for (const iss of r.error.issues) problems.push(iss.message);
   } else if (expect && r.data.type !== expect) {
     problems.push(`type "${r.data.type}" was sent to an endpoint that accepts ${expect} only; register the CRM's ${r.data.type.toLowerCase()} webhook at its own URL`);
   }
-  if (problems.length || !r.success) return { ok: false, error: problems[0] ?? 'invalid webhook', problems };
+  if (problems.length || !r.success) {
+    const error = problems[0] ?? 'invalid webhook';
+    return { ok: false, error, problems, reason: reasonOf(error) };
+  }
   const d = r.data;
   const out: WebhookFields = { event: d.event, id: d.id, type: d.type };
   if (d.subtype) out.subtype = d.subtype;
-  return { ok: true, fields: out };
+  if (typeof fields.id === 'string' && /^\s*\{/.test(fields.id)) notes.unshift('id in braces');
+  const result: WebhookParse = { ok: true, fields: out };
+  if (extraKeys.length) {
+    const extra: ExtraFields = {};
+    for (const k of extraKeys.slice(0, MAX_EXTRA_SHOWN)) extra[extraName(k)] = extraValue(k, input[k], opts.secrets ?? []);
+    result.extra = extra;
+    result.extraCount = extraKeys.length;
+  }
+  if (notes.length) result.notes = notes.slice(0, 6);
+  return result;
 }
 
 /**
@@ -199,6 +352,78 @@ export function checkToken(candidates: unknown[], expected: string | undefined):
   let ok = false;
   for (const c of given) ok = tokenMatches(c, expected) || ok; // compare all: no early exit
   return ok ? 'ok' : 'wrong';
+}
+
+// ------------------------------------------------------------------ where the token comes from
+
+export interface TokenSource {
+  /** The token every request must carry; undefined when none is configured anywhere. */
+  token?: string;
+  /** Where it came from: 'credential', 'env:<NAME>', or 'none'. Never the token itself. */
+  from: string;
+  /** The ${NAME} of the credential when NAME is set nowhere (for a warning). */
+  unresolved?: string;
+}
+
+const ENV_REF = /^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$|^\$\(([A-Za-z_][A-Za-z0-9_]*)\)$/;
+export const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * The webhook token, failing closed: the node's credential when it holds a value; else the
+ * variable the credential names (${NAME}, in case Node-RED left it unresolved); else the node's
+ * "token from environment variable" (default WEBHOOK_TOKEN). A flow loaded from a file whose
+ * credentials lack the token therefore still requires the token set in the environment.
+ */
+export function resolveToken(credential: unknown, envName: unknown, env: Record<string, string | undefined>): TokenSource {
+  const raw = typeof credential === 'string' ? credential.trim() : '';
+  const m = ENV_REF.exec(raw);
+  if (raw && !m) return { token: raw, from: 'credential' };
+  const names: string[] = [];
+  const ref = m ? (m[1] ?? m[2]) : undefined;
+  if (ref) names.push(ref);
+  const fallback = typeof envName === 'string' && envName.trim() ? envName.trim() : envName === undefined || envName === null ? 'WEBHOOK_TOKEN' : '';
+  if (fallback && ENV_NAME_RE.test(fallback) && !names.includes(fallback)) names.push(fallback);
+  for (const name of names) {
+    const v = env[name]?.trim();
+    if (v) return { token: v, from: `env:${name}` };
+  }
+  return ref ? { from: 'none', unresolved: ref } : { from: 'none' };
+}
+
+/** ENABLE_WEBHOOKS of the old service: only an explicit false (false/0/no/off) switches webhooks off. */
+export function webhooksDisabled(value: string | undefined): boolean {
+  return /^\s*(false|0|no|off)\s*$/i.test(value ?? '');
+}
+
+export const DISABLED_REPLY = {
+  accepted: false,
+  disabled: true,
+  reason: 'webhooks are disabled (ENABLE_WEBHOOKS=false); polling picks this change up',
+} as const;
+
+/**
+ * The answer to a probe (a request with none of the webhook fields, as a CRM settings screen
+ * sends when it tests a URL on save): what this endpoint expects, with an example URL.
+ */
+export function describeEndpoint(path: string, expect: WebhookType | 'any', tokenRequired: boolean): Record<string, unknown> {
+  const type = expect === 'any' ? 'Identity' : expect;
+  const subtype = type === 'Identity' ? 'مخاطب حقیقی' : type === 'Quote' ? 'پیش فاکتور' : 'فاکتور';
+  const q = new URLSearchParams({ event: 'Insert', id: '0634d585-7e1b-4c2a-9f3d-1a2b3c4d5e6f', type, subtype });
+  if (tokenRequired) q.set('token', '<WEBHOOK_TOKEN>');
+  return {
+    ok: true,
+    accepted: false,
+    probe: true,
+    message: 'This is a CRM webhook endpoint. It expects a GET with the fields as query parameters (or a POST with a JSON body of the same fields); nothing was queued.',
+    fields: {
+      event: WEBHOOK_EVENTS.join(' | '),
+      id: 'the record GUID',
+      type: expect === 'any' ? WEBHOOK_TYPES.join(' | ') : `${expect} (may be left out)`,
+      subtype: 'the CRM subtype name (optional)',
+      ...(tokenRequired ? { token: 'required' } : {}),
+    },
+    example: `${path}?${q.toString().replace('%3CWEBHOOK_TOKEN%3E', '<WEBHOOK_TOKEN>')}`,
+  };
 }
 
 const TOKEN_PARAM = /([?&;]token=)[^&#;]*/gi;

@@ -1,25 +1,50 @@
 /**
  * crm-webhook: sits right after an http-in node that receives the CRM's webhooks.
  *
- * Every request gets exactly one reply on output 2 at once (for an http response node): 200
- * `{accepted: true, …}`, 400 with what is wrong, or 401 when the shared token is missing or wrong.
- * Accepted deliveries are coalesced per record (type + id) within a window and leave on output 1
- * as one clean message `{payload: {event, id, type, subtype}, sync}` — no request, no token.
+ * Every request gets exactly one reply on output 2 (for an http response node): 200
+ * `{accepted: true, queued: true, …}` once the change is written to the data store's sync queue
+ * (durably: a redeploy, a stop or a kill -9 loses nothing the CRM was told was accepted), 400 with
+ * what is wrong, 401 when the shared token is missing or wrong, 503 when the queue cannot take it.
+ * A change for a record already waiting in the queue is merged into its job. Each accepted change
+ * also leaves on output 1 as `{payload: {event, id, type, subtype}, sync, queued: true}` (no
+ * request, no token), for the sync-queue node, which it only wakes.
  *
  * Mode 'echo' (for /webhook/crm/test) answers with what arrived, token redacted, and emits nothing.
  */
+import { DEFAULT_KEEP, describeRequest, MAX_KEEP, redactDeep, redactHeaders, RejectionLog } from '../../lib/sync/webhook-rejections';
+import {
+  carriesNoWebhookFields,
+  checkToken,
+  describeEndpoint,
+  DISABLED_REPLY,
+  ExtraFields,
+  isPlainObject,
+  parseWebhook,
+  RejectionReason,
+  resolveToken,
+  tokenValues,
+  TokenVerdict,
+  WebhookFields,
+  webhooksDisabled,
+  WebhookType,
+} from '../../lib/sync/webhook';
 import { ReplayEvent } from '../../lib/oplog/entry';
 import { SyncQueue } from '../../lib/queue/sync-queue';
-import { checkToken, isPlainObject, parseWebhook, redactTokenParam, TokenVerdict, WebhookFields, WebhookType } from '../../lib/sync/webhook';
-import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
+import type { Node, NodeAPI, NodeDef, NodeMessage, Request, Response } from '../shared/red';
 import { storeSettings } from '../shared/store-ref';
-import { redact, unresolvedEnvName, updateTrace } from '../shared/support';
+import { num, redact, updateTrace } from '../shared/support';
 
 interface CrmWebhookDef extends NodeDef {
   mode?: 'webhook' | 'echo';
   expect?: 'any' | 'identity' | 'quote' | 'invoice';
   /** The sync-store config node whose queue takes the accepted changes. */
   store?: string;
+  /** Where the token comes from when the credential is empty or an unset ${NAME} (default WEBHOOK_TOKEN). */
+  tokenEnv?: string;
+  /** Accept requests without a token when none is configured anywhere (default false: refuse them all). */
+  allowNoToken?: boolean;
+  /** Refused requests kept for the operator (default 50). */
+  keepRejections?: string | number;
 }
 
 interface Creds {
@@ -31,6 +56,7 @@ interface ReqLike {
   method?: string;
   url?: string;
   originalUrl?: string;
+  path?: string;
   query?: unknown;
   headers?: Record<string, unknown>;
 }
@@ -38,10 +64,12 @@ interface ReqLike {
 const EXPECT: Record<string, WebhookType> = { identity: 'Identity', quote: 'Quote', invoice: 'Invoice' };
 const WARN_EVERY_MS = 60_000;
 const ECHO_BODY_MAX = 10_000;
-const SECRET_HEADERS = /^(authorization|proxy-authorization|cookie|x-api-key|x-webhook-token)$/i;
 
 /** Environment variables whose absence was already reported (once per process, not per node). */
 const warnedUnset = new Set<string>();
+
+/** Deployed crm-webhook nodes' rejection lists, for the admin route (node id → list). */
+const rejectionLogs = new Map<string, RejectionLog>();
 
 function isEmptyBody(v: unknown): boolean {
   return v === undefined || v === null || v === '' || (isPlainObject(v) && Object.keys(v).length === 0);
@@ -53,46 +81,74 @@ export = function (RED: NodeAPI) {
     const node = this;
     const mode = def.mode === 'echo' ? 'echo' : 'webhook';
     const expect: WebhookType | 'any' = EXPECT[String(def.expect ?? '').toLowerCase()] ?? 'any';
+    const disabled = mode === 'webhook' && webhooksDisabled(process.env.ENABLE_WEBHOOKS);
+    const allowNoToken = def.allowNoToken === true || def.allowNoToken === ('true' as unknown);
+    const rejections = new RejectionLog(Math.min(Math.round(num(def.keepRejections, DEFAULT_KEEP, 0)), MAX_KEEP));
+    rejectionLogs.set(node.id, rejections);
 
-    // The token: empty, or a ${NAME} Node-RED could not resolve (NAME set nowhere), means none is required.
-    const rawToken = typeof node.credentials?.token === 'string' ? node.credentials.token.trim() : '';
-    const unsetName = unresolvedEnvName(rawToken);
-    const token = rawToken && !unsetName ? rawToken : undefined;
-    if (unsetName && !warnedUnset.has(unsetName)) {
-      warnedUnset.add(unsetName);
-      node.warn(`The webhook token is \${${unsetName}}, but ${unsetName} is not set: CRM webhooks are accepted without a token. Set ${unsetName} for the Node-RED process and restart to require ?token= on every request.`);
+    // The token fails closed: the credential, else the environment (read once, at start). With none
+    // anywhere, requests are accepted only when the node explicitly allows it.
+    const source = resolveToken(node.credentials?.token, def.tokenEnv, process.env);
+    const token = source.token;
+    const open = !token && allowNoToken;
+    if (!token) {
+      // Open: said once per process (per variable). Refusing everything: said at every start.
+      const key = `${source.unresolved ?? def.tokenEnv ?? 'WEBHOOK_TOKEN'}:open`;
+      if (!open || !warnedUnset.has(key)) {
+        if (open) warnedUnset.add(key);
+        const envName = typeof def.tokenEnv === 'string' && def.tokenEnv.trim() ? def.tokenEnv.trim() : 'WEBHOOK_TOKEN';
+        node.warn(
+          open
+            ? `No webhook token is configured (credential empty, ${envName} not set): CRM webhooks are accepted without a token because "accept requests without a token" is ticked. Set ${envName} for the Node-RED process and restart to require ?token= on every request.`
+            : `No webhook token is configured (credential empty, ${envName} not set) and "accept requests without a token" is off: every webhook request is refused with 401. Set ${envName} (or the node's token) and restart, or tick that option.`,
+        );
+      }
     }
     const secrets = [token];
 
-    const counts = { accepted: 0, rejected: 0, echoed: 0 };
+    const counts = { accepted: 0, rejected: 0, echoed: 0, probes: 0 };
     let lastRejected = false;
     let lastWarnAt = 0;
     let suppressed = 0;
+    function baseStatus(): { fill: 'grey' | 'yellow' | 'red'; shape: 'ring'; text: string } {
+      if (mode === 'echo') return { fill: 'grey', shape: 'ring', text: token ? 'echo (test) · token required' : open ? 'echo (test) · no token (open)' : 'echo (test) · no token configured: refusing' };
+      if (disabled) return { fill: 'grey', shape: 'ring', text: 'disabled (ENABLE_WEBHOOKS=false)' };
+      if (token) return { fill: 'grey', shape: 'ring', text: 'token required' };
+      if (open) return { fill: 'yellow', shape: 'ring', text: 'no token (open)' };
+      return { fill: 'red', shape: 'ring', text: 'no token configured: refusing all' };
+    }
 
     function showStatus(): void {
       if (mode === 'echo') {
-        node.status({ fill: 'grey', shape: 'dot', text: `echo · ${counts.echoed} answered` });
+        node.status({ fill: 'grey', shape: 'dot', text: `echo · ${counts.echoed} answered` + (counts.rejected ? ` · ${counts.rejected} rejected` : '') });
+        return;
+      }
+      if (disabled) {
+        node.status({ fill: 'grey', shape: 'dot', text: `disabled · ${counts.rejected ? `${counts.rejected} rejected · ` : ''}nothing passed on` });
         return;
       }
       let text = `${counts.accepted} accepted`;
       if (counts.rejected) text += ` · ${counts.rejected} rejected`;
-      node.status({ fill: lastRejected ? 'yellow' : 'green', shape: 'dot', text });
+      if (open) text += ' · no token (open)';
+      else if (!token) text += ' · no token configured';
+      node.status({ fill: !token && !open ? 'red' : lastRejected || open ? 'yellow' : 'green', shape: 'dot', text });
     }
 
-    node.status(mode === 'echo' ? { fill: 'grey', shape: 'ring', text: 'echo (test)' } : { fill: 'grey', shape: 'ring', text: token ? 'token required' : 'no token' });
+    node.status(baseStatus());
 
     /** Exactly one reply per request, on output 2: a fresh message with the response object only. */
     function reply(msg: NodeMessage, send: (m: Array<NodeMessage | null>) => void, statusCode: number, payload: Record<string, unknown>): void {
       send([null, { _msgid: msg._msgid, res: msg.res, statusCode, payload }]);
     }
 
-    function reject(msg: NodeMessage, send: (m: Array<NodeMessage | null>) => void, statusCode: 400 | 401, error: string, problems?: string[]): void {
+    function reject(msg: NodeMessage, send: (m: Array<NodeMessage | null>) => void, req: ReqLike | undefined, statusCode: 400 | 401, reason: RejectionReason, error: string, problems?: string[]): void {
       counts.rejected++;
       lastRejected = true;
       reply(msg, send, statusCode, problems && problems.length > 1 ? { accepted: false, error, problems } : { accepted: false, error });
+      rejections.add({ ...describeRequest(req, secrets), reason, status: statusCode, error: redact(error, secrets) });
       const now = Date.now();
       if (now - lastWarnAt >= WARN_EVERY_MS) {
-        node.warn(`Rejected a CRM webhook (${statusCode}): ${redact(error, secrets)}` + (suppressed ? ` (and ${suppressed} more since the last warning)` : ''));
+        node.warn(`Rejected a CRM webhook (${statusCode} ${reason}): ${redact(error, secrets)}` + (suppressed ? ` (and ${suppressed} more since the last warning)` : ''));
         lastWarnAt = now;
         suppressed = 0;
       } else {
@@ -102,56 +158,66 @@ export = function (RED: NodeAPI) {
     }
 
     function tokenError(v: TokenVerdict): string {
-      return v === 'missing'
-        ? 'token missing: this endpoint requires ?token=<WEBHOOK_TOKEN> in the webhook URL registered in the CRM'
-        : 'token wrong: the ?token= value does not match WEBHOOK_TOKEN; correct the webhook URL registered in the CRM';
+      return v === 'wrong'
+        ? 'token wrong: the ?token= value does not match WEBHOOK_TOKEN; correct the webhook URL registered in the CRM'
+        : 'token missing: this endpoint requires ?token=<WEBHOOK_TOKEN> in the webhook URL registered in the CRM';
     }
 
-    /** Copy of an object with every `token` key shown as ***, and the token's value redacted from texts. */
-    function redacted(v: unknown, depth = 0): unknown {
-      if (typeof v === 'string') return redactTokenParam(redact(v, secrets));
-      if (depth > 6 || v === null || typeof v !== 'object') return v;
-      if (Buffer.isBuffer(v)) return `<${v.length} bytes>`;
-      if (Array.isArray(v)) return v.map((x) => redacted(x, depth + 1));
-      const out: Record<string, unknown> = {};
-      for (const [k, x] of Object.entries(v as Record<string, unknown>)) out[k] = /^token$/i.test(k) ? '***' : redacted(x, depth + 1);
-      return out;
+    /**
+     * The token check, failing closed. With no token configured and no explicit permission, every
+     * request is refused; the reply says "missing" or "wrong" only, as it would with a token, so it
+     * tells nothing about the configuration.
+     */
+    function tokenCheck(candidates: unknown[]): { ok: true; verdict: TokenVerdict } | { ok: false; verdict: TokenVerdict; reason: RejectionReason } {
+      if (token) {
+        const v = checkToken(candidates, token);
+        return v === 'ok' ? { ok: true, verdict: v } : { ok: false, verdict: v, reason: v === 'wrong' ? 'token-wrong' : 'token-missing' };
+      }
+      if (open) return { ok: true, verdict: 'not-required' };
+      const sent = candidates.some((c) => c !== undefined && c !== null && c !== '');
+      return { ok: false, verdict: sent ? 'wrong' : 'missing', reason: 'token-not-configured' };
     }
 
     function echo(msg: NodeMessage, out: (m: Array<NodeMessage | null>) => void, req: ReqLike | undefined, query: Record<string, unknown>, body: unknown, verdict: TokenVerdict, fieldsInput: unknown) {
-      const headers: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(req?.headers ?? {})) headers[k] = SECRET_HEADERS.test(k) ? '***' : redacted(v);
-      let shownBody: unknown = redacted(body);
+      const headers = redactHeaders(req?.headers, secrets);
+      let shownBody: unknown = redactDeep(body, secrets);
       const size = shownBody === undefined ? 0 : JSON.stringify(shownBody)?.length ?? 0;
       if (size > ECHO_BODY_MAX) shownBody = { truncated: true, characters: size };
-      const check = parseWebhook(fieldsInput, { expect });
+      const check = parseWebhook(fieldsInput, { expect, secrets });
       counts.echoed++;
       reply(msg, out, 200, {
         received: true,
         method: req?.method ?? null,
-        url: redacted(req?.originalUrl ?? req?.url ?? null),
-        query: redacted(query),
+        url: redactDeep(req?.originalUrl ?? req?.url ?? null, secrets),
+        query: redactDeep(query, secrets),
         headers,
         body: shownBody ?? null,
         token: verdict,
-        check: check.ok ? { ok: true, ...check.fields } : { ok: false, error: check.error, problems: check.problems },
+        check: check.ok
+          ? { ok: true, ...check.fields, ...(check.extra ? { extraFields: check.extra } : {}), ...(check.notes ? { normalised: check.notes } : {}) }
+          : { ok: false, error: check.error, problems: check.problems, reason: check.reason },
         at: new Date().toISOString(),
       });
       showStatus();
     }
 
-    const queueOpening: Promise<SyncQueue> = (async () => {
-      const st = storeSettings(RED, def.store);
-      return SyncQueue.open(st.dir, { policy: st.policy });
-    })();
-    queueOpening.catch((e) => {
+    // The queue of the data store (not needed by the test endpoint or with webhooks disabled).
+    const queueOpening: Promise<SyncQueue> | undefined =
+      mode === 'webhook' && !disabled
+        ? (async () => {
+            const st = storeSettings(RED, def.store);
+            return SyncQueue.open(st.dir, { policy: st.policy });
+          })()
+        : undefined;
+    queueOpening?.catch((e) => {
       node.status({ fill: 'red', shape: 'dot', text: e?.code === 'STORE_LOCKED' ? 'data folder locked' : 'queue error' });
       node.error(`crm-webhook cannot open the sync queue: ${e instanceof Error ? e.message : String(e)}`);
     });
 
-    /** Queue the change durably, then answer 200 and tell the queue node (output 1). */
-    async function accept(msg: NodeMessage, out: (m: Array<NodeMessage | null>) => void, f: WebhookFields): Promise<void> {
+    /** Queue the change durably, then answer 200 and wake the sync-queue node (output 1). */
+    async function accept(msg: NodeMessage, out: (m: Array<NodeMessage | null>) => void, f: WebhookFields, seen: { extraFields?: ExtraFields; extraCount?: number; normalised?: string[] }): Promise<void> {
       try {
+        if (!queueOpening) throw new Error('no queue');
         const q = await queueOpening;
         const ev: ReplayEvent = { type: f.type, id: f.id, event: f.event, ...(f.subtype ? { subtype: f.subtype } : {}) };
         const r = await q.enqueue(ev, { trigger: 'webhook' });
@@ -159,14 +225,25 @@ export = function (RED: NodeAPI) {
         const payload: Record<string, string> = { event: f.event, id: f.id, type: f.type };
         if (f.subtype) payload.subtype = f.subtype;
         const m: NodeMessage = { topic: `${f.type}:${f.id}`, payload, queued: true };
-        updateTrace(m, { trigger: 'webhook', event: f.event, entity: f.type.toLowerCase(), crmId: f.id, step: 'crm-webhook' });
+        const t = updateTrace(m, { trigger: 'webhook', event: f.event, entity: f.type.toLowerCase(), crmId: f.id, step: 'crm-webhook' }) as unknown as Record<string, unknown>;
+        if (seen.extraFields) {
+          t.extraFields = seen.extraFields;
+          if ((seen.extraCount ?? 0) > Object.keys(seen.extraFields).length) t.extraCount = seen.extraCount;
+        }
+        if (seen.normalised) t.normalised = seen.normalised;
         out([m, null]);
       } catch (e) {
         // Not on disk: say so, so the CRM (or its operator) sends it again; polling also catches it.
+        counts.accepted--;
         reply(msg, out, 503, { accepted: false, error: 'the change could not be queued (see the Node-RED log); send it again later' });
         node.error(`A CRM webhook could not be queued: ${e instanceof Error ? redact(e.message, secrets) : String(e)}`);
       }
       showStatus();
+    }
+
+    function pathOf(req: ReqLike | undefined): string {
+      const u = String(req?.originalUrl ?? req?.url ?? '');
+      return u.split('?')[0] || '/';
     }
 
     node.on('input', (msg, sendFn, done) => {
@@ -181,29 +258,40 @@ export = function (RED: NodeAPI) {
         const query = isPlainObject(req?.query) ? req.query : {};
         // GET: msg.payload is the query. POST and others: the JSON body; a POST without a body is read from its query.
         let fieldsInput: unknown = msg.payload;
-        if (req && method !== 'GET' && method !== 'HEAD' && isEmptyBody(msg.payload) && Object.keys(query).length) fieldsInput = query;
-        const candidates = [query.token, isPlainObject(fieldsInput) ? fieldsInput.token : undefined];
-        const verdict = checkToken(candidates, token);
+        const bodyEmpty = isEmptyBody(msg.payload);
+        if (req && method !== 'GET' && method !== 'HEAD' && bodyEmpty && Object.keys(query).length) fieldsInput = query;
+        const candidates = [...tokenValues(query), ...(fieldsInput !== query ? tokenValues(fieldsInput) : [])];
+        const tc = tokenCheck(candidates);
 
+        if (!tc.ok) {
+          reject(msg, out, req, 401, tc.reason, tokenError(tc.verdict));
+          return done();
+        }
         if (mode === 'echo') {
-          echo(msg, out, req, query, method === 'GET' || method === 'HEAD' ? undefined : msg.payload, verdict, fieldsInput);
+          echo(msg, out, req, query, method === 'GET' || method === 'HEAD' ? undefined : msg.payload, tc.verdict, fieldsInput);
           return done();
         }
-        if (verdict === 'missing' || verdict === 'wrong') {
-          reject(msg, out, 401, tokenError(verdict));
+        if (disabled) {
+          reply(msg, out, 200, { ...DISABLED_REPLY });
           return done();
         }
-        const parsed = parseWebhook(fieldsInput, { expect });
+        // A probe (nothing but perhaps a token or a cache-buster, no body): say what this endpoint expects.
+        // (A GET's payload is its query, so only the query counts there; other methods need an empty body too.)
+        if (req && carriesNoWebhookFields(query) && (method === 'GET' || method === 'HEAD' || bodyEmpty)) {
+          counts.probes++;
+          reply(msg, out, 200, describeEndpoint(pathOf(req), expect, Boolean(token)));
+          return done();
+        }
+        const parsed = parseWebhook(fieldsInput, { expect, secrets });
         if (!parsed.ok) {
-          reject(msg, out, 400, parsed.error, parsed.problems);
+          reject(msg, out, req, 400, parsed.reason, parsed.error, parsed.problems);
           return done();
         }
-        const f: WebhookFields = parsed.fields;
         counts.accepted++;
         lastRejected = false;
         // Durable intake: the CRM hears 200 only once the change is on disk in the sync queue.
-        void accept(msg, out, f).then(() => done());
-        return;
+        replied = true;
+        void accept(msg, out, parsed.fields, { extraFields: parsed.extra, extraCount: parsed.extraCount, normalised: parsed.notes }).then(() => done());
       } catch (e) {
         // Never leave a request unanswered (and never answer one twice).
         if (!replied) reply(msg, out, 500, { accepted: false, error: 'the webhook could not be handled; see the Node-RED log' });
@@ -213,6 +301,8 @@ export = function (RED: NodeAPI) {
     });
 
     node.on('close', (_removed: boolean, done: () => void) => {
+      if (rejectionLogs.get(node.id) === rejections) rejectionLogs.delete(node.id);
+      if (!queueOpening) return done();
       queueOpening.then(
         (q) => q.release(),
         () => undefined,
@@ -222,5 +312,15 @@ export = function (RED: NodeAPI) {
 
   RED.nodes.registerType('crm-webhook', CrmWebhook, {
     credentials: { token: { type: 'password' } },
+  });
+
+  // The operator's view of refused requests (redacted; the token never), for the edit dialog.
+  RED.httpAdmin.get('/siagh-sync/webhook-rejections/:id', RED.auth.needsPermission('crm-webhook.read'), (req: Request, res: Response) => {
+    const list = rejectionLogs.get(String(req.params.id ?? ''));
+    if (!list) {
+      res.status(404).json({ ok: false, code: 'NOT_DEPLOYED', message: 'This crm-webhook node is not deployed (deploy it first).' });
+      return;
+    }
+    res.json({ ok: true, ...list.snapshot() });
   });
 };

@@ -349,8 +349,15 @@ export class E2eEnv {
     ]);
   }
 
-  /** Start Node-RED again on the same user dir, port and environment (it redeploys its saved flows). */
-  async restart(): Promise<void> {
+  /**
+   * Start Node-RED again on the same user dir, port and environment (it redeploys its saved flows).
+   * `envChanges` change the environment from this start on (undefined removes a variable).
+   */
+  async restart(envChanges: Record<string, string | undefined> = {}): Promise<void> {
+    for (const [k, v] of Object.entries(envChanges)) {
+      if (v === undefined) delete this.env[k];
+      else this.env[k] = v;
+    }
     await this.kill();
     await this.launch(this.red.port);
     this.pointWebhooks();
