@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import {
   carriesNoWebhookFields,
   checkToken,
-  CoalescedEvent,
   describeEndpoint,
   EXTRA_LIMITS,
   LIMITS,
@@ -20,7 +19,6 @@ import {
   parseWebhook,
   redactTokenParam,
   tokenMatches,
-  WebhookCoalescer,
   WebhookFields,
 } from '../lib/sync/webhook';
 
@@ -37,18 +35,6 @@ function good(input: unknown, opts?: Parameters<typeof parseWebhook>[1]): Webhoo
   const r = parseWebhook(input, opts);
   assert.ok(r.ok, `expected acceptance: ${r.ok ? '' : r.error}`);
   return r.fields;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-async function until(cond: () => boolean, what: string, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
 }
 
 describe('webhook: parseWebhook', () => {
@@ -273,112 +259,12 @@ describe('webhook: token', () => {
   });
 });
 
-describe('webhook: coalescing', () => {
-  const ev = (event: WebhookFields['event'], id = ID, type: WebhookFields['type'] = 'Identity', subtype?: string): WebhookFields => ({ event, id, type, ...(subtype ? { subtype } : {}) });
-
+describe('webhook: merging events of one record', () => {
   it('mergeEvent: Insert beats Update, a Delete that comes last wins', () => {
     assert.equal(mergeEvent('Update', 'Update'), 'Update');
     assert.equal(mergeEvent('Insert', 'Update'), 'Insert');
     assert.equal(mergeEvent('Update', 'Insert'), 'Insert');
     assert.equal(mergeEvent('Insert', 'Delete'), 'Delete');
     assert.equal(mergeEvent('Delete', 'Update'), 'Update');
-  });
-
-  it('5 deliveries for one record within the window → one event after it (Insert wins, merged 5)', async () => {
-    const out: CoalescedEvent[] = [];
-    const c = new WebhookCoalescer({ windowMs: 40, emit: (e) => out.push(e) });
-    const flags = [c.add(ev('Update')), c.add(ev('Insert')), c.add(ev('Update', ID, 'Identity', 'مخاطب حقیقی')), c.add(ev('Update')), c.add(ev('Update'))].map((r) => r.coalesced);
-    assert.deepEqual(flags, [false, true, true, true, true]);
-    assert.equal(out.length, 0, 'nothing before the window closes');
-    assert.equal(c.pending, 1);
-    await until(() => out.length === 1, 'the coalesced event');
-    await sleep(60);
-    assert.equal(out.length, 1);
-    assert.equal(out[0].event, 'Insert');
-    assert.equal(out[0].merged, 5);
-    assert.equal(out[0].subtype, 'مخاطب حقیقی');
-    assert.equal(c.pending, 0);
-    c.close();
-  });
-
-  it('different ids, and the same id of another type, are separate events', async () => {
-    const out: CoalescedEvent[] = [];
-    const c = new WebhookCoalescer({ windowMs: 20, emit: (e) => out.push(e) });
-    c.add(ev('Insert', ID));
-    c.add(ev('Insert', ID2));
-    c.add(ev('Update', ID, 'Quote'));
-    c.add(ev('Update', ID.toUpperCase()));
-    await until(() => c.pending === 0, 'all windows closed');
-    assert.equal(out.length, 3);
-    assert.deepEqual(out.map((e) => `${e.type}:${e.id}:${e.merged}`).sort(), [`Identity:${ID2}:1`, `Identity:${ID}:2`, `Quote:${ID}:1`].sort());
-    c.close();
-  });
-
-  it('a delivery after the window has closed opens a new window (a second event)', async () => {
-    const out: CoalescedEvent[] = [];
-    const c = new WebhookCoalescer({ windowMs: 15, emit: (e) => out.push(e) });
-    c.add(ev('Insert'));
-    await until(() => out.length === 1, 'first event');
-    assert.equal(c.add(ev('Update')).coalesced, false);
-    await until(() => out.length === 2, 'second event');
-    assert.equal(out[1].event, 'Update');
-    c.close();
-  });
-
-  it('window 0: every delivery is emitted at once, nothing is held', () => {
-    const out: CoalescedEvent[] = [];
-    const c = new WebhookCoalescer({ windowMs: 0, emit: (e) => out.push(e) });
-    c.add(ev('Insert'));
-    c.add(ev('Update'));
-    assert.deepEqual(out.map((e) => e.event), ['Insert', 'Update']);
-    assert.equal(c.pending, 0);
-    c.close();
-  });
-
-  it('close() clears every timer: nothing is emitted afterwards, and the dropped count is returned', async () => {
-    const out: CoalescedEvent[] = [];
-    const c = new WebhookCoalescer({ windowMs: 20, emit: (e) => out.push(e) });
-    c.add(ev('Insert', ID));
-    c.add(ev('Insert', ID2));
-    assert.equal(c.close(), 2);
-    assert.equal(c.pending, 0);
-    await sleep(60);
-    assert.equal(out.length, 0);
-    c.add(ev('Insert', ID));
-    await sleep(40);
-    assert.equal(out.length, 0, 'a closed coalescer takes nothing');
-  });
-
-  it('past maxPending records, a delivery is emitted at once instead of held', () => {
-    const out: CoalescedEvent[] = [];
-    const c = new WebhookCoalescer({ windowMs: 10_000, maxPending: 1, emit: (e) => out.push(e) });
-    c.add(ev('Insert', ID));
-    c.add(ev('Insert', ID2));
-    assert.equal(out.length, 1);
-    assert.equal(out[0].id, ID2);
-    assert.equal(c.close(), 1);
-  });
-
-  it('an emit that throws is reported and the coalescer keeps working', async () => {
-    const errors: unknown[] = [];
-    const out: CoalescedEvent[] = [];
-    let first = true;
-    const c = new WebhookCoalescer({
-      windowMs: 10,
-      emit: (e) => {
-        if (first) {
-          first = false;
-          throw new Error('downstream broke');
-        }
-        out.push(e);
-      },
-      onError: (e) => errors.push(e),
-    });
-    c.add(ev('Insert', ID));
-    c.add(ev('Insert', ID2));
-    await until(() => errors.length + out.length === 2, 'both windows');
-    assert.equal(errors.length, 1);
-    assert.equal(out.length, 1);
-    c.close();
   });
 });

@@ -27,6 +27,7 @@ import { eventTypeOf, failureKey, isGuid, ReplayEvent } from '../oplog/entry';
 import { writeFileAtomic } from '../store/atomic-file';
 import { acquireLock, releaseLock, startHeartbeat } from '../store/file-lock';
 import { backoffMs, DEFAULT_RETRY_POLICY, RetryPolicy } from '../sync/retry-policy';
+import { mergeEvent, WebhookEvent } from '../sync/webhook';
 
 /** How the queue retries (the retry policy) and leases. */
 export interface QueuePolicy extends RetryPolicy {
@@ -126,13 +127,6 @@ export interface QueueOptions {
 }
 
 type Listener = () => void;
-
-const EVENT_RANK: Record<string, number> = { Update: 0, Insert: 1, Delete: 2 };
-
-/** Two events for one entity as one: a Delete wins, then an Insert (the record is new to us). */
-export function mergeEvents(a: string, b: string): string {
-  return (EVENT_RANK[b] ?? 0) > (EVENT_RANK[a] ?? 0) ? b : a;
-}
 
 export function jobKey(ev: Pick<ReplayEvent, 'type' | 'id'>): string {
   return failureKey(ev.type, ev.id);
@@ -366,7 +360,7 @@ export class SyncQueue {
     if (waiting) {
       const job: Job = {
         ...waiting,
-        event: { ...waiting.event, event: mergeEvents(waiting.event.event, ev.event), subtype: ev.subtype ?? waiting.event.subtype, ...(ev.kind ? { kind: ev.kind } : {}) },
+        event: { ...waiting.event, event: mergeEvent(waiting.event.event as WebhookEvent, ev.event as WebhookEvent), subtype: ev.subtype ?? waiting.event.subtype, ...(ev.kind ? { kind: ev.kind } : {}) },
         merged: waiting.merged + 1,
         data: opts.data ? { ...(waiting.data ?? {}), ...opts.data } : waiting.data,
       };
