@@ -1,5 +1,5 @@
 /**
- * A faithful simulator of the Payamgostar CRM REST API v2 (api-evidence.md §2, §3, §6), served over
+ * A faithful simulator of the Payamgostar CRM REST API v2 (docs/crm-api.md), served over
  * real HTTP on loopback.
  *
  * - `POST /api/v2/auth/login` → `{expiresAt, accessToken, refreshToken}`; `expiresAt` in Tehran time
@@ -8,12 +8,12 @@
  *   to answer 401 / 402 / 403, and repeated wrong passwords lock a user out (403), as the real CRM does.
  * - Every other call needs `Authorization: Bearer <token>` (401 with an empty body otherwise).
  * - `identity/search`: bare array of `{identityId, nickName, customerNo}`, 0-based pages, the page
- *   size capped at `maxPageSize` (Q8), `searchTerm` a case-insensitive substring of nickName or
+ *   size capped at `maxPageSize` (docs/open-questions.md#crm-errors-and-paging), `searchTerm` a case-insensitive substring of nickName or
  *   customerNo, `identityType` 1 person / 2 organization.
  * - `person|organization/{get,create,update,delete,find}`, `quote/sales/{get,find}`, `invoice/sales/{get,find}`
- *   with the camelCase field sets of §2.5 / §2.8; an unknown id is HTTP 404 `{"message": "…یافت نشد"}`.
+ *   with the camelCase field sets of docs/crm-api.md; an unknown id is HTTP 404 `{"message": "…یافت نشد"}`.
  *   Every find takes `{queries, pageNumber (0-based), pageSize}` and answers `{total, data}`.
- * - Webhooks as the real CRM sends them (§3.1): after each create an `Insert`, after each update an
+ * - Webhooks as the real CRM sends them (docs/crm-api.md#webhooks-as-the-crm-sends-them): after each create an `Insert`, after each update an
  *   `Update`, as a body-less GET `<url>?event=…&id=…&type=Identity|Quote|Invoice&subtype=<Persian>`
  *   with only host/connection headers, delivered in order, asynchronously, never throwing.
  *
@@ -933,7 +933,7 @@ const ROUTES: Record<string, string> = {
   '/api/v2/crmobject/identity/search': 'identity.search',
   '/api/v2/crmobject/quote/sales/get': 'quote.get',
   '/api/v2/crmobject/invoice/sales/get': 'invoice.get',
-  // Same body and reply as person/find (the vendor's C# client, api-evidence.md §2.9); rows as quote/sales/get.
+  // Same body and reply as person/find (the vendor's C# client, docs/crm-api.md#quotes-and-invoices); rows as quote/sales/get.
   '/api/v2/crmobject/quote/sales/find': 'quote.find',
   '/api/v2/crmobject/invoice/sales/find': 'invoice.find',
 };

@@ -3,10 +3,10 @@
  *
  * Every generator takes a seed and draws from its own mulberry32 stream, so the same seed always
  * gives deep-equal data, whatever else ran before. The data carries the untidiness of the real
- * systems (see shared/reference/api-evidence.md): sparse Siagh Codes, Arabic ي/ك in a few names,
+ * systems (see docs/siagh-api.md and docs/crm-api.md): sparse Siagh Codes, Arabic ي/ك in a few names,
  * mobiles written with Persian digits or as +98…, ZWNJ names, missing fields, Persian and English
  * CRM phone-type labels, three customer-number schemes, and a few free texts containing `|`, `=`
- * or a line break (the characters that corrupt an unescaped Siagh `ctrlValues`, bug B2).
+ * or a line break (the characters that corrupt an unescaped Siagh `ctrlValues`, docs/known-faults.md#escaping).
  * `noise: false` turns the untidy spellings and the special characters off (uniqueness and
  * validity guarantees hold either way).
  *

@@ -1,26 +1,26 @@
 /**
  * Siagh (سیاق) v8.3 simulator: a real HTTP server faithful to what was observed of the real one
- * (docs/api-evidence.md §1 and §6). Where the evidence is silent the behaviour is a documented
+ * (docs/siagh-api.md). Where the evidence is silent the behaviour is a documented
  * choice, marked [SIM] below, and configurable where it matters.
  *
  * Endpoints (root paths, no prefix):
  * - POST /GeneralApi/LoginUser {UserName, Password}: Password must be the UPPER-case hex MD5 of the
- *   plain password; otherwise 401 {"Message":"Invalid username or password"} (DOC). Success: the
- *   full login object of §1.2, SessionId = 32 lower-case hex, Token = SessionId + ":0".
+ *   plain password; otherwise 401 {"Message":"Invalid username or password"} (as the earlier service's notes say). Success: the
+ *   full login object of docs/siagh-api.md#login-and-session, SessionId = 32 lower-case hex, Token = SessionId + ":0".
  * - GET|POST /api/Sgh/GEN/Gn_Web_Users/GetAll: every contact in one array, PascalCase, without
- *   tmpid (write-only, B10). POST {} → all; POST with fields (MobileNo, TelNo, Code, …) → records
- *   equal on every given field ([SIM] Q6: phones compared as phone keys).
+ *   tmpid (write-only, docs/known-faults.md#tmpid-write-only). POST {} → all; POST with fields (MobileNo, TelNo, Code, …) → records
+ *   equal on every given field ([SIM] docs/open-questions.md#getall-filter: phones compared as phone keys).
  * - POST /BpmsApi/SaveFormData and the alias /GeneralApi/SaveFormData: forms 2BFDA (contact
  *   create / update) and 43D81 (sales pre-invoice). Business errors are HTTP 200 with Errors[].
  *   ctrlValues/parameters are read by splitting on `|` then at the first `=`; a segment without
  *   `=` is reported as an error and nothing is saved ([SIM]).
  * - 43D81 with `codemarkazforush` or `codevaseteh` empty (or absent) is refused with the RUNTIME
- *   ERROR dump, as the real server answered on 2025-12-26 (OBS, §1.8: codemarkazforush=,
+ *   ERROR dump, as the real server answered on 2025-12-26 (observed, with codemarkazforush=,
  *   codevaseteh=, codecontact=): HTTP 200, one ErrError, ReturnValue false, nothing saved.
  *
  * Auth: the raw session id in `Authorization`. An unknown or expired session (idle longer than
- * `sessionTtlMs`, or after `expireAllSessions()`) is answered in the `expiryShape` chosen (Q5 is
- * open): 'errors200' (default: HTTP 200 with a Persian ErrError) or 'http401'.
+ * `sessionTtlMs`, or after `expireAllSessions()`) is answered in the `expiryShape` chosen (an open
+ * question: docs/open-questions.md#session-expiry): 'errors200' (default: HTTP 200 with a Persian ErrError) or 'http401'.
  *
  * Test controls: `state()`, `contacts()`, `preInvoices()`, `loginCount`, `saveCount`,
  * `addContact()`, `expireAllSessions()`, `reset()`, `loginReply` (make the next logins answer
@@ -54,7 +54,7 @@ export interface SiaghSimOptions {
   sessionTtlMs?: number;
   /** How a refused session is answered. Default 'errors200'. */
   expiryShape?: 'http401' | 'errors200';
-  /** Same `_In_Suid` → the first document again (Q4 unknown; default false: a new document each time). */
+  /** Same `_In_Suid` → the first document again (docs/open-questions.md#suid-dedup is unknown; default false: a new document each time). */
   dedupeSuid?: boolean;
   contacts?: SiaghSeedContact[];
   /** Known item codes (`codekala`); any code is accepted when absent. */
@@ -114,7 +114,7 @@ interface Session {
 export const SIAGH_EXPIRED_TEXT = 'نشست کاربر منقضی شده است. لطفا دوباره وارد شوید';
 export const SIAGH_DUPLICATE_MOBILE_TEXT = 'شماره موبایل نمی تواند تکراری باشد.';
 export const SIAGH_DUPLICATE_PHONE_TEXT = 'شماره تلفن نمی تواند تکراری باشد.';
-/** The script crash observed on 2025-12-26 (§1.8), leading space and line breaks included. */
+/** The script crash observed on 2025-12-26 (docs/siagh-api.md#saveformdata-the-envelope), leading space and line breaks included. */
 /** [SIM] A pre-invoice for a customer in `noCreditCustomers`. */
 export const SIAGH_NO_CREDIT_TEXT = 'اعتبار مشتری کافی نیست';
 /** [SIM] A pre-invoice row with an empty item code (codekala). */
@@ -167,7 +167,7 @@ function jalaliNow(): { date: string; time: string } {
   }
 }
 
-/** A GetAll record with every field of §1.4 (nulls where unknown). */
+/** A GetAll record with every field of docs/siagh-api.md#contacts-getall (nulls where unknown). */
 function blankContact(code: number): SiaghContact {
   return {
     RecordId: randomUUID(),
@@ -545,7 +545,7 @@ export class SiaghSim extends SimServer {
       const k = x.key.toLowerCase();
       if (k.startsWith('sl_sanad.')) header[k.slice('sl_sanad.'.length)] = x.value;
     }
-    // OBS 2025-12-26: an empty sales centre or intermediary crashes the server-side script.
+    // Observed 2025-12-26: an empty sales centre or intermediary crashes the server-side script.
     if (!(header.codemarkazforush ?? '').trim() || !(header.codevaseteh ?? '').trim()) return errorReply(errEntry(SIAGH_RUNTIME_DUMP));
     const customer = (header.codemoshtari ?? '').trim();
     const known =

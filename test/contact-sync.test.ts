@@ -86,7 +86,7 @@ describe('contact-sync and preinvoice-sync (lib, against the Siagh simulator)', 
       assert.equal(c.MobileNo, '0912000' + String(1000 + phoneSeq));
       assert.equal(c.TowardType, true, 'organization → taraftype 1');
       assert.equal(c.tmpid, '8500');
-      assert.equal(c.CityCode, 'تهران', 'city sent by name, as the old service did (B14: a setting turns it off)');
+      assert.equal(c.CityCode, 'تهران', 'city sent by name, as the old service did (a setting turns it off)');
       assert.equal(c.writeOnly.codeostan, 'تهران');
       assert.equal(r.checksum, mapIdentityToContact(id).checksum);
       assert.equal(r.customerNumber, '100-9500');

@@ -290,7 +290,7 @@ describe('crm client', () => {
       sim.resetCounts();
       assert.equal((await client.getIdentity(o.crmId, 'organization')).kind, 'organization');
       assert.equal(sim.count(PERSON_GET), 0);
-      // a wrong hint (e.g. a renamed webhook subtype, B16) is corrected, not trusted
+      // a wrong hint (e.g. a renamed webhook subtype, docs/known-faults.md#identity-kind) is corrected, not trusted
       assert.equal((await client.getIdentity(o.crmId, 'person')).kind, 'organization');
     });
 

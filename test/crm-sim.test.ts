@@ -272,7 +272,7 @@ describe('crm simulator', () => {
       assert.deepEqual([invs.data.total, invs.data.data[0].crmId, invs.data.data[0].invoiceType], [1, inv.crmId, 'Invoice']);
     });
 
-    it('quote/sales/get and invoice/sales/get carry the field set of §2.8', async () => {
+    it('quote/sales/get and invoice/sales/get carry the field set of the real CRM', async () => {
       sim = new CrmSim();
       await sim.start();
       const p = sim.addPerson({ nickName: 'مشتری', customerNumber: '100-1001' }, { webhook: false });

@@ -187,7 +187,7 @@ describe('importer (Siagh → CRM initial import)', function () {
     assert.equal([...crmSim.counts.keys()].filter((k) => CREATE.test(k)).length, 0, 'no create request');
   });
 
-  it('links contacts whose customer number the CRM already has, creating nothing for them (B8)', async () => {
+  it('links contacts whose customer number the CRM already has, creating nothing for them', async () => {
     await setup(40, crmUsers);
     const pre = contacts.filter((c) => !c.IsAdminUser).slice(3, 13);
     const preIds = new Map<number, string>();

@@ -70,7 +70,7 @@ describe('sync/contact-mapper', () => {
       assert.throws(() => (DEFAULT_CONTACT_FIELDS as ContactRuleArray).push({ key: 'x', source: '', note: '' }));
     });
 
-    it('B14: sends city/state/country of the default address as the CRM writes them, as the old service did', () => {
+    it('sends city/state/country of the default address as the CRM writes them, as the old service did', () => {
       const m = mapIdentityToContact(
         person({ addressContacts: [{ city: 'کرج', state: 'البرز', country: 'ایران', address: 'الف' }, { default: true, city: ' اصفهان ', state: 'اصفهان', address: 'ب' }] }),
       );
@@ -80,7 +80,7 @@ describe('sync/contact-mapper', () => {
       assert.deepEqual(fieldsForUpdate(m.fields).filter(([k]) => k === 'gn_web_users.countrycode'), []);
     });
 
-    it('B14: addressNames false never writes city/state/country names into code fields', () => {
+    it('addressNames false never writes city/state/country names into code fields', () => {
       const m = mapIdentityToContact(person(), { addressNames: false });
       for (const k of ['gn_web_users.codeshahr', 'gn_web_users.codeostan', 'gn_web_users.countrycode']) {
         assert.equal(get(m.fields, k), undefined, k);
@@ -104,7 +104,7 @@ describe('sync/contact-mapper', () => {
       assert.equal(get(mapIdentityToContact(person({ gender: 'M2' }), { genderWords: { female: ['f2'], male: ['m2'] } }).fields, 'gn_web_users.gender'), '1');
     });
 
-    it('B14: an override may map them, in their original place in the send order', () => {
+    it('an override may map city/state/country, in their original place in the send order', () => {
       const m = mapIdentityToContact(
         person({ addressContacts: [{ city: '021', state: '23', country: 'IR', address: 'ونک' }] }),
         { overrides: { 'gn_web_users.codeshahr': 'addressContacts.0.city', 'gn_web_users.codeostan': 'address:state' } },
@@ -138,7 +138,7 @@ describe('sync/contact-mapper', () => {
       assert.ok(bad.warnings.some((w) => w.includes('check digit')));
     });
 
-    it('refuses an identity without a usable kind (B16: never guess from a name)', () => {
+    it('refuses an identity without a usable kind (never guess from a name)', () => {
       assert.throws(
         () => mapIdentityToContact(person({ kind: 'حقیقی' as unknown as 'person' })),
         (e: unknown) => e instanceof SyncError && e.code === 'BAD_INPUT',
@@ -165,7 +165,7 @@ describe('sync/contact-mapper', () => {
     });
   });
 
-  describe('phones (B15)', () => {
+  describe('phones (Persian and English types)', () => {
     const mobileTypes = ['موبایل', 'موبايل', 'همراه', 'تلفن همراه', 'تلفن‌همراه', 'Mobile', 'MOBILE', 'mobile phone', 'Cell', 'cellphone', 'Cell Phone', 'گوشی'];
     for (const t of mobileTypes) {
       it(`reads phone type ${JSON.stringify(t)} as mobile`, () => {
@@ -260,7 +260,7 @@ describe('sync/contact-mapper', () => {
       assert.equal(get(m.fields, 'gn_web_users.telno'), '021-66554433');
     });
 
-    it('accepts configured phone-type words (Q9)', () => {
+    it('accepts configured phone-type words', () => {
       const opts = { phoneTypes: { mobile: ['شخصی'], office: [...DEFAULT_PHONE_TYPES.office, 'کارخانه'] } };
       assert.equal(phoneRole('شخصی', opts.phoneTypes), 'mobile');
       assert.equal(phoneRole('موبایل', opts.phoneTypes), 'other'); // the given list replaces the default
@@ -313,7 +313,7 @@ describe('sync/contact-mapper', () => {
     });
   });
 
-  describe('customer number → tmpid (B9, Q2)', () => {
+  describe('customer number → tmpid', () => {
     it('sends the parsed Code and matches by it', () => {
       const m = mapIdentityToContact(person({ customerNumber: '۱۰۰-۱۰۵۰۰' }));
       assert.equal(get(m.fields, 'gn_web_users.tmpid'), '9500');
@@ -454,7 +454,7 @@ describe('sync/contact-mapper', () => {
     });
   });
 
-  describe('fieldsForUpdate (B21)', () => {
+  describe('fieldsForUpdate (an update never blanks Siagh)', () => {
     const fields: SiaghFieldList = [
       ['gn_web_users.isactive', '1'],
       ['gn_web_users.gender', ''],

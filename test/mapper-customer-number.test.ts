@@ -13,7 +13,7 @@ describe('sync/customer-number', () => {
     assert.deepEqual(validateScheme(undefined), { prefix: '100-', offset: 1000 });
   });
 
-  describe('buildCustomerNumber (B9 examples)', () => {
+  describe('buildCustomerNumber (the old service\'s examples)', () => {
     for (const [code, cn] of [
       [1, '100-1001'],
       [234, '100-1234'],
@@ -36,7 +36,7 @@ describe('sync/customer-number', () => {
     });
   });
 
-  describe('parseCustomerNumber: the exact inverse, no clamping (B9)', () => {
+  describe('parseCustomerNumber: the exact inverse, no clamping', () => {
     for (const [cn, code] of [
       ['100-1001', 1],
       ['100-9407', 8407],

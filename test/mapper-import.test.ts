@@ -71,7 +71,7 @@ describe('sync/import-mapper', () => {
     assert.equal(mapContactToCrm(contact({ Description: ' ' })).body.description, 'Imported from Siagh (Code: 8407)');
   });
 
-  it('B14: Siagh Gender 0 / 1 becomes the CRM values of the setting; anything else is not copied', () => {
+  it('Siagh Gender 0 / 1 becomes the CRM values of the setting; anything else is not copied', () => {
     assert.equal(mapContactToCrm(contact({ Gender: '0' })).body.gender, 'Female');
     assert.equal(mapContactToCrm(contact({ Gender: '۱' })).body.gender, 'Male');
     assert.equal(mapContactToCrm(contact({ Gender: '1' }), { genderLabels: { female: 'زن', male: 'مرد' } }).body.gender, 'مرد');
@@ -154,7 +154,7 @@ describe('sync/import-mapper', () => {
       ]);
     });
 
-    it('uses configured phone-type labels (Q9)', () => {
+    it('uses configured phone-type labels', () => {
       const r = mapContactToCrm(contact(), { phoneTypeLabels: { mobile: 'Mobile', office: 'Office' } });
       assert.deepEqual(r.body.phoneContacts?.map((p) => p.phoneType), ['Mobile', 'Office']);
     });
@@ -197,7 +197,7 @@ describe('sync/import-mapper', () => {
     assert.deepEqual(r.body.categories, [{ key: 'syaghcontact' }, { key: 'customer' }]);
   });
 
-  it('does not set refId (tmpid is not readable, B10)', () => {
+  it('does not set refId (tmpid is not readable)', () => {
     assert.equal('refId' in mapContactToCrm(contact({ tmpid: '111' })).body, false);
   });
 

@@ -70,7 +70,7 @@ describe('sync/preinvoice-mapper', () => {
     assert.ok(r.warnings.some((w) => w.includes('Product-1') && w.includes('product code map')));
   });
 
-  describe('B11: fiscal year', () => {
+  describe('fiscal year', () => {
     it('is exactly the one given, whatever today is', () => {
       assert.equal(h(mapQuoteToPreInvoice(quote(), { ...base, fiscalYear: 1403 }).input.header, 'salmali'), '1403');
       assert.equal(h(mapQuoteToPreInvoice(quote({ creatDate: '2026-01-05T10:00:00' }), { ...base, fiscalYear: 1404 }).input.header, 'salmali'), '1404');
@@ -84,7 +84,7 @@ describe('sync/preinvoice-mapper', () => {
     });
   });
 
-  describe('customer fields (Q1)', () => {
+  describe('customer fields (open question: which field)', () => {
     it('codemoshtari by default', () => {
       const r = mapQuoteToPreInvoice(quote(), { ...base, customerCode: '8407' });
       assert.equal(h(r.input.header, 'codemoshtari'), '8407');
@@ -116,7 +116,7 @@ describe('sync/preinvoice-mapper', () => {
     });
   });
 
-  describe('B13: header options', () => {
+  describe('header options', () => {
     it('sale model from the CRM type digits, else 1 with a warning, or as configured', () => {
       assert.equal(h(mapQuoteToPreInvoice(quote({ crmObjectTypeCode: 'PI_12' }), base).input.header, 'codesalemodel'), '12');
       const p = mapQuoteToPreInvoice(quote({ crmObjectTypeCode: 'Productinvoice' }), base);
@@ -125,7 +125,7 @@ describe('sync/preinvoice-mapper', () => {
       assert.equal(h(mapQuoteToPreInvoice(quote(), { ...base, saleModel: '3' }).input.header, 'codesalemodel'), '3');
     });
 
-    it('defaults follow the latest evidence (§1.8): sales centre = the sale-model digits, intermediary 31; empty means the default; both configurable', () => {
+    it('defaults follow the latest evidence: sales centre = the sale-model digits, intermediary 31; empty means the default; both configurable', () => {
       const r = mapQuoteToPreInvoice(quote(), base);
       assert.equal(h(r.input.header, 'codemarkazforush'), '5');
       assert.equal(h(r.input.header, 'codevaseteh'), '31');
@@ -203,7 +203,7 @@ describe('sync/preinvoice-mapper', () => {
     });
   });
 
-  describe('VAT and document discount (B13: no known Siagh field, so settings)', () => {
+  describe('VAT and document discount (no known Siagh field, so settings)', () => {
     const get = (h: SiaghFieldList, k: string) => h.find(([x]) => x === k)?.[1];
 
     it('sends nothing new by default: same header, same checksum as before these settings', () => {

@@ -143,7 +143,7 @@ describe('siagh-upsert node (Node-RED runtime, Siagh simulator)', function () {
       assert.equal(c.CountryCode, null);
       assert.ok(!sim.lastSave!.ctrl.some((x) => /codeshahr|codeostan|countrycode/i.test(x.key)));
       assert.equal(c.writeOnly.codeeghtesadi, '411122223333');
-      // An identity without an economic code never blanks the one Siagh has (B21).
+      // An identity without an economic code never blanks the one Siagh has (docs/known-faults.md#update-blanks).
       const saves = sim.saveLog.length;
       const r2 = await send({ payload: { ...id, economicCode: null, email: 'new@example.ir' }, mapping: { siaghCode: String(c.Code), checksum: r.out.mappingUpdate.checksum } });
       assert.equal(r2.out.siagh.action, 'updated');
@@ -178,7 +178,7 @@ describe('siagh-upsert node (Node-RED runtime, Siagh simulator)', function () {
       assert.equal(c.TowardType, false, 'taraftype 0 for a person');
       assert.equal(c.tmpid, String(9600 + seq - 1000), 'tmpid = the Code the customer number encodes');
       assert.equal(c.PostalCode, '8133344556');
-      // B14: city / province / country sent as the CRM writes them (names), as the old service did
+      // docs/open-questions.md#address-codes: city / province / country sent as the CRM writes them (names), as the old service did
       assert.equal(c.CityCode, 'اصفهان');
       assert.equal(c.CountryCode, 'ایران');
       assert.equal(c.writeOnly.codeostan, 'اصفهان');

@@ -45,7 +45,7 @@ describe('poller (CRM simulator, real mapping file)', function () {
   let orgs: string[];
 
   async function setup(simOpts: CrmSimOptions = {}): Promise<void> {
-    // The server caps pages at 3, below the poller's 5: listing must go on past short pages (B20).
+    // The server caps pages at 3, below the poller's 5: listing must go on past short pages (docs/known-faults.md#paging).
     sim = new CrmSim({ users: [{ username: 'api', password: 'api-pass' }], maxPageSize: 3, ...simOpts });
     await sim.start();
     client = new CrmClient({ baseUrl: sim.url, username: 'api', password: 'api-pass', retries: 1, retryBaseMs: 1, retryMaxMs: 5, timeoutMs: 3000 });

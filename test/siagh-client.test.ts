@@ -564,7 +564,7 @@ describe('siagh client', () => {
       });
     }
 
-    it('sends the grid rows of §1.8', () => {
+    it('sends the grid rows of form 43D81', () => {
       const input = invoice('8388');
       input.rows.push({ itemCode: 'K-2', unitName: 'قطعه', qty: 1.5, price: 100_000, discount: 5000 });
       const grids = JSON.parse(preInvoiceDataRows(input));

@@ -144,7 +144,7 @@ describe('siagh simulator', () => {
       await sim.start();
     });
 
-    it('GetAll (GET and POST {}) returns every record with the §1.4 fields and without tmpid', async () => {
+    it('GetAll (GET and POST {}) returns every record with the fields of the real reply and without tmpid', async () => {
       const id = await session(sim);
       const g = await call(sim, 'GET', '/api/Sgh/GEN/Gn_Web_Users/GetAll', undefined, id);
       const p = await call(sim, 'POST', '/api/Sgh/GEN/Gn_Web_Users/GetAll', {}, id);

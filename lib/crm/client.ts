@@ -1,14 +1,14 @@
 /**
- * Client of the Payamgostar CRM REST API v2 (api-evidence.md §2).
+ * Client of the Payamgostar CRM REST API v2 (docs/crm-api.md).
  *
  * - Every call is a POST with a JSON body and `Authorization: Bearer <accessToken>`.
  * - Login (`/api/v2/auth/login`) is done lazily, once at a time (single flight), and the token is
- *   reused until `expiresAt - tokenSkewMs` (B5). A 401 on any other call drops the token, logs in
+ *   reused until `expiresAt - tokenSkewMs` (docs/known-faults.md#crm-token). A 401 on any other call drops the token, logs in
  *   again once and repeats the call once (a 401 means the server did not act on it).
  * - Login failures never loop: 401 (bad credentials), 402 (mobile-app module missing) and 403 (too
  *   many attempts) are reported at once, and after a 401 or 403 no further login is attempted for a
  *   cool-down, so a busy flow cannot turn a wrong password into a lock-out.
- * - Identity search pages from 0 until an EMPTY page (B20), never stopping on a short page, so a
+ * - Identity search pages from 0 until an EMPTY page (docs/known-faults.md#paging), never stopping on a short page, so a
  *   server-side page-size cap cannot hide identities.
  * - A person/organization create is never blindly repeated after an ambiguous failure (timeout,
  *   dropped connection, 5xx): the CRM is first searched for the customer number.
@@ -76,8 +76,8 @@ export interface IdentitySearchOptions {
 }
 
 /**
- * Comparison operators of person/find and organization/find (api-evidence.md §2.7, from the C#
- * client; 3 is not defined there).
+ * Comparison operators of person/find and organization/find (docs/crm-api.md#person-and-organization, from the
+ * vendor's C# client; 3 is not defined there).
  */
 export const CRM_FIND_OPERATORS = { equals: 0, greaterThan: 1, greaterOrEqual: 2, lessThan: 4, lessOrEqual: 5, notEqual: 6 } as const;
 export type CrmFindOperator = (typeof CRM_FIND_OPERATORS)[keyof typeof CRM_FIND_OPERATORS];
@@ -121,7 +121,7 @@ export interface FindByCustomerNumberOptions {
   identityType?: IdentityKind | 1 | 2;
   /**
    * When the search by term finds no exact match, page through every identity as well (the
-   * server's search may not look at customer numbers, Q8). Costly: meant for rare checks.
+   * server's search may not look at customer numbers, docs/open-questions.md#crm-errors-and-paging). Costly: meant for rare checks.
    */
   fullScanOnMiss?: boolean;
 }
@@ -412,7 +412,8 @@ export class CrmClient {
 
   /**
    * Pages of identity/search from page 0 until the CRM returns an empty page. A short page does
-   * not end the search (the server may cap the page size, B20/Q8).
+   * not end the search (the server may cap the page size:
+   * docs/known-faults.md#paging, docs/open-questions.md#crm-errors-and-paging).
    */
   async *searchIdentities(opts: IdentitySearchOptions = {}): AsyncGenerator<CrmIdentitySummary[]> {
     const path = CRM_PATHS.search;
@@ -463,7 +464,8 @@ export class CrmClient {
 
   /**
    * Pages of person/find or organization/find (`{queries, pageNumber, pageSize}` →
-   * `{total, data}`, api-evidence.md §2.7), from page 0 until an EMPTY page (B20). Not used by the
+   * `{total, data}`, docs/crm-api.md#person-and-organization), from page 0 until an EMPTY page
+   * (docs/known-faults.md#paging). Not used by the
    * old service and not verified on a real CRM: a CRM whose find is missing or refuses the query
    * answers with an error that `isFindUnsupported` recognises, so a caller can fall back to paging
    * identity/search.
@@ -473,7 +475,7 @@ export class CrmClient {
   }
 
   /**
-   * Pages of quote/sales/find or invoice/sales/find (the vendor's C# client, api-evidence.md §2.9):
+   * Pages of quote/sales/find or invoice/sales/find (the vendor's C# client, docs/crm-api.md#quotes-and-invoices):
    * the same body and reply as person/find, rows shaped like quote/sales/get. Paged like
    * findIdentities; an unsupported find is recognised by `isFindUnsupported` as well.
    */
@@ -554,7 +556,7 @@ export class CrmClient {
   /**
    * A person or an organization. With a hint, that endpoint is asked first; without, person/get
    * and then organization/get. The kind comes from the record (identityTypeName,
-   * crmObjectTypeCode) or from the only endpoint that knows the id — never from a default (B16).
+   * crmObjectTypeCode) or from the only endpoint that knows the id — never from a default (docs/known-faults.md#identity-kind).
    * When the record contradicts the endpoint that returned it, it is read again from the right one.
    */
   async getIdentity(id: string, kindHint?: IdentityKind): Promise<CrmIdentity> {
@@ -829,7 +831,7 @@ function messageDetails(r: HttpReply): string[] {
 }
 
 /**
- * The server's error text. The CRM's error shape was never captured (Q8), so the usual ASP.NET /
+ * The server's error text. The CRM's error shape was never captured (docs/open-questions.md#crm-errors-and-paging), so the usual ASP.NET /
  * OAuth fields are tried in turn, then the raw text (shortened).
  */
 export function serverMessage(data: unknown, text: string): string | undefined {

@@ -1,5 +1,5 @@
 /**
- * Zod schemas for the Payamgostar CRM REST v2 replies (api-evidence.md §2). They are lenient to
+ * Zod schemas for the Payamgostar CRM REST v2 replies (docs/crm-api.md). They are lenient to
  * unknown fields (the CRM sends far more than we read, and versions differ) and strict only where
  * the sync depends on a field: a token and its expiry, record ids, the customer of a quote.
  *

@@ -1,11 +1,11 @@
 /**
- * Siagh (سیاق) protocol client (evidence §1): login, contacts (GetAll, form 2BFDA) and sales
+ * Siagh (سیاق) protocol client (docs/siagh-api.md): login, contacts (GetAll, form 2BFDA) and sales
  * pre-invoices (form 43D81).
  *
  * Session: one per client, shared by every caller; at most one login in flight. The session id
  * is sent raw in `Authorization` (no Bearer) and never leaves this class (not in messages, not in
  * getters, not visible to util.inspect). An expired session (HTTP 401/403, or an Errors[] entry
- * about the session, Q5) is renewed and the call repeated; a refusal right after a login of the
+ * about the session, docs/open-questions.md#session-expiry) is renewed and the call repeated; a refusal right after a login of the
  * call's own is SIAGH_SESSION_EXPIRED (see `authed`).
  *
  * Writes and ambiguity: a timeout, dropped connection, 5xx or broken reply after a save leaves its
@@ -20,7 +20,8 @@
  * - contact update: idempotent, repeated like a read.
  * - pre-invoice: Siagh cannot be queried for pre-invoices, so by default (`ambiguousPreInvoice:
  *   'fail'`) the call fails with AMBIGUOUS_CREATE and the operator checks Siagh; with `'repeat'`
- *   it is sent once more with the same `_In_Suid` (useful only if Siagh de-duplicates on it, Q4;
+ *   it is sent once more with the same `_In_Suid` (useful only if Siagh de-duplicates on it,
+ *   docs/open-questions.md#suid-dedup;
  *   an explicit opt-in of the operator, never the default).
  */
 import { createHash } from 'node:crypto';
@@ -73,7 +74,7 @@ export function siaghPasswordHash(password: string): string {
 
 /**
  * `_In_Suid` for a CRM document: 32 upper-case hex (SHA-256 of the id and salt, truncated), the
- * format of the official sample. The same id always gives the same suid, so a repeat carries it (Q4).
+ * format of the official sample. The same id always gives the same suid, so a repeat carries it (docs/open-questions.md#suid-dedup).
  */
 export function suidFromId(crmId: string, salt = ''): string {
   if (typeof crmId !== 'string' || crmId.trim() === '') throw new SyncError('BAD_INPUT', 'A pre-invoice suid needs the CRM document id.');
@@ -87,7 +88,7 @@ export function rowUid(suid: string, index: number): string {
 
 const FIXED_ROW_COLUMNS: Readonly<Record<string, true>> = Object.freeze({ __uid: true, _status: true, codekala: true, nameunit: true, qty: true, mabtakhfif: true, vazn: true, hajm: true, price: true, radif: true, finalqty: true, takhfif: true, sumamelinc: true, sumameldec: true });
 
-/** The double-encoded `dataRows` of a pre-invoice (evidence §1.8). */
+/** The double-encoded `dataRows` of a pre-invoice (docs/siagh-api.md#form-43d81-sales-pre-invoice). */
 export function preInvoiceDataRows(input: PreInvoiceInput): string {
   const data = input.rows.map((r, i) => {
     const uid = rowUid(input.suid, i);

@@ -2,7 +2,7 @@
  * In-memory index of Siagh's contacts (one GetAll), by Code, by mobile (MobileNo / MobileNo2, as
  * phoneKey) and by national code (NationalCode, as nationalIdKey).
  *
- * Bug B1 of the old service: every event downloaded all contacts. Here:
+ * A fault of the old service (docs/known-faults.md#full-scans): every event downloaded all contacts. Here:
  * - `ensureFresh()` downloads only when the index is older than `maxAgeMs` (or never loaded);
  *   concurrent callers share one download;
  * - `refresh()` forces a download that starts after the call (a download already running when

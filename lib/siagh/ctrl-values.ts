@@ -1,5 +1,6 @@
 /**
- * The one encoder for Siagh's `ctrlValues` and `parameters` strings (evidence §1.9, bug B2).
+ * The one encoder for Siagh's `ctrlValues` and `parameters` strings (docs/siagh-api.md#ctrlvalues-and-parameters-encoding-and-escaping,
+ * docs/known-faults.md#escaping).
  *
  * Format: segments joined by `|`, each segment `key=value`. Siagh has no escape syntax, so the
  * rule here is: **no value may add, split or shift a segment.**

@@ -1,10 +1,10 @@
 /**
  * Write-side (form 2BFDA, `gn_web_users.<column>`) ↔ read-side (GetAll, PascalCase) names of a
- * Siagh contact (evidence §1.4, inference by name similarity). Used by the contact index to keep
+ * Siagh contact (docs/siagh-api.md#contacts-getall, inference by name similarity). Used by the contact index to keep
  * itself current after our own writes, and by the simulator to store what a form writes.
  *
  * Columns with no read-side field (`codeostan`, `tmpid`, `password`, …) are write-only: GetAll
- * never returns them (B10).
+ * never returns them (docs/known-faults.md#tmpid-write-only).
  */
 import type { SiaghContact, SiaghFieldList } from '../types';
 
@@ -41,7 +41,7 @@ export const CONTACT_COLUMNS: Readonly<Record<string, readonly [keyof SiaghConta
 export function contactColumn(key: string): string | undefined {
   const k = key.toLowerCase();
   if (k.startsWith(CONTACT_TABLE + '.')) return k.slice(CONTACT_TABLE.length + 1);
-  if (k === 'tmpid') return 'tmpid'; // the bare spelling of the operator's sample (Q2)
+  if (k === 'tmpid') return 'tmpid'; // the bare spelling of the operator's sample (docs/open-questions.md#tmpid-key)
   return undefined;
 }
 

@@ -1,5 +1,6 @@
 /**
- * Reading Siagh SaveFormData replies (evidence §1.5, §1.8).
+ * Reading Siagh SaveFormData replies (docs/siagh-api.md#saveformdata-the-envelope,
+ * docs/siagh-api.md#the-document-number).
  *
  * - `ErrError` entries and `ReturnValue: false` are failures → SyncError with the Persian
  *   Description(s) in `details` and the first `ColName` in `column`:
@@ -11,9 +12,9 @@
  * - A 200 with `Errors[]` and no `ReturnCode` is read the same way.
  * - The printed document number is read from the Persian text (`… به شماره 2488 ثبت گردید`) with
  *   ASCII, Persian and Arabic-Indic digits; it is never replaced by `ReturnCode`, a different
- *   identifier (B12).
+ *   identifier (docs/known-faults.md#document-number).
  * - Session expiry: HTTP 401/403, or an `ErrError` whose text says that the session / login /
- *   token is expired or invalid, or asks to log in again (Q5: the real shape is unknown, so both
+ *   token is expired or invalid, or asks to log in again (docs/open-questions.md#session-expiry: the real shape is unknown, so both
  *   are accepted). Only such a text: business errors that merely share a word — "اعتبار مشتری
  *   کافی نیست" (customer credit insufficient), "ورود کد کالا الزامی است" (item code entry
  *   required) — are form errors, never a reason to log in again and re-send a write.

@@ -1,5 +1,5 @@
 /**
- * zod schemas of Siagh replies (evidence §1.2, §1.4, §1.5). Lenient to unknown fields
+ * zod schemas of Siagh replies (docs/siagh-api.md). Lenient to unknown fields
  * (`z.looseObject`), strict where the client depends on a field. `parseReply` turns a schema
  * failure into SyncError('BAD_REPLY') whose message names the failing field(s).
  */

@@ -1,19 +1,19 @@
 /**
- * CRM identity (person / organization) → fields of Siagh's contact form 2BFDA (evidence §1.6, §1.7).
+ * CRM identity (person / organization) → fields of Siagh's contact form 2BFDA (docs/siagh-api.md#form-2bfda-contact-create-and-update).
  *
  * The default mapping (`DEFAULT_CONTACT_FIELDS`) is the old service's table with its bugs fixed:
- * - B14: city / state / country of the default address go to Siagh's `codeshahr`, `codeostan`,
+ * - Address names (docs/known-faults.md#address-names): city / state / country of the default address go to Siagh's `codeshahr`, `codeostan`,
  *   `countrycode` as the CRM writes them (names, as the old service sent them: whether Siagh wants
  *   codes there is unverified); `addressNames: false` stops sending them, an override maps them
  *   from elsewhere. `gender` is filled for persons whose CRM gender is male / female.
  * - The CRM `economicCode` has no known Siagh field: it is sent only under the key named by
  *   `economicCodeKey` (default: not sent).
- * - B15: phone types are matched in Persian and English (`موبایل`, `همراه`, `mobile`, `cell`, …),
+ * - Phone types (docs/known-faults.md#phone-types): matched in Persian and English (`موبایل`, `همراه`, `mobile`, `cell`, …),
  *   and an untyped Iranian mobile number still counts as the mobile.
- * - B9: `tmpid` is the exact inverse of the customer-number scheme, or not sent at all.
- * - B16: person / organization comes from `identity.kind` (the endpoint that returned it), never
+ * - Customer number (docs/known-faults.md#customer-number): `tmpid` is the exact inverse of the customer-number scheme, or not sent at all.
+ * - Kind (docs/known-faults.md#identity-kind): person / organization comes from `identity.kind` (the endpoint that returned it), never
  *   from a display name.
- * - B21: `fieldsForUpdate(fields, 'keep')` drops empty values so an update never blanks Siagh.
+ * - Updates (docs/known-faults.md#update-blanks): `fieldsForUpdate(fields, 'keep')` drops empty values so an update never blanks Siagh.
  *
  * Values are the CRM's text, trimmed; keys (phoneKey, nationalIdKey, textKey) are used only to
  * decide and to match. Escaping `|` and line breaks is the ctrlValues encoder's job
@@ -47,12 +47,12 @@ export interface ContactMapOptions {
    * `Office fax` a fax.
    */
   phoneTypes?: { mobile?: string[]; office?: string[]; fax?: string[] };
-  /** Key of the tmpid field, default `gn_web_users.tmpid` (Q2: the spelling Siagh stores is unknown). */
+  /** Key of the tmpid field, default `gn_web_users.tmpid` (the spelling Siagh stores is unknown: docs/open-questions.md#tmpid-key). */
   tmpidKey?: string;
   /**
    * Send the default address's city / state / country (as the CRM writes them, usually names) to
    * `codeshahr` / `codeostan` / `countrycode`. Default true (the old service did); false = never
-   * sent (B14: Siagh may want codes). An override of one of these keys wins either way.
+   * sent (Siagh may want codes: docs/open-questions.md#address-codes). An override of one of these keys wins either way.
    */
   addressNames?: boolean;
   /**
@@ -93,7 +93,7 @@ export interface ContactFieldRule {
 }
 
 /**
- * The default mapping, in the send order of the captured requests (§1.6). `NickName` and `Param1`
+ * The default mapping, in the send order of the captured requests (docs/siagh-api.md#form-2bfda-contact-create-and-update). `NickName` and `Param1`
  * control segments are added by the Siagh client, not here.
  */
 export const DEFAULT_CONTACT_FIELDS: ReadonlyArray<Readonly<ContactFieldRule>> = Object.freeze([
@@ -101,10 +101,10 @@ export const DEFAULT_CONTACT_FIELDS: ReadonlyArray<Readonly<ContactFieldRule>> =
   { key: 'gn_web_users.gender', source: 'fn:gender', note: 'persons only: 1 male (male, m, مرد, آقا, مذکر), 0 female (female, f, زن, خانم, مونث); else empty' },
   { key: 'gn_web_users.websiteaddress', source: 'website', note: 'CRM website' },
   { key: 'gn_web_users.pocode', source: 'fn:zipCode', note: 'zip code of the default address (else the first), digits as ASCII' },
-  { key: 'gn_web_users.codeostan', source: 'address:state', note: 'state (province) of the default address, as the CRM writes it (a name; B14: whether Siagh wants a code is unverified); not sent with addressNames false' },
+  { key: 'gn_web_users.codeostan', source: 'address:state', note: 'state (province) of the default address, as the CRM writes it (a name; whether Siagh wants a code is unverified); not sent with addressNames false' },
   { key: 'gn_web_users.address', source: 'address:address', note: 'address text of the default address (else the first)' },
-  { key: 'gn_web_users.codeshahr', source: 'address:city', note: 'city of the default address, as the CRM writes it (a name; B14: whether Siagh wants a code is unverified); not sent with addressNames false' },
-  { key: 'gn_web_users.countrycode', source: 'address:country', note: 'country of the default address, as the CRM writes it (a name; B14); not sent with addressNames false' },
+  { key: 'gn_web_users.codeshahr', source: 'address:city', note: 'city of the default address, as the CRM writes it (a name; whether Siagh wants a code is unverified); not sent with addressNames false' },
+  { key: 'gn_web_users.countrycode', source: 'address:country', note: 'country of the default address, as the CRM writes it (a name; whether Siagh wants a code is unverified); not sent with addressNames false' },
   { key: 'gn_web_users.email', source: 'email', note: 'CRM email' },
   { key: 'gn_web_users.fullname', source: 'fn:fullname', note: 'CRM nickName, else firstName + " " + lastName' },
   { key: 'gn_web_users.mobileno', source: 'phone:mobile', note: 'first mobile-typed phone (Persian or English type), else an untyped Iranian mobile number; written 09xxxxxxxxx' },
@@ -397,7 +397,7 @@ export function mapIdentityToContact(identity: CrmIdentity, opts: ContactMapOpti
 
 /**
  * The fields to send on an update. `keep` (default): empty values are dropped, so an update never
- * blanks data that exists only in Siagh (B21). `clear`: every field is sent, empty ones as ''.
+ * blanks data that exists only in Siagh (docs/known-faults.md#update-blanks). `clear`: every field is sent, empty ones as ''.
  */
 export function fieldsForUpdate(fields: SiaghFieldList, emptyPolicy: 'keep' | 'clear' = 'keep'): SiaghFieldList {
   if (emptyPolicy === 'clear') return fields.map(([k, v]) => [k, v] as [string, string]);

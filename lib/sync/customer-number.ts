@@ -1,5 +1,6 @@
 /**
- * CRM `customerNumber` ↔ Siagh contact `Code` (evidence §2.10, bug B9).
+ * CRM `customerNumber` ↔ Siagh contact `Code` (docs/crm-api.md#customer-number-and-siagh-code,
+ * docs/known-faults.md#customer-number).
  *
  * `build` writes `prefix + (Code + offset)`; `parse` is its exact inverse: a customer number that
  * `build` could not have produced (wrong prefix, leading zeros, a value at or below the offset,

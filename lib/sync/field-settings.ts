@@ -1,7 +1,7 @@
 /**
  * The field settings siagh-upsert (CRM → Siagh) and siagh-import (Siagh → CRM) share: the
  * customer-number scheme, the phone-type labels the import writes and the phone-type words the
- * upsert reads (Q9), the address names, the economic-code key, the gender values, the tmpid key and
+ * upsert reads (docs/open-questions.md#phone-types), the address names, the economic-code key, the gender values, the tmpid key and
  * the field overrides.
  *
  * Why one set: the import stores, with each mapping, the checksum of the Siagh fields the upsert
@@ -21,11 +21,11 @@ import { DEFAULT_GENDER_LABELS, DEFAULT_PHONE_TYPE_LABELS } from './import-mappe
 
 export interface FieldSettings {
   scheme: CustomerNumberScheme;
-  /** Phone types the import writes for Siagh's mobiles / landlines (Q9). */
+  /** Phone types the import writes for Siagh's mobiles / landlines (docs/open-questions.md#phone-types). */
   phoneLabels: { mobile: string; office: string };
   /** Phone-type words the upsert reads as mobile / office; undefined = the built-in list. */
   phoneTypes: { mobile?: string[]; office?: string[] };
-  /** Send the CRM city / state / country to codeshahr / codeostan / countrycode (B14). */
+  /** Send the CRM city / state / country to codeshahr / codeostan / countrycode (docs/open-questions.md#address-codes). */
   addressNames: boolean;
   /** Siagh key for the CRM economic code; '' = not sent. */
   economicCodeKey: string;

@@ -1,9 +1,9 @@
 /**
  * Siagh contact (GetAll record) → body of CRM person/create or organization/create, for the
- * initial import (evidence §2.6, §4.1). Pure, no I/O.
+ * initial import (docs/crm-api.md#person-and-organization). Pure, no I/O.
  *
  * Decisions:
- * - kind from `TowardType` (false person, true organization, §1.10). A missing `TowardType` is
+ * - kind from `TowardType` (false person, true organization, docs/siagh-api.md#person-or-organization). A missing `TowardType` is
  *   imported as a person WITH a warning, never silently.
  * - Persons: firstName = first word, lastName = the rest (words split at blanks only, so a ZWNJ
  *   inside `محمد‌علی` keeps it one word). Leading courtesy titles (آقای، خانم، دکتر، مهندس، Mr, Dr …)
@@ -11,14 +11,15 @@
  * - Gender (persons only): Siagh `0` / `1` (female / male, as documented on the write side) become
  *   the CRM values `genderLabels.female` / `.male` (default `Female` / `Male`: the values the CRM
  *   accepts are unverified, so they are a setting; `genderLabels: null` copies no gender). Any other
- *   Siagh value is not copied (B14: the old service copied it verbatim), with a warning.
+ *   Siagh value is not copied (the old service copied it verbatim: docs/known-faults.md#address-names), with a warning.
  * - Description: Siagh's `Description` when it has one, else the note `Imported from Siagh (Code: N)`.
  * - City: Siagh `CityCode` becomes the CRM address's `city`, as Siagh holds it (the contact mapper
  *   sends the CRM city back to `codeshahr`, so the pair is stable).
- * - refId is not set: Siagh does not return tmpid (B10), the old service set it from an absent value.
+ * - refId is not set: Siagh does not return tmpid, the old service set it from an absent value
+ *   (docs/known-faults.md#tmpid-write-only).
  * - Phones: MobileNo, MobileNo2 as mobile, TelNo, TelNo2 as office, empty and repeated numbers
  *   skipped, the first one is the default; digits are written as ASCII (the layout is kept).
- *   The phone-type labels are configurable (Q9: whether the CRM wants Persian labels or English
+ *   The phone-type labels are configurable (docs/open-questions.md#phone-types: whether the CRM wants Persian labels or English
  *   keys is unknown).
  */
 import { SyncError } from '../errors';
@@ -30,7 +31,7 @@ export interface ImportMapOptions {
   scheme?: CustomerNumberScheme;
   /** Categories of every imported identity; default [{key: 'syaghcontact'}] (the operator's rule). */
   categories?: Array<{ key: string }>;
-  /** Q9 unknown: default {mobile: 'موبایل', office: 'محل کار'}. */
+  /** docs/open-questions.md#phone-types: default {mobile: 'موبایل', office: 'محل کار'}. */
   phoneTypeLabels?: { mobile: string; office: string };
   /** Description of the CRM record; default Siagh's Description, else `Imported from Siagh (Code: N)`. */
   description?: (c: SiaghContact) => string;

@@ -1,10 +1,11 @@
 /**
- * Initial import, Siagh → CRM (issue 4 "initial-import", evidence §4.1, bugs B7, B8, B9, B20).
+ * Initial import, Siagh → CRM (issue 4 "initial-import"; docs/known-faults.md#races,
+ * docs/known-faults.md#skipped-unmapped, docs/known-faults.md#customer-number, docs/known-faults.md#paging).
  *
  * For every Siagh contact (one GetAll at the start) except admin users:
  * - already mapped by its Code → `skipped` ('already mapped');
  * - the CRM already has its customer number → `linked`: the mapping is stored, nothing is created
- *   (B8: the old service skipped these without a mapping, so the next webhook duplicated them);
+ *   (the old service skipped these without a mapping, so the next webhook duplicated them);
  * - otherwise → a person or organization is created in the CRM and its mapping stored at once,
  *   with the checksum the webhook path computes for the same content, so the CRM's Insert/Update
  *   echoes of the import compare as `unchanged` and rewrite nothing in Siagh.
@@ -217,7 +218,7 @@ export async function runImport(deps: ImportDeps, opts: ImportOptions = {}): Pro
   };
   if (opts.signal?.aborted) throw new SyncError('UNKNOWN', 'The import was stopped before it started.');
 
-  // ---- read both sides, at once (the old service did the same, §4.1)
+  // ---- read both sides, at once (the old service did the same)
   const [contacts, crmRows] = await Promise.all([
     siagh.contacts.refresh().then(() => siagh.contacts.all().sort((a, b) => a.Code - b.Code)),
     crm.searchAllIdentities(),

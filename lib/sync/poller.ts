@@ -8,9 +8,9 @@
  * identity/search equivalent: when their find is unsupported the run lists none of them, leaves
  * their cursor, and says so in a warning the first time (`unsupported` on every such run).
  *
- * Two ways to list (api-evidence.md §2.4, §2.7):
+ * Two ways to list (docs/crm-api.md#identity-search, docs/crm-api.md#person-and-organization):
  * - `find` (default): person/find and organization/find with `modifyDate ≥ cursor − overlap`,
- *   each paged until an EMPTY page (B20). The CRM's find on modifyDate was never tried on a real
+ *   each paged until an EMPTY page (docs/known-faults.md#paging). The CRM's find on modifyDate was never tried on a real
  *   server: when it answers that the endpoint or the query is unsupported (`isFindUnsupported`),
  *   the run falls back to `scan` and says so in a warning.
  * - `scan`: identity/search for persons, then organizations, each paged until an empty page; every

@@ -1,17 +1,17 @@
 /**
- * CRM sales quote / sales invoice → Siagh sales pre-invoice (form 43D81, evidence §1.8). Pure.
+ * CRM sales quote / sales invoice → Siagh sales pre-invoice (form 43D81, docs/siagh-api.md#form-43d81-sales-pre-invoice). Pure.
  *
  * Fixes over the old service:
- * - B11: `salmali` is the fiscal year the Siagh login reported, passed in by the caller; never
+ * - Fiscal year (docs/known-faults.md#fiscal-year): `salmali` is the fiscal year the Siagh login reported, passed in by the caller; never
  *   computed from the Gregorian calendar. A Gregorian-looking year is refused.
- * - B13: `codemarkazforush` (sales centre) and `codevaseteh` (intermediary) are configuration. Their
- *   defaults follow the latest evidence (§1.8): the real server answered a save with both empty
+ * - Header codes (docs/open-questions.md#header-codes): `codemarkazforush` (sales centre) and `codevaseteh` (intermediary) are configuration. Their
+ *   defaults follow the latest evidence: the real server answered a save with both empty
  *   with the RUNTIME ERROR "Field 'Code' not found", and the follow-up set codevaseteh = 31 and
  *   codemarkazforush = the sale-model digits; so empty or 'auto' means exactly that (an empty
  *   value is never sent). Where the customer goes (`codemoshtari`, `codecontact` or both) and what
- *   it is (contact Code or AccountPartyCode) is configurable because Q1 is unresolved; CRM
+ *   it is (contact Code or AccountPartyCode) is configurable because it is unresolved (docs/open-questions.md#pre-invoice-customer); CRM
  *   product codes go through `productCodeMap`.
- * - B6: `_In_Suid` is derived from the CRM id (`suidFor`), so a retry carries the same value.
+ * - Retries (docs/known-faults.md#duplicate-pre-invoices): `_In_Suid` is derived from the CRM id (`suidFor`), so a retry carries the same value.
  *
  * The checksum covers header and rows (a changed price or quantity changes it); it does not cover
  * the suid or anything the mapping does not send (a new modifyDate alone leaves it unchanged).
@@ -23,16 +23,16 @@ import { toAsciiDigits } from '../text/normalize';
 import { checksumOf } from './checksum';
 
 export interface PreInvoiceOptions {
-  /** From the Siagh login (SiaghSessionInfo.fiscalYear), never Gregorian − 621 (B11). Required. */
+  /** From the Siagh login (SiaghSessionInfo.fiscalYear), never Gregorian − 621 (docs/known-faults.md#fiscal-year). Required. */
   fiscalYear: number;
   /** The mapped Siagh contact Code. */
   customerCode: number | string;
   /** From the Siagh contact record (GetAll AccountPartyCode), when known. */
   accountPartyCode?: number | string | null;
-  /** Q1 unresolved: which header field(s) carry the customer. Default 'codemoshtari'. */
+  /** Unresolved (docs/open-questions.md#pre-invoice-customer): which header field(s) carry the customer. Default 'codemoshtari'. */
   customerField?: 'codemoshtari' | 'codecontact' | 'both';
   /**
-   * Q1: what goes into codemoshtari: the contact Code or its AccountPartyCode (falls back to the
+   * docs/open-questions.md#pre-invoice-customer: what goes into codemoshtari: the contact Code or its AccountPartyCode (falls back to the
    * Code with a warning). codecontact always gets the contact Code. Default 'code'.
    */
   customerValue?: 'code' | 'accountParty';
@@ -40,9 +40,9 @@ export interface PreInvoiceOptions {
   saleModel?: string;
   /** Default '2'. */
   paymentType?: string;
-  /** Default 'auto' (also for ''): the sale-model digits, as the real server was last sent (§1.8). */
+  /** Default 'auto' (also for ''): the sale-model digits, as the real server was last sent. */
   salesCentre?: string;
-  /** Default '31' (also for ''), as the real server was last sent (§1.8). */
+  /** Default '31' (also for ''), as the real server was last sent. */
   intermediary?: string;
   /** Default '1'. */
   saleType?: string;
@@ -55,7 +55,7 @@ export interface PreInvoiceOptions {
   /** Default false; true → an unmapped product is a BAD_INPUT error naming it. */
   requireMappedProducts?: boolean;
   /**
-   * VAT and the document-level discount have no known Siagh field (evidence §1.8 shows none; B13).
+   * VAT and the document-level discount have no known Siagh field (none is known: docs/open-questions.md#unknown-fields).
    * Each key below names the `sl_sanad` header column (or, for rowVatKey, the `sl_rizsanad` row
    * column) that receives the value; '' (default) = not sent.
    * - vatPercentKey ← quote `vatPercent`;
@@ -78,7 +78,7 @@ export interface PreInvoiceOptions {
   documentDiscount?: 'none' | 'rows';
 }
 
-/** codevaseteh when none is set: the value sent since the 2025-12-26 follow-up (§1.8). */
+/** codevaseteh when none is set: the value sent since the 2025-12-26 follow-up (docs/open-questions.md#header-codes). */
 export const DEFAULT_INTERMEDIARY = '31';
 
 export interface MappedPreInvoice {

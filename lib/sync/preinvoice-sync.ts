@@ -1,5 +1,6 @@
 /**
- * CRM quote or invoice → Siagh sales pre-invoice (form 43D81), at most once per CRM document (B6).
+ * CRM quote or invoice → Siagh sales pre-invoice (form 43D81), at most once per CRM document
+ * (docs/known-faults.md#duplicate-pre-invoices).
  *
  * - Already transferred (a mapping exists): nothing is sent. Same content → `unchanged`; different
  *   content → DOCUMENT_CHANGED_AFTER_TRANSFER, a review item whose `review` lists the differences
@@ -11,8 +12,8 @@
  *   Siagh login, not from the CRM) is no change.
  * - The customer must be mapped first (CUSTOMER_NOT_MAPPED otherwise: sync the identity, then
  *   replay the quote).
- * - The fiscal year comes from the Siagh login, never from the calendar (B11); `_In_Suid` is
- *   derived from the CRM id so a retry carries the same id (Q4).
+ * - The fiscal year comes from the Siagh login, never from the calendar (docs/known-faults.md#fiscal-year); `_In_Suid` is
+ *   derived from the CRM id so a retry carries the same id (docs/open-questions.md#suid-dedup).
  */
 import { SyncError } from '../errors';
 import type { SiaghClient } from '../siagh/client';

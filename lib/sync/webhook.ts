@@ -3,7 +3,7 @@
  * coalescing of repeated deliveries for one record.
  *
  * The real Payamgostar CRM sends a body-less GET `?event=Insert|Update&id=<GUID>&type=Identity|Quote
- * &subtype=<Persian name>` after every save, with no signature and no event id (API evidence §3.1).
+ * &subtype=<Persian name>` after every save, with no signature and no event id (docs/crm-api.md#webhooks-as-the-crm-sends-them).
  * A delivery therefore only means "go and fetch this record": N deliveries for one record within a
  * short window become one fetch, and the record itself is always read fresh from the CRM.
  *
