@@ -1,11 +1,11 @@
 /**
- * CRM webhooks, the plain logic: what a delivery may carry, the shared-token check, and the
- * coalescing of repeated deliveries for one record.
+ * CRM webhooks, the plain logic: what a delivery may carry, the shared-token check, and how two
+ * events for one record merge (the sync queue merges a record's waiting deliveries with it).
  *
  * The real Payamgostar CRM sends a body-less GET `?event=Insert|Update&id=<GUID>&type=Identity|Quote
  * &subtype=<Persian name>` after every save, with no signature and no event id (docs/crm-api.md#webhooks-as-the-crm-sends-them).
- * A delivery therefore only means "go and fetch this record": N deliveries for one record within a
- * short window become one fetch, and the record itself is always read fresh from the CRM.
+ * A delivery therefore only means "go and fetch this record": N deliveries for one record waiting in
+ * the queue become one job, and the record itself is always read fresh from the CRM.
  *
  * Nothing here knows Node-RED; the crm-webhook node is a thin adapter around it.
  */
