@@ -1132,5 +1132,8 @@ export function readMappingFile(filePath: string): MappingFileV1 {
       }
     });
   }
+  // plain objects for the caller (spread keeps any key as an own property)
+  for (const t of ENTITY_TYPES) data.mappings[t] = { ...data.mappings[t] };
+  data.meta = { ...data.meta };
   return data;
 }
