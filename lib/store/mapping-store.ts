@@ -108,6 +108,8 @@ export interface MappingStoreStats {
   /** Compactions made by this instance, and when the last one ended. */
   compactions?: number;
   lastCompactAt?: string;
+  /** Set when another process took the lock over: why this store refuses every write. */
+  lockLost?: string;
 }
 
 /** One journal line: an absolute change, so replaying it twice is harmless. */
@@ -273,8 +275,6 @@ export class MappingStore {
   private compactScheduled = false;
   /** Set when another process took the lock: every write rejects with it. */
   private lost: SyncError | undefined;
-  /** Inode of our lock file: a different one means someone replaced it. */
-  private lockIno: number | undefined;
   private lastWriteAt: string | undefined;
   private lastBackupMs = 0;
   private backupAt: string | undefined;
@@ -366,7 +366,6 @@ export class MappingStore {
     const s = new MappingStore(filePath, opts);
     s.lock = await acquireLock(filePath);
     try {
-      s.lockIno = (await fsp.stat(s.lockPath)).ino;
       await s.load();
     } catch (e) {
       await releaseLock(s.lockPath, s.lock.token);
@@ -401,22 +400,15 @@ export class MappingStore {
     this.journal.fail(this.lost);
   }
 
-  /** Before every commit and snapshot write: is the lock still ours? (one stat; a read if it changed) */
+  /**
+   * Before every commit and snapshot write: is the lock still ours? Reads the token (a small file;
+   * an inode comparison is not enough: a new lock file often gets the number of the deleted one).
+   */
   private async checkLock(): Promise<void> {
     if (this.lost) throw this.lost;
     if (!this.lock) return;
-    let ino: number;
-    try {
-      ino = (await fsp.stat(this.lockPath)).ino;
-    } catch {
-      return; // gone: the heartbeat puts it back (or sees who took it)
-    }
-    if (ino === this.lockIno) return;
-    const who = await lockOwner(this.lockPath, this.lock.token).catch(() => 'missing' as const);
-    if (who === 'ours') {
-      this.lockIno = ino;
-      return;
-    }
+    const who = await lockOwner(this.lockPath, this.lock.token).catch(() => 'ours' as const); // unreadable now: the periodic check looks again
+    if (who === 'ours') return;
     if (who === 'missing') return;
     this.lockLost(who);
     throw this.lost!;
@@ -675,6 +667,7 @@ export class MappingStore {
       journalEntries: this.journal.entries,
       compactions: this.compactions,
       lastCompactAt: this.lastCompactAt,
+      lockLost: this.lost?.message,
     };
   }
 
