@@ -183,6 +183,20 @@ describe('mapping store: journal and compaction', function () {
     await assert.rejects(MappingStore.open(file), (e: unknown) => isCode('STORE_IO')(e) && /missing but its journal/.test((e as Error).message));
   });
 
+  it('close during a compaction waits for it and folds what came after it too: one complete file, no journal', async () => {
+    const s = await MappingStore.open(file);
+    await Promise.all(Array.from({ length: 5000 }, (_, i) => s.store({ entityType: 'quote', crmId: guid(i), siaghCode: String(i), source: 'import' })));
+    const running = s.compact();
+    const late = Array.from({ length: 50 }, (_, i) => s.store({ entityType: 'contact', crmId: guid(i), siaghCode: String(i), source: 'webhook' }));
+    await s.close();
+    await Promise.all([running, ...late]);
+    assert.equal(fs.existsSync(`${file}.journal`), false);
+    assert.equal(fs.existsSync(`${file}.journal.old`), false);
+    const onDisk = JSON.parse(fs.readFileSync(file, 'utf8'));
+    assert.equal(Object.keys(onDisk.mappings.quote).length, 5000);
+    assert.equal(Object.keys(onDisk.mappings.contact).length, 50);
+  });
+
   it('the snapshot written in pieces is what lowdb reads, at 20 000 mappings', async () => {
     const s = await MappingStore.open(file);
     await Promise.all(

@@ -442,7 +442,10 @@ export class MappingStore {
     } catch {
       verdict = ' Warning: the backup is not readable either.';
     }
-    return `Restore the last good copy: stop Node-RED, copy ${bak} (from ${st.mtime.toISOString()}) over ${this.filePath}, and start again.${verdict}`;
+    return (
+      `Restore the last good copy: stop Node-RED, copy ${bak} (from ${st.mtime.toISOString()}) over ${this.filePath}, and start again.${verdict} ` +
+      `The journal ${this.journal.path} (the changes since the file was last written) is replayed over it; changes folded into the file between the backup and the damage are not in either, so sync those again.`
+    );
   }
 
   private async load(): Promise<void> {
@@ -1017,11 +1020,13 @@ export class MappingStore {
       if (!this.lost) {
         await this.flush();
         // Leave one plain, complete file behind: fold what the journal holds into the snapshot.
-        if (this.journal.bytes > 0 || this.journal.hasOld || this.journal.isCompacting) {
+        // (A background compaction may be running: it only holds what came before its start, so look again.)
+        for (let i = 0; i < 3 && (this.journal.bytes > 0 || this.journal.hasOld || this.journal.isCompacting); i++) {
           try {
             await this.journal.compact(() => this.captureSnapshot());
           } catch (e) {
             if (!this.lost) this.warn(`Could not fold the journal into ${this.filePath} at close (${errText(e)}); it is replayed at the next open.`);
+            break;
           }
         }
       }
