@@ -13,6 +13,7 @@ import { inspect } from 'node:util';
 import type { CrmSim } from '../sim/crm-sim';
 import type { SiaghSim } from '../sim/siagh-sim';
 import { CRM_USER, SIAGH_USER, collect, configNodes, coreNode, helper, n, nodeModule, startSims, tab, tmpDir, waitFor } from './helpers/node-env';
+import { readMappingFile } from '../lib/store/mapping-store';
 
 const NODES = () => ['crm-config', 'siagh-config', 'crm-poll', 'crm-fetch', 'siagh-upsert', 'sync-mapping'].map(nodeModule);
 const PERSON_FIND = 'POST /api/v2/crmobject/person/find';
@@ -68,7 +69,7 @@ describe('crm-poll (Node-RED runtime)', function () {
   }
 
   function meta(): Record<string, any> {
-    return fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')).meta : {};
+    return fs.existsSync(file) ? (readMappingFile(file).meta as Record<string, any>) : {};
   }
 
   /** crm-poll 'poll' → helper 'out'; Catch → helper 'caught'. */
@@ -410,7 +411,7 @@ describe('crm-poll (Node-RED runtime)', function () {
     assert.equal(siagh.contacts().length, contactsBefore + 1);
     const contact = siagh.contacts().find((c) => String(c.Code) === m.sync.siaghCode)!;
     assert.equal(contact.Name, 'نگار موسوی');
-    const mapping = JSON.parse(fs.readFileSync(file, 'utf8')).mappings.contact[person.crmId];
+    const mapping = readMappingFile(file).mappings.contact[person.crmId];
     assert.equal(mapping.siaghCode, m.sync.siaghCode);
     assert.equal(mapping.source, 'poll');
 

@@ -8,7 +8,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { inspect } from 'node:util';
-import { MappingStore } from '../lib/store/mapping-store';
+import { MappingStore, readMappingFile } from '../lib/store/mapping-store';
 import type { CrmIdentity } from '../lib/types';
 import type { SiaghSim } from '../sim/siagh-sim';
 import { CRM_USER, SIAGH_USER, collect, configNodes, helper, n, nodeModule, startSims, tab, tmpDir, waitFor } from './helpers/node-env';
@@ -30,8 +30,9 @@ function person(over: Partial<CrmIdentity> = {}): CrmIdentity {
   };
 }
 
+/** The mapping file with its journal replayed over it: what is durable on disk. */
 function readFile(file: string): { mappings: Record<string, Record<string, any>> } {
-  return JSON.parse(fs.readFileSync(file, 'utf8'));
+  return readMappingFile(file);
 }
 
 describe('sync-mapping node (Node-RED runtime, real files)', function () {

@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { CrmClient, isFindUnsupported } from '../lib/crm/client';
 import { SyncError } from '../lib/errors';
-import { MappingStore } from '../lib/store/mapping-store';
+import { MappingStore, readMappingFile } from '../lib/store/mapping-store';
 import { Poller, PollCursor, PollSource, formatCrmLocalTime, parseCrmLocalTime, readCursor } from '../lib/sync/poller';
 import { CrmSim, CrmSimOptions } from '../sim/crm-sim';
 
@@ -89,7 +89,7 @@ describe('poller (CRM simulator, real mapping file)', function () {
     assert.equal(r.cursor?.id, orgs[2]);
     assert.equal(r.advanced, true);
     // On disk, not only in memory.
-    const onDisk = JSON.parse(fs.readFileSync(file, 'utf8')).meta[KEY] as PollCursor;
+    const onDisk = readMappingFile(file).meta[KEY] as PollCursor;
     assert.equal(onDisk.modifyDate, newest.modifyDate);
     assert.deepEqual(readCursor(onDisk), p.cursor());
 

@@ -125,6 +125,7 @@ describe('secrets: no password, hash, token or session id anywhere an operator c
       'sync-log.jsonl': readSyncLog(env.dataDir),
       'failed.json': fs.readFileSync(path.join(env.dataDir, 'failed.json'), 'utf8'),
       'mappings.json': fs.readFileSync(path.join(env.dataDir, 'mappings.json'), 'utf8'),
+      'mappings.json.journal': fs.existsSync(path.join(env.dataDir, 'mappings.json.journal')) ? fs.readFileSync(path.join(env.dataDir, 'mappings.json.journal'), 'utf8') : '',
       'import report': env.reportFiles().map((f) => fs.readFileSync(f, 'utf8')).join('\n'),
       '/health': health,
       'test echo': echo.text,

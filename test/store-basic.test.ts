@@ -296,13 +296,15 @@ describe('mapping store: records, indexes, meta', () => {
     const s = await MappingStore.open(file, { backupIntervalMs: 60_000 });
     try {
       await s.store({ entityType: 'contact', crmId: guid(1), siaghCode: '1', source: 'x' });
-      await s.flush();
-      // a fresh file has no backup at open; the first commit makes one
       const bak = `${file}.bak`;
+      assert.equal(fs.existsSync(bak), false, 'a fresh file has no backup at open');
+      // the first compaction (journal folded into the file) makes one
+      await s.compact();
       await waitUntil(() => fs.existsSync(bak));
+      assert.equal(JSON.parse(fs.readFileSync(bak, 'utf8')).mappings.contact[guid(1)].siaghCode, '1');
       const first = fs.readFileSync(bak, 'utf8');
       for (let i = 2; i < 6; i++) await s.store({ entityType: 'contact', crmId: guid(i), siaghCode: String(i), source: 'x' });
-      await s.flush();
+      await s.compact();
       assert.equal(fs.readFileSync(bak, 'utf8'), first, 'no new copy within the interval');
     } finally {
       await s.close();

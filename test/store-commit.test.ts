@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MappingStore } from '../lib/store/mapping-store';
 import { SyncError } from '../lib/errors';
-import { guid, makeTempDir, removeDir } from './fixtures/store-helpers';
+import { guid, makeTempDir, readOnDisk, removeDir } from './fixtures/store-helpers';
 
 describe('mapping store: group commit and durability', () => {
   let dir: string;
@@ -25,8 +25,8 @@ describe('mapping store: group commit and durability', () => {
     const writes = s.writeCount - before;
     assert.equal(results.length, 200);
     assert.ok(writes >= 1 && writes <= 3, `200 stores took ${writes} file writes`);
-    // durable: the file on disk (read by an independent parser) already holds every record
-    const onDisk = JSON.parse(fs.readFileSync(file, 'utf8'));
+    // durable: the files on disk (snapshot + journal, read by an independent parser) already hold every record
+    const onDisk = readOnDisk(file);
     for (let i = 0; i < 200; i++) {
       const t = i % 2 ? 'contact' : 'quote';
       assert.equal(onDisk.mappings[t][guid(i)].siaghCode, String(1000 + i));
@@ -59,7 +59,7 @@ describe('mapping store: group commit and durability', () => {
       assert.equal(s.lookup('contact', guid(7))?.siaghCode, '7');
       await assert.rejects(s.store({ entityType: 'contact', crmId: guid(8), siaghCode: '7', source: 'webhook' }), (e: unknown) => e instanceof SyncError && e.code === 'MAPPING_CONFLICT');
       await p;
-      assert.equal(JSON.parse(fs.readFileSync(file, 'utf8')).mappings.contact[guid(7)].siaghCode, '7');
+      assert.equal(readOnDisk(file).mappings.contact[guid(7)].siaghCode, '7');
     } finally {
       await s.close();
     }
@@ -89,9 +89,11 @@ describe('mapping store: group commit and durability', () => {
     const s = await MappingStore.open(file);
     try {
       await s.store({ entityType: 'contact', crmId: guid(1), siaghCode: '1', source: 'x' });
-      // Put a directory where the temp file must go: the next write fails whatever our privileges.
-      const tmp = path.join(dir, '.mapping.json.tmp');
-      fs.mkdirSync(tmp);
+      await s.compact(); // the journal is folded into the snapshot and set aside: the next commit creates it again
+      assert.equal(fs.existsSync(`${file}.journal`), false);
+      // Put a directory where the journal must go: the next write fails whatever our privileges.
+      const journal = `${file}.journal`;
+      fs.mkdirSync(journal);
       await assert.rejects(s.store({ entityType: 'contact', crmId: guid(2), siaghCode: '2', source: 'x' }), (e: unknown) => {
         assert.ok(e instanceof SyncError);
         assert.equal(e.code, 'STORE_IO');
@@ -99,12 +101,15 @@ describe('mapping store: group commit and durability', () => {
         assert.ok(e.message.includes(file));
         return true;
       });
-      assert.equal(JSON.parse(fs.readFileSync(file, 'utf8')).mappings.contact[guid(2)], undefined);
-      fs.rmdirSync(tmp);
+      assert.equal(s.lookup('contact', guid(2))?.siaghCode, '2', 'kept in memory');
+      fs.rmdirSync(journal);
+      assert.equal(readOnDisk(file).mappings.contact[guid(2)], undefined);
       await s.flush(); // the kept change is written now
-      assert.equal(JSON.parse(fs.readFileSync(file, 'utf8')).mappings.contact[guid(2)].siaghCode, '2');
+      assert.equal(readOnDisk(file).mappings.contact[guid(2)].siaghCode, '2');
+      assert.equal(readOnDisk(file).mappings.contact[guid(1)].siaghCode, '1');
     } finally {
       await s.close();
     }
   });
+
 });

@@ -67,6 +67,35 @@ export async function writeFileAtomic(target: string, data: Buffer | string): Pr
   await fsyncDir(path.dirname(target));
 }
 
+/**
+ * Like writeFileAtomic, but the content comes as a sequence of text pieces, produced lazily: each
+ * piece is written before the next is asked for, so a large file never exists as one string and
+ * the event loop runs between pieces (each write is an await). Resolves with the bytes written.
+ */
+export async function writeFileAtomicChunks(target: string, pieces: Iterable<string>): Promise<number> {
+  const tmp = tempPathFor(target);
+  const fh = await fsp.open(tmp, 'w');
+  let bytes = 0;
+  try {
+    for (const piece of pieces) {
+      if (!piece) continue;
+      const buf = Buffer.from(piece, 'utf8');
+      let off = 0;
+      while (off < buf.length) {
+        const { bytesWritten } = await fh.write(buf, off, buf.length - off);
+        off += bytesWritten;
+      }
+      bytes += buf.length;
+    }
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await renameWithRetry(tmp, target);
+  await fsyncDir(path.dirname(target));
+  return bytes;
+}
+
 /** Copy `src` to `dst` atomically and durably. */
 export async function copyFileAtomic(src: string, dst: string): Promise<void> {
   const tmp = tempPathFor(dst);

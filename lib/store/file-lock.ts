@@ -1,16 +1,22 @@
 /**
  * An exclusive, process-level lock on a data file: `<file>.lock`, created with 'wx', holding the
  * owner's pid, hostname and a random token. A lock whose pid is no longer alive on this host is
- * stale and taken over; a lock held by a live process, or by any process on another host, is
- * refused with SyncError('STORE_LOCKED').
+ * stale and taken over; a lock held by a live process on this host is never taken over, whatever
+ * its age (a busy or suspended process may miss its heartbeat); a lock from another host is
+ * refused with SyncError('STORE_LOCKED') unless it was not refreshed for `staleMs`.
  *
  * A lock carrying our own pid is stale unless this process really holds it (a restarted container
  * often reuses the same pid, e.g. 1). "Really holds" is tracked in a process-wide set shared by
  * every copy of this module, so two copies of the package in one process cannot both take it.
  *
- * The holder refreshes the lock's mtime every 30 s (heartbeat). A lock not refreshed for
- * `staleMs` (default 5 min) is stale whoever wrote it: this frees locks left by a container that
- * was re-created under a new hostname, or whose pid now belongs to an unrelated process.
+ * The holder refreshes the lock's mtime every 30 s (heartbeat). A lock from another host not
+ * refreshed for `staleMs` (default 5 min) is stale: this frees locks left by a container that was
+ * re-created under a new hostname. (On this host the pid decides, never the age.)
+ *
+ * The holder also checks every few seconds that the lock file still names it (startHeartbeat's
+ * `onLost`): if another process took the lock over (an operator deleted it, or judged it stale by
+ * mistake), the holder is told and must stop writing. A lock file that merely vanished is created
+ * again with the holder's token (then the other process is refused, as it should be).
  */
 import { promises as fsp, readFileSync, unlinkSync } from 'node:fs';
 import * as os from 'node:os';
@@ -77,12 +83,15 @@ function lockedMessage(dataPath: string, lockPath: string, who: string): string 
 function judge(info: Partial<LockInfo>, dataPath: string, lockPath: string, ageMs: number, staleMs: number): Verdict {
   const pid = Number(info.pid);
   if (!Number.isInteger(pid) || pid <= 0) return { stale: true, why: 'no valid pid' };
-  if (ageMs > staleMs) return { stale: true, why: `not refreshed for ${Math.round(ageMs / 1000)} s` };
   const since = info.createdAt ? `, since ${info.createdAt}` : '';
   if (info.hostname !== os.hostname()) {
-    // Cannot check a process on another machine (shared folder): never take it over.
+    // Cannot check a process on another machine (shared folder, or a re-created container): only
+    // a lock nobody refreshed for a long time is taken over.
+    if (ageMs > staleMs) return { stale: true, why: `not refreshed for ${Math.round(ageMs / 1000)} s` };
     return { stale: false, message: lockedMessage(dataPath, lockPath, `process ${pid} on host ${String(info.hostname)}${since}`) };
   }
+  // On this host the pid decides, whatever the age: a live holder is never stale (its heartbeat
+  // may be late because it is busy, suspended, or its clock jumped).
   if (pid === process.pid) {
     if (held.has(lockPath)) {
       return { stale: false, message: lockedMessage(dataPath, lockPath, `another copy of this package in this same process (pid ${pid})`) };
@@ -169,13 +178,86 @@ export async function releaseLock(lockPath: string, token: string): Promise<void
   }
 }
 
-/** Refresh the lock's mtime every LOCK_HEARTBEAT_MS while held; returns the stop function. */
-export function startHeartbeat(lockPath: string, token: string, everyMs = LOCK_HEARTBEAT_MS): () => void {
-  const timer = setInterval(() => {
+export const LOCK_CHECK_MS = 5_000;
+
+/** What the lock file at `lockPath` says now: 'ours', 'missing', or the other holder's info. */
+export async function lockOwner(lockPath: string, token: string): Promise<'ours' | 'missing' | Partial<LockInfo>> {
+  let raw: string;
+  try {
+    raw = await fsp.readFile(lockPath, 'utf8');
+  } catch (e) {
+    if (errCode(e) === 'ENOENT') return 'missing';
+    throw e;
+  }
+  let info: Partial<LockInfo>;
+  try {
+    info = JSON.parse(raw) as Partial<LockInfo>;
+  } catch {
+    return {};
+  }
+  return info && info.token === token ? 'ours' : info && typeof info === 'object' ? info : {};
+}
+
+/** Text naming the process that holds a lock, for messages. */
+export function describeHolder(info: Partial<LockInfo>): string {
+  const pid = info.pid !== undefined ? `process ${String(info.pid)}` : 'another process';
+  const host = info.hostname ? (info.hostname === os.hostname() ? ' on this host' : ` on host ${String(info.hostname)}`) : '';
+  const since = info.createdAt ? ` (since ${String(info.createdAt)})` : '';
+  return `${pid}${host}${since}`;
+}
+
+export interface HeartbeatOptions {
+  /** How often to check that the lock file still names this holder (default LOCK_CHECK_MS). */
+  checkMs?: number;
+  /** Called once when another process holds the lock now; the heartbeat stops. */
+  onLost?: (holder: Partial<LockInfo>) => void;
+}
+
+/**
+ * Refresh the lock's mtime every `everyMs` (LOCK_HEARTBEAT_MS) while held, and check every
+ * `checkMs` that the lock still names us (see onLost); returns the stop function.
+ */
+export function startHeartbeat(lockPath: string, token: string, everyMs = LOCK_HEARTBEAT_MS, opts: HeartbeatOptions = {}): () => void {
+  const checkMs = Math.max(1, Math.min(opts.checkMs ?? LOCK_CHECK_MS, everyMs));
+  let lastBeat = Date.now();
+  let busy = false;
+  let stopped = false;
+  const stop = (): void => {
+    stopped = true;
+    clearInterval(timer);
+  };
+  const tick = async (): Promise<void> => {
     if (held.get(lockPath) !== token) return;
-    const now = new Date();
-    fsp.utimes(lockPath, now, now).catch(() => undefined);
-  }, everyMs);
+    const who = await lockOwner(lockPath, token).catch(() => 'ours' as const); // unreadable now: look again later
+    if (stopped) return;
+    if (who === 'missing') {
+      // Deleted under us, and nobody has taken it yet: put ours back, so a newcomer is refused.
+      const info = { pid: process.pid, hostname: os.hostname(), token, createdAt: new Date().toISOString() };
+      try {
+        await fsp.writeFile(lockPath, JSON.stringify(info), { flag: 'wx' });
+      } catch {
+        /* someone was faster: the next check sees whose it is */
+      }
+      return;
+    }
+    if (who !== 'ours') {
+      stop();
+      if (held.get(lockPath) === token) held.delete(lockPath);
+      if (ownLocks.get(lockPath) === token) ownLocks.delete(lockPath);
+      opts.onLost?.(who);
+      return;
+    }
+    if (Date.now() - lastBeat >= everyMs) {
+      lastBeat = Date.now();
+      const now = new Date();
+      await fsp.utimes(lockPath, now, now).catch(() => undefined);
+    }
+  };
+  const timer = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    tick().finally(() => (busy = false));
+  }, checkMs);
   timer.unref();
-  return () => clearInterval(timer);
+  return stop;
 }

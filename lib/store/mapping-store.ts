@@ -6,22 +6,35 @@
  * - Everything is held in memory. The file data is the primary index (objects keyed by CRM id per
  *   entity type); Siagh code and customer number are secondary `Map` indexes built at load. Every
  *   lookup is O(1); nothing scans arrays.
+ * - On disk: the lowdb snapshot `<file>` (compact JSON, format below) plus the journal
+ *   `<file>.journal` (JSON lines, one per change since the snapshot; see journal.ts), and while a
+ *   compaction runs `<file>.journal.old`. Open = read the snapshot, replay the journal(s) over it.
  * - Writes are durable and group-committed. A change is applied to memory at once (so lookups and
- *   the uniqueness checks of later calls see it), then joins the next commit. One commit = one
- *   `JSON.stringify` of the whole file + one atomic durable file replace (temp, fsync, rename, fsync
- *   dir; see atomic-file.ts). Changes arriving while a commit runs all go into the following one,
- *   so N concurrent stores cost about two writes, not N. A promise resolves only after the commit
- *   holding its change is on disk. If a write fails, the promises of that commit reject with
- *   STORE_IO (retryable); the changes stay in memory and are written by the next commit.
+ *   the uniqueness checks of later calls see it), then its journal line joins the next commit. One
+ *   commit = one append + one fdatasync of the journal for every change waiting, so it costs the
+ *   size of the changes, not of the file. Changes arriving while a commit runs go into the
+ *   following one. A promise resolves only after the commit holding its line is on disk. If a
+ *   write fails, the promises of that commit reject with STORE_IO (retryable); the changes stay in
+ *   memory and their lines are written by the next commit.
  *   A writer with many changes in flight (the initial import) may pass `commitWithinMs`: its change
- *   then waits up to that long for a commit (any earlier one takes it along), so one file write
- *   carries hundreds of changes instead of re-serialising the whole file for every few.
+ *   then waits up to that long for a commit (any earlier one takes it along).
+ * - Compaction folds the journal into the snapshot in the background when the journal reaches
+ *   `compactBytes` / `compactEntries` (and at the last close, so a cleanly closed store is one
+ *   plain file again): the journal is set aside as `.journal.old`, the state is captured (key lists
+ *   only: records are immutable) and written as a new snapshot in pieces of ~1000 records with the
+ *   event loop running between them (temp file, fsync, rename, fsync dir), then `.old` is deleted.
+ *   Journal lines are absolute "set"/"delete" changes, so replaying `.old` again after a crash
+ *   between the rename and the delete gives the same state.
  * - One instance per real path per process (module registry, reference-counted). A second process
  *   on the same file is refused (STORE_LOCKED) by `<file>.lock` (see file-lock.ts for when a lock
- *   left behind is taken over).
- * - `<file>.bak`: a copy of the last good file, made at open and at most once per backup interval
- *   (default 60 s) after commits. An unreadable main file is never replaced by an empty store: open
- *   refuses with a message naming the backup.
+ *   left behind is taken over). The holder checks before every commit and every few seconds that
+ *   the lock still names it; if another process took it over, this store stops writing: every
+ *   write rejects with STORE_LOCKED (lookups keep answering from memory) and close() leaves the
+ *   files and the other process's lock alone.
+ * - `<file>.bak`: a copy of the last good snapshot, made at open and at most once per backup
+ *   interval (default 60 s) after compactions. An unreadable snapshot is never replaced by an
+ *   empty store: open refuses with a message naming the backup. A damaged journal line (not the
+ *   torn last line of a crash, which is ignored) refuses the open too, naming the line.
  * - Per-entity claims (FIFO, with lease) so two messages for one entity never both create in Siagh.
  *
  * Records handed out are frozen; do not try to change them, store a new one.
@@ -33,8 +46,9 @@ import { randomUUID } from 'node:crypto';
 import { Low } from 'lowdb';
 import { SyncError } from '../errors';
 import { toAsciiDigits } from '../text/normalize';
-import { DurableJsonFile, UnreadableFileError, copyFileAtomic, writeFileAtomic } from './atomic-file';
-import { acquireLock, releaseLock, startHeartbeat, type LockInfo } from './file-lock';
+import { DurableJsonFile, UnreadableFileError, copyFileAtomic, writeFileAtomic, writeFileAtomicChunks } from './atomic-file';
+import { acquireLock, describeHolder, lockOwner, releaseLock, startHeartbeat, LOCK_HEARTBEAT_MS, type LockInfo } from './file-lock';
+import { Journal, JournalClosedError, JournalCorruptError } from './journal';
 
 export type EntityType = 'contact' | 'quote' | 'invoice';
 export const ENTITY_TYPES: readonly EntityType[] = ['contact', 'quote', 'invoice'];
@@ -70,6 +84,12 @@ export interface MappingStoreOptions {
   backup?: boolean;
   /** Least time between two backup copies during writes (default 60 000 ms). */
   backupIntervalMs?: number;
+  /** Compact (fold the journal into the snapshot) once the journal has this many bytes (default 16 MiB). */
+  compactBytes?: number;
+  /** … or this many changes (default 50 000). */
+  compactEntries?: number;
+  /** How often to check that this process still holds the lock, besides before every commit (default 5 000 ms). */
+  lockCheckMs?: number;
 }
 
 export interface MappingStoreStats {
@@ -78,11 +98,25 @@ export interface MappingStoreStats {
   bySource: Record<string, number>;
   /** ISO time of the last successful file write. */
   lastWriteAt?: string;
-  /** Size of the file as last read or written. */
+  /** Bytes on disk: the snapshot as last read or written plus the journal. */
   fileBytes?: number;
   /** ISO time of the last backup copy. */
   backupAt?: string;
+  /** Bytes and changes in the journal (not yet folded into the snapshot). */
+  journalBytes?: number;
+  journalEntries?: number;
+  /** Compactions made by this instance, and when the last one ended. */
+  compactions?: number;
+  lastCompactAt?: string;
+  /** Set when another process took the lock over: why this store refuses every write. */
+  lockLost?: string;
 }
+
+/** One journal line: an absolute change, so replaying it twice is harmless. */
+export type MappingJournalEntry =
+  | { op: 'put'; rec: MappingRecord }
+  | { op: 'del'; type: EntityType; crmId: string }
+  | { op: 'meta'; key: string; value?: unknown };
 
 /** The file format. `version` allows future migrations. */
 export interface MappingFileV1 {
@@ -96,6 +130,11 @@ const EXTRA_MAX_BYTES = 8192;
 const DEFAULT_LEASE_MS = 60_000;
 const DEFAULT_WAIT_MS = 60_000;
 const DEFAULT_BACKUP_INTERVAL_MS = 60_000;
+const DEFAULT_COMPACT_BYTES = 16 * 1024 * 1024;
+const DEFAULT_COMPACT_ENTRIES = 50_000;
+const DEFAULT_LOCK_CHECK_MS = 5_000;
+/** Records per piece of a snapshot written by compaction (about 0.3 MB, 1–3 ms of work). */
+const SNAPSHOT_PIECE_RECORDS = 1000;
 
 const TYPE_LABEL: Record<EntityType, string> = { contact: 'contact', quote: 'quote (pre-invoice)', invoice: 'invoice' };
 
@@ -194,13 +233,6 @@ interface ClaimState {
   queue: ClaimWaiter[];
 }
 
-interface CommitWaiter {
-  resolve(): void;
-  reject(err: Error): void;
-  /** Date.now() by which the commit holding this change should start. */
-  due: number;
-}
-
 /** Options of one write: how soon its commit must start. */
 export interface CommitOptions {
   /**
@@ -226,6 +258,12 @@ export class MappingStore {
   private lock: LockInfo | undefined;
   private stopHeartbeat: (() => void) | undefined;
 
+  /**
+   * The records, per type, by CRM id, in order of last write. A Map rather than the file's plain
+   * objects: it can be walked in pieces while it changes (compaction), and walking a 100 000-key
+   * object (for-in, Object.keys) costs ~17 ms in one go. The file's objects are emptied at load.
+   */
+  private readonly recs: Record<EntityType, Map<string, MappingRecord>> = { contact: new Map(), quote: new Map(), invoice: new Map() };
   private readonly byCode: Record<EntityType, Map<string, string>> = { contact: new Map(), quote: new Map(), invoice: new Map() };
   /** Customer number → CRM ids of contacts carrying it (usually one; oldest first). */
   private readonly byCustomer = new Map<string, Set<string>>();
@@ -234,16 +272,15 @@ export class MappingStore {
 
   private readonly claims = new Map<string, ClaimState>();
 
-  private waiters: CommitWaiter[] = [];
-  /** Earliest `due` among `waiters`. */
-  private dueAt = Infinity;
-  private dirty = false;
-  private committing: Promise<void> | undefined;
-  private scheduled = false;
-  /** When the scheduled commit starts (Date.now() time). */
-  private scheduledAt = Infinity;
-  private commitTimer: NodeJS.Timeout | undefined;
-  private commitImmediate: NodeJS.Immediate | undefined;
+  private readonly journal: Journal<MappingJournalEntry>;
+  /** Size of the snapshot file as last read or written. */
+  private snapshotBytes: number | undefined;
+  private snapshotWrites = 0;
+  private compactions = 0;
+  private lastCompactAt: string | undefined;
+  private compactScheduled = false;
+  /** Set when another process took the lock: every write rejects with it. */
+  private lost: SyncError | undefined;
   private lastWriteAt: string | undefined;
   private lastBackupMs = 0;
   private backupAt: string | undefined;
@@ -257,9 +294,19 @@ export class MappingStore {
       waitMs: opts.waitMs ?? DEFAULT_WAIT_MS,
       backup: opts.backup ?? true,
       backupIntervalMs: opts.backupIntervalMs ?? DEFAULT_BACKUP_INTERVAL_MS,
+      compactBytes: Math.max(1, opts.compactBytes ?? DEFAULT_COMPACT_BYTES),
+      compactEntries: Math.max(1, opts.compactEntries ?? DEFAULT_COMPACT_ENTRIES),
+      lockCheckMs: Math.max(1, opts.lockCheckMs ?? DEFAULT_LOCK_CHECK_MS),
     };
     this.adapter = new DurableJsonFile<MappingFileV1>(filePath);
     this.db = new Low<MappingFileV1>(this.adapter, MappingStore.emptyFile());
+    this.journal = new Journal<MappingJournalEntry>(journalPathFor(filePath), {
+      commitDelayMs: this.opts.commitDelayMs,
+      compactBytes: this.opts.compactBytes,
+      compactEntries: this.opts.compactEntries,
+      onCompactDue: () => this.scheduleCompaction(),
+      beforeCommit: () => this.checkLock(),
+    });
   }
 
   private static emptyFile(): MappingFileV1 {
@@ -327,11 +374,50 @@ export class MappingStore {
     try {
       await s.load();
     } catch (e) {
-      await releaseLock(`${filePath}.lock`, s.lock.token);
+      await releaseLock(s.lockPath, s.lock.token);
       throw e;
     }
-    s.stopHeartbeat = startHeartbeat(`${filePath}.lock`, s.lock.token);
+    s.stopHeartbeat = startHeartbeat(s.lockPath, s.lock.token, LOCK_HEARTBEAT_MS, {
+      checkMs: s.opts.lockCheckMs,
+      onLost: (holder) => s.lockLost(holder),
+    });
+    if (s.journal.compactionDue || s.journal.hasOld) s.scheduleCompaction();
     return s;
+  }
+
+  private get lockPath(): string {
+    return `${this.filePath}.lock`;
+  }
+
+  /** Path of the journal beside the snapshot. */
+  get journalPath(): string {
+    return this.journal.path;
+  }
+
+  private lockLost(holder: Partial<LockInfo>): void {
+    if (this.lost || this.closed) return;
+    this.lost = new SyncError(
+      'STORE_LOCKED',
+      `Another process took over the data folder of the mapping file ${this.filePath}: its lock ${this.lockPath} now belongs to ${describeHolder(holder)}. ` +
+        `This process has stopped writing mappings (this change was not saved) so that the two do not overwrite each other. ` +
+        `Only one Node-RED process may use a data folder: stop the other process or give it a different folder, then restart or redeploy this one.`,
+    );
+    this.stopHeartbeat?.();
+    this.journal.fail(this.lost);
+  }
+
+  /**
+   * Before every commit and snapshot write: is the lock still ours? Reads the token (a small file;
+   * an inode comparison is not enough: a new lock file often gets the number of the deleted one).
+   */
+  private async checkLock(): Promise<void> {
+    if (this.lost) throw this.lost;
+    if (!this.lock) return;
+    const who = await lockOwner(this.lockPath, this.lock.token).catch(() => 'ours' as const); // unreadable now: the periodic check looks again
+    if (who === 'ours') return;
+    if (who === 'missing') return;
+    this.lockLost(who);
+    throw this.lost!;
   }
 
   private get bakPath(): string {
@@ -356,7 +442,10 @@ export class MappingStore {
     } catch {
       verdict = ' Warning: the backup is not readable either.';
     }
-    return `Restore the last good copy: stop Node-RED, copy ${bak} (from ${st.mtime.toISOString()}) over ${this.filePath}, and start again.${verdict}`;
+    return (
+      `Restore the last good copy: stop Node-RED, copy ${bak} (from ${st.mtime.toISOString()}) over ${this.filePath}, and start again.${verdict} ` +
+      `The journal ${this.journal.path} (the changes since the file was last written) is replayed over it; changes folded into the file between the backup and the damage are not in either, so sync those again.`
+    );
   }
 
   private async load(): Promise<void> {
@@ -374,6 +463,7 @@ export class MappingStore {
       throw new SyncError('STORE_IO', `Cannot read the mapping file ${file} (${errText(e)}). Check its permissions.`, { cause: e });
     }
     const existed = this.adapter.lastBytes !== undefined;
+    this.snapshotBytes = this.adapter.lastBytes;
     if (!existed) {
       if (fs.existsSync(this.bakPath)) {
         throw new SyncError(
@@ -381,8 +471,16 @@ export class MappingStore {
           `The mapping file ${file} is missing but its backup ${this.bakPath} exists. Copy the backup to ${file} to keep the mappings, or delete the backup to start with an empty mapping.`,
         );
       }
+      const j = this.journal.path;
+      if (nonEmpty(j) || nonEmpty(this.journal.oldPath)) {
+        throw new SyncError(
+          'STORE_IO',
+          `The mapping file ${file} is missing but its journal ${j} exists (it only holds the changes since the file was last written). Restore ${file} from your backups, or move the journal away to start with an empty mapping.`,
+        );
+      }
       this.db.data = MappingStore.emptyFile();
       await this.db.write(); // the file exists from now on
+      this.snapshotBytes = this.adapter.lastBytes;
       return;
     }
     const data = this.db.data as unknown;
@@ -406,6 +504,20 @@ export class MappingStore {
       meta: nullProto(d.meta as Record<string, unknown> | undefined),
     };
     this.db.data = clean;
+    try {
+      await this.journal.open((e) => applyEntry(clean, e));
+    } catch (e) {
+      if (e instanceof JournalCorruptError) {
+        throw new SyncError(
+          'STORE_IO',
+          `The mapping journal ${e.file} is damaged at line ${e.line} (${e.reason}). The store refused to start so that no mapping is lost. ` +
+            `Lines 1 to ${e.line - 1} are intact; a damaged line in the middle is not a crash (that only tears the last line): check the disk, ` +
+            `then repair or remove that line by hand (every later line is still applied), or restore ${file} and the journal from your backups.`,
+          { cause: e },
+        );
+      }
+      throw new SyncError('STORE_IO', `Cannot read the mapping journal ${this.journal.path} (${errText(e)}). Check its permissions.`, { cause: e });
+    }
     for (const t of ENTITY_TYPES) {
       const m = clean.mappings[t];
       for (const crmId in m) {
@@ -422,8 +534,10 @@ export class MappingStore {
         }
         if (rec.extra) Object.freeze(rec.extra);
         Object.freeze(rec);
+        this.recs[t].set(crmId, rec);
         this.addIndexes(rec, holder === undefined);
       }
+      clean.mappings[t] = nullProto({}); // the Map holds them from now on
     }
     if (this.opts.backup) {
       try {
@@ -484,22 +598,22 @@ export class MappingStore {
     return e && e.store === this ? e.refs : 0;
   }
 
-  /** Main-file writes made by this instance (the open's initial write included). */
+  /** Durable writes made by this instance: journal commits and snapshot writes (the open's initial write included). */
   get writeCount(): number {
-    return this.adapter.writeCount;
+    return this.adapter.writeCount + this.snapshotWrites + this.journal.writeCount;
   }
 
   lookup(entityType: EntityType, crmId: string): MappingRecord | undefined {
     this.assertOpen();
     const t = checkType(entityType);
-    return this.db.data.mappings[t][normalizeCrmId(crmId)];
+    return this.recs[t].get(normalizeCrmId(crmId));
   }
 
   lookupBySiaghCode(entityType: EntityType, code: string | number): MappingRecord | undefined {
     this.assertOpen();
     const t = checkType(entityType);
     const crmId = this.byCode[t].get(normalizeSiaghCode(code));
-    return crmId === undefined ? undefined : this.db.data.mappings[t][crmId];
+    return crmId === undefined ? undefined : this.recs[t].get(crmId);
   }
 
   /** The contact mapping with this CRM customer number (the oldest, if several contacts share it). */
@@ -508,7 +622,7 @@ export class MappingStore {
     const cn = normalizeCustomerNumber(customerNumber);
     const set = cn === undefined ? undefined : this.byCustomer.get(cn);
     if (!set) return undefined;
-    for (const crmId of set) return this.db.data.mappings.contact[crmId];
+    for (const crmId of set) return this.recs.contact.get(crmId);
     return undefined;
   }
 
@@ -518,8 +632,8 @@ export class MappingStore {
     const cn = normalizeCustomerNumber(customerNumber);
     const set = cn === undefined ? undefined : this.byCustomer.get(cn);
     if (!set) return [];
-    const m = this.db.data.mappings.contact;
-    return [...set].map((id) => m[id]).filter((r): r is MappingRecord => !!r);
+    const m = this.recs.contact;
+    return [...set].map((id) => m.get(id)).filter((r): r is MappingRecord => !!r);
   }
 
   /** Records in insertion order, contacts then quotes then invoices (or one type). */
@@ -535,13 +649,12 @@ export class MappingStore {
         skip -= this.counts[t];
         continue;
       }
-      const m = this.db.data.mappings[t];
-      for (const crmId in m) {
+      for (const rec of this.recs[t].values()) {
         if (skip > 0) {
           skip--;
           continue;
         }
-        out.push(m[crmId]);
+        out.push(rec);
         if (out.length >= limit) return out;
       }
     }
@@ -558,8 +671,13 @@ export class MappingStore {
       byType,
       bySource,
       lastWriteAt: this.lastWriteAt,
-      fileBytes: this.adapter.lastBytes,
+      fileBytes: this.snapshotBytes === undefined ? undefined : this.snapshotBytes + this.journal.bytes,
       backupAt: this.backupAt,
+      journalBytes: this.journal.bytes,
+      journalEntries: this.journal.entries,
+      compactions: this.compactions,
+      lastCompactAt: this.lastCompactAt,
+      lockLost: this.lost?.message,
     };
   }
 
@@ -616,7 +734,7 @@ export class MappingStore {
    * stored, because it records something that already happened in Siagh).
    */
   async store(input: MappingInput, opts: { claimToken?: string } & CommitOptions = {}): Promise<MappingRecord> {
-    this.assertOpen();
+    this.assertWritable();
     const rec = this.buildRecord(input);
     const t = rec.entityType;
     const holder = this.byCode[t].get(rec.siaghCode);
@@ -628,39 +746,40 @@ export class MappingStore {
         { details: [holder, rec.crmId] },
       );
     }
-    const m = this.db.data.mappings[t];
-    const prev = m[rec.crmId];
+    const m = this.recs[t];
+    const prev = m.get(rec.crmId);
     if (prev) {
       this.removeIndexes(prev);
-      delete m[rec.crmId]; // re-inserted below: keeps list() in order of last write
+      m.delete(rec.crmId); // re-inserted below: keeps list() in order of last write
     }
-    m[rec.crmId] = rec;
+    m.set(rec.crmId, rec);
     this.addIndexes(rec);
-    await this.commit(opts.commitWithinMs);
+    await this.persist({ op: 'put', rec }, opts.commitWithinMs);
     if (opts.claimToken) this.release(t, rec.crmId, opts.claimToken);
     return rec;
   }
 
   /** Remove a mapping; true when there was one. Durable when it resolves. */
   async delete(entityType: EntityType, crmId: string): Promise<boolean> {
-    this.assertOpen();
+    this.assertWritable();
     const t = checkType(entityType);
     const id = normalizeCrmId(crmId);
-    const m = this.db.data.mappings[t];
-    const prev = m[id];
+    const m = this.recs[t];
+    const prev = m.get(id);
     if (!prev) return false;
     this.removeIndexes(prev);
-    delete m[id];
-    await this.commit();
+    m.delete(id);
+    await this.persist({ op: 'del', type: t, crmId: id });
     return true;
   }
 
   /** Save a small JSON value (cursor, job progress); undefined removes the key. Durable when it resolves. */
   async setMeta(key: string, value: unknown, opts: CommitOptions = {}): Promise<void> {
-    this.assertOpen();
+    this.assertWritable();
     const k = String(key);
     if (!k) throw badInput('A meta key must not be empty.');
     const meta = this.db.data.meta;
+    let stored: unknown;
     if (value === undefined) {
       if (!(k in meta)) return;
       delete meta[k];
@@ -673,100 +792,96 @@ export class MappingStore {
       }
       if (json === undefined) throw badInput(`Meta value ${k} cannot be saved as JSON.`);
       meta[k] = JSON.parse(json) as unknown;
+      stored = JSON.parse(json) as unknown; // the journal serialises it at once; meta values are never changed in place
     }
-    await this.commit(opts.commitWithinMs);
+    await this.persist(stored === undefined ? { op: 'meta', key: k } : { op: 'meta', key: k, value: stored }, opts.commitWithinMs);
   }
 
   /** Resolves when every change made so far is on disk. */
   async flush(): Promise<void> {
-    for (;;) {
-      if (this.dirty || this.waiters.length) {
-        await this.commit();
-        return;
-      }
-      if (!this.committing) return;
-      await this.committing; // then look again: a failed commit leaves the store dirty
+    try {
+      await this.journal.flush();
+    } catch (e) {
+      throw this.writeError(e);
     }
+  }
+
+  /**
+   * Fold the journal into the snapshot now (it happens by itself when the journal reaches
+   * compactBytes / compactEntries, and at the last close). Writes go on meanwhile. Resolves when
+   * the new snapshot is durable and the old journal deleted.
+   */
+  async compact(): Promise<void> {
+    this.assertWritable();
+    try {
+      await this.journal.compact(() => this.captureSnapshot());
+    } catch (e) {
+      if (this.lost) throw this.lost;
+      throw new SyncError('STORE_IO', `Could not write the mapping file ${this.filePath} (${errText(e)}); the changes are safe in the journal ${this.journal.path}. Check free disk space and permissions.`, {
+        retryable: true,
+        cause: e,
+      });
+    }
+    this.compactions++;
+    this.lastCompactAt = new Date().toISOString();
+    await this.maybeBackup();
   }
 
   // ------------------------------------------------------------------------------------------
-  // group commit
+  // journal and compaction
 
-  /** Join a commit that starts within `withinMs` (default: the next one); resolves when it is durable. */
-  private commit(withinMs?: number): Promise<void> {
-    this.dirty = true;
-    const wait = typeof withinMs === 'number' && Number.isFinite(withinMs) && withinMs > 0 ? withinMs : 0;
-    const due = Date.now() + wait;
-    const p = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject, due }));
-    if (due < this.dueAt) this.dueAt = due;
-    this.schedule();
-    return p;
+  private assertWritable(): void {
+    this.assertOpen();
+    if (this.lost) throw this.lost;
   }
 
-  private cancelScheduled(): void {
-    if (this.commitTimer) clearTimeout(this.commitTimer);
-    if (this.commitImmediate) clearImmediate(this.commitImmediate);
-    this.commitTimer = undefined;
-    this.commitImmediate = undefined;
-    this.scheduled = false;
-    this.scheduledAt = Infinity;
-  }
-
-  private schedule(): void {
-    // While a commit runs, its loop looks at the waiters again when its write ends.
-    if (this.committing || !this.waiters.length) return;
-    const now = Date.now();
-    const wait = Math.max(this.opts.commitDelayMs, this.dueAt - now);
-    if (this.scheduled && this.scheduledAt <= now + wait) return; // already soon enough
-    this.cancelScheduled();
-    this.scheduled = true;
-    this.scheduledAt = now + wait;
-    const run = (): void => {
-      this.commitTimer = undefined;
-      this.commitImmediate = undefined;
-      this.scheduled = false;
-      this.scheduledAt = Infinity;
-      if (!this.committing && this.waiters.length) this.committing = this.commitLoop();
-    };
-    // setImmediate: every change made in this turn of the event loop (and its I/O callbacks) joins.
-    if (wait > 0) this.commitTimer = setTimeout(run, wait);
-    else this.commitImmediate = setImmediate(run);
-  }
-
-  private async commitLoop(): Promise<void> {
+  /** Append the change to the journal; resolves once it is durable. */
+  private async persist(entry: MappingJournalEntry, withinMs?: number): Promise<void> {
     try {
-      // The first batch is written whatever its due times (its timer fired, or close/flush asked);
-      // after that, changes that came in during a write follow at once only when one is due, else
-      // they wait for their own timer (so deferred writes share fewer, larger commits).
-      let first = true;
-      while (this.waiters.length && (first || this.dueAt <= Date.now())) {
-        first = false;
-        const batch = this.waiters;
-        this.waiters = [];
-        this.dueAt = Infinity;
-        this.dirty = false;
-        let failure: SyncError | undefined;
-        try {
-          await this.db.write(); // stringifies synchronously at call: the snapshot of this batch
-          this.lastWriteAt = new Date().toISOString();
-        } catch (e) {
-          this.dirty = true; // memory still holds the changes: the next commit writes them
-          failure = new SyncError(
-            'STORE_IO',
-            `Could not write the mapping file ${this.filePath} (${errText(e)}). The change is kept in memory and written with the next change; check free disk space and permissions.`,
-            { retryable: true, cause: e },
-          );
-        }
-        for (const w of batch) {
-          if (failure) w.reject(failure);
-          else w.resolve();
-        }
-        if (!failure) await this.maybeBackup();
-      }
-    } finally {
-      this.committing = undefined;
+      await this.journal.append(entry, { withinMs });
+    } catch (e) {
+      throw this.writeError(e);
     }
-    if (this.waiters.length) this.schedule();
+    this.lastWriteAt = new Date().toISOString();
+  }
+
+  private writeError(e: unknown): SyncError {
+    if (this.lost) return this.lost;
+    if (e instanceof SyncError) return e;
+    if (e instanceof JournalClosedError) return new SyncError('STORE_IO', `The mapping store ${this.filePath} is closed (the node was stopped or redeployed).`);
+    const cause = e instanceof Error && e.cause !== undefined ? e.cause : e;
+    return new SyncError(
+      'STORE_IO',
+      `Could not write the mapping journal ${this.journal.path} (${errText(cause)}). The change is kept in memory and written with the next change; check free disk space and permissions.`,
+      { retryable: true, cause: e },
+    );
+  }
+
+  private scheduleCompaction(): void {
+    if (this.compactScheduled || this.closed || this.lost) return;
+    this.compactScheduled = true;
+    setImmediate(() => {
+      this.compactScheduled = false;
+      if (this.closed || this.lost || this.journal.isCompacting) return;
+      this.compact().catch((e: unknown) => this.warn(`Background compaction failed: ${errText(e)}`));
+    });
+  }
+
+  /**
+   * Called by the journal right after it set the current journal aside: returns the writer of the
+   * new snapshot, which walks the record Maps live, piece by piece, with the event loop running in
+   * between. So the snapshot holds, for each record, its value at the rotation or a later one (or
+   * lacks a record deleted meanwhile): every such later change is also in the new journal, whose
+   * replay over this snapshot gives the exact state (entries are absolute set/delete).
+   */
+  private captureSnapshot(): () => Promise<void> {
+    const maps = ENTITY_TYPES.map((t) => this.recs[t]);
+    const metaJson = JSON.stringify(this.db.data.meta);
+    return async () => {
+      await this.checkLock(); // never overwrite the file of a process that took the folder over
+      this.snapshotBytes = await writeFileAtomicChunks(this.filePath, snapshotPieces(maps, metaJson));
+      this.snapshotWrites++;
+    };
   }
 
   private async maybeBackup(): Promise<void> {
@@ -775,7 +890,7 @@ export class MappingStore {
     if (now - this.lastBackupMs < this.opts.backupIntervalMs) return;
     this.lastBackupMs = now;
     try {
-      // No commit runs meanwhile (we are inside the commit loop), so the copy is of a whole file.
+      // The snapshot is only replaced by a rename, so the copy is of a whole file.
       await copyFileAtomic(this.filePath, this.bakPath);
       this.backupAt = new Date(now).toISOString();
     } catch (e) {
@@ -920,18 +1035,27 @@ export class MappingStore {
       }
     }
     this.claims.clear();
-    if (this.scheduled) {
-      // Start the delayed commit now instead of waiting for its timer.
-      this.cancelScheduled();
-      if (!this.committing && this.waiters.length) this.committing = this.commitLoop();
-    }
     try {
-      await this.flush();
+      if (!this.lost) {
+        await this.flush();
+        // Leave one plain, complete file behind: fold what the journal holds into the snapshot.
+        // (A background compaction may be running: it only holds what came before its start, so look again.)
+        for (let i = 0; i < 3 && (this.journal.bytes > 0 || this.journal.hasOld || this.journal.isCompacting); i++) {
+          try {
+            await this.journal.compact(() => this.captureSnapshot());
+          } catch (e) {
+            if (!this.lost) this.warn(`Could not fold the journal into ${this.filePath} at close (${errText(e)}); it is replayed at the next open.`);
+            break;
+          }
+        }
+      }
     } finally {
+      await this.journal.close().catch(() => undefined);
       this.stopHeartbeat?.();
-      if (this.lock) await releaseLock(`${this.filePath}.lock`, this.lock.token);
+      if (this.lock && !this.lost) await releaseLock(this.lockPath, this.lock.token);
       this.lock = undefined;
       this.db.data = MappingStore.emptyFile();
+      for (const t of ENTITY_TYPES) this.recs[t].clear();
       for (const t of ENTITY_TYPES) this.byCode[t].clear();
       this.byCustomer.clear();
       this.sources.clear();
@@ -942,4 +1066,101 @@ export class MappingStore {
 /** Write a mapping file directly (import tools, tests, the benchmark). Not for a file a store has open. */
 export async function writeMappingFile(filePath: string, data: MappingFileV1): Promise<void> {
   await writeFileAtomic(filePath, JSON.stringify(data));
+  // A journal left beside it belongs to the file that was replaced.
+  for (const j of [journalPathFor(filePath), `${journalPathFor(filePath)}.old`]) fs.rmSync(j, { force: true });
+}
+
+/** `<file>.journal`: the changes since the snapshot `<file>` was written. */
+export function journalPathFor(filePath: string): string {
+  return `${filePath}.journal`;
+}
+
+function nonEmpty(file: string): boolean {
+  try {
+    return fs.statSync(file).size > 0;
+  } catch {
+    return false;
+  }
+}
+
+/** Apply one journal line to raw file data (replay). Throws on a line that is not a change. */
+function applyEntry(data: MappingFileV1, e: MappingJournalEntry): void {
+  if (!e || typeof e !== 'object') throw new Error('not a change record');
+  if (e.op === 'put') {
+    const rec = e.rec;
+    if (!rec || typeof rec !== 'object' || typeof rec.crmId !== 'string') throw new Error('a put without a record');
+    const t = checkType(rec.entityType);
+    const m = data.mappings[t];
+    delete m[rec.crmId]; // re-inserted: keeps the order of last write
+    m[rec.crmId] = rec;
+  } else if (e.op === 'del') {
+    if (typeof e.crmId !== 'string') throw new Error('a delete without a CRM id');
+    delete data.mappings[checkType(e.type)][e.crmId];
+  } else if (e.op === 'meta') {
+    if (typeof e.key !== 'string') throw new Error('a meta change without a key');
+    if (e.value === undefined) delete data.meta[e.key];
+    else data.meta[e.key] = e.value;
+  } else {
+    throw new Error(`unknown change ${JSON.stringify((e as { op?: unknown }).op)}`);
+  }
+}
+
+/**
+ * The snapshot text in pieces of SNAPSHOT_PIECE_RECORDS records: for an unchanging store, the same
+ * bytes as JSON.stringify of the file data. The Maps are walked live (see captureSnapshot); a
+ * record stored again meanwhile moves to the end of its Map and is met twice: written once.
+ */
+function* snapshotPieces(maps: Map<string, MappingRecord>[], metaJson: string): Generator<string> {
+  yield '{"version":1,"mappings":{';
+  for (let i = 0; i < ENTITY_TYPES.length; i++) {
+    yield `${i ? ',' : ''}${JSON.stringify(ENTITY_TYPES[i])}:{`;
+    const seen = new Set<string>();
+    let parts: string[] = [];
+    for (const [crmId, rec] of maps[i]) {
+      if (seen.has(crmId)) continue;
+      seen.add(crmId);
+      parts.push(`${seen.size > 1 ? ',' : ''}${JSON.stringify(crmId)}:${JSON.stringify(rec)}`);
+      if (parts.length >= SNAPSHOT_PIECE_RECORDS) {
+        yield parts.join('');
+        parts = [];
+      }
+    }
+    if (parts.length) yield parts.join('');
+    yield '}';
+  }
+  yield `},"meta":${metaJson}}`;
+}
+
+/**
+ * Read the state a store on `filePath` holds on disk, without opening it (no lock): the snapshot
+ * with the journal replayed over it (a torn last line ignored). For tools and tests that check
+ * what is durable; not a substitute for MappingStore.open.
+ */
+export function readMappingFile(filePath: string): MappingFileV1 {
+  const data = JSON.parse(fs.readFileSync(filePath, 'utf8')) as MappingFileV1;
+  for (const t of ENTITY_TYPES) data.mappings[t] = nullProto(data.mappings[t]);
+  data.meta = nullProto(data.meta);
+  const j = journalPathFor(filePath);
+  for (const f of [`${j}.old`, j]) {
+    let text: string;
+    try {
+      text = fs.readFileSync(f, 'utf8');
+    } catch {
+      continue;
+    }
+    const lines = text.split('\n');
+    lines.pop(); // after the last newline: empty, or a torn line
+    lines.forEach((l, i) => {
+      if (!l.trim()) return;
+      try {
+        applyEntry(data, JSON.parse(l) as MappingJournalEntry);
+      } catch (e) {
+        throw new Error(`${f} line ${i + 1}: ${errText(e)}`);
+      }
+    });
+  }
+  // plain objects for the caller (spread keeps any key as an own property)
+  for (const t of ENTITY_TYPES) data.mappings[t] = { ...data.mappings[t] };
+  data.meta = { ...data.meta };
+  return data;
 }

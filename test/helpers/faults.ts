@@ -14,6 +14,7 @@ import type { SimResponse } from '../../sim/sim-server';
 import { suidFor } from '../../lib/sync/preinvoice-mapper';
 import { nationalIdKey, phoneKey } from '../../lib/text/normalize';
 import { E2eEnv, shippedFlows } from './e2e';
+import { readMappingFile } from '../../lib/store/mapping-store';
 
 // ------------------------------------------------------------------------------ records
 
@@ -85,12 +86,12 @@ export interface MappingLike {
   source?: string;
 }
 
-/** mappings.json: per entity type, CRM id → record. */
+/** mappings.json (with its journal replayed over it): per entity type, CRM id → record. */
 export function readMappings(dataDir: string): Record<'contact' | 'quote' | 'invoice', Record<string, MappingLike>> {
   const f = path.join(dataDir, 'mappings.json');
   const empty = { contact: {}, quote: {}, invoice: {} };
   if (!fs.existsSync(f)) return empty;
-  const d = JSON.parse(fs.readFileSync(f, 'utf8')) as { mappings?: typeof empty };
+  const d = readMappingFile(f) as unknown as { mappings?: typeof empty };
   return { ...empty, ...d.mappings };
 }
 
@@ -171,7 +172,7 @@ export function activity(env: E2eEnv): unknown {
       return 0;
     }
   };
-  return [env.siagh.saveCount, env.siagh.contacts().length, env.siagh.preInvoices().length, [...env.crm.counts.values()].reduce((a, b) => a + b, 0), env.crm.identities().length, size('failed.json'), size('mappings.json')];
+  return [env.siagh.saveCount, env.siagh.contacts().length, env.siagh.preInvoices().length, [...env.crm.counts.values()].reduce((a, b) => a + b, 0), env.crm.identities().length, size('failed.json'), size('mappings.json'), size('mappings.json.journal')];
 }
 
 /** NO EVENT LOST, strictly: every tracked record is synced or in failed.json with a reason. */
