@@ -21,7 +21,7 @@ import { person, QUOTE_ROWS } from './helpers/faults';
 import { readMappingFile } from '../lib/store/mapping-store';
 
 const FLOWS = path.resolve(__dirname, '..', '..', 'flows');
-const NODES = () => ['crm-config', 'siagh-config', 'crm-fetch', 'crm-poll', 'siagh-upsert', 'sync-mapping', 'sync-log', 'siagh-import'].map(nodeModule);
+const NODES = () => ['crm-config', 'siagh-config', 'crm-fetch', 'crm-poll', 'siagh-upsert', 'sync-mapping', 'sync-log', 'siagh-import', 'sync-store', 'sync-queue'].map(nodeModule);
 const TIMEOUT_S = 2;
 
 type FlowNode = Record<string, unknown> & { id: string; type: string; wires?: string[][] };

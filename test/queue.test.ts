@@ -86,7 +86,10 @@ describe('sync queue (file backend)', () => {
     assert.ok(r.at! >= now + 30_000);
     assert.equal(r.job.data?.recheck, true);
     const [again] = q.take(1, r.at!);
-    assert.equal((await q.fail(again.job.id, again.token, { kind: 'ambiguous', code: 'AMBIGUOUS_CREATE', message: 'again' }, now)).outcome, 'dead', 'only one unchecked re-send');
+    assert.equal((await q.fail(again.job.id, again.token, { kind: 'ambiguous', code: 'AMBIGUOUS_CREATE', message: 'again' }, now)).outcome, 'dead', 'only one checked re-send');
+    await q.enqueue(quote(3));
+    const [doc] = q.take(1);
+    assert.equal((await q.fail(doc.job.id, doc.token, { kind: 'ambiguous', code: 'AMBIGUOUS_CREATE', message: 'pre-invoice timeout' })).outcome, 'dead', 'a pre-invoice cannot be looked up: never sent again by the queue');
   });
 
   it('queues the customer first for a quote whose customer has no mapping; the quote dies with it', async () => {

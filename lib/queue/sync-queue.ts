@@ -13,7 +13,9 @@
  *   rewired flow is delivered again. Leases live in memory: after a restart every job is waiting.
  * - Retries: `fail()` with a transient failure reschedules with exponential backoff and jitter
  *   (Retry-After honoured in full), up to the policy's attempts and age; a permanent failure, or the
- *   end of the retries, ends the job ("dead": the caller records it in the failed list).
+ *   end of the retries, ends the job ("dead": the caller records it in the failed list). A contact
+ *   create whose outcome is unknown is delivered once more after a delay, marked `recheck`, so the
+ *   pipeline looks for it in Siagh first; a pre-invoice's never is (it cannot be looked up).
  * - Dependencies: a job that needs another entity first (a quote whose customer has no mapping)
  *   queues that entity's job and waits for it (`after`); if it dies, its dependents die with it.
  *
@@ -492,7 +494,9 @@ export class SyncQueue {
     if (f.kind === 'transient' && job.attempts < p.maxAttempts && young) {
       retry = true;
       at = now + Math.max(backoffMs(job.attempts, p), f.retryAfterMs ?? 0);
-    } else if (f.kind === 'ambiguous' && !job.data?.recheck && young) {
+    } else if (f.kind === 'ambiguous' && job.event.type === 'Identity' && !job.data?.recheck && young) {
+      // A contact can be looked for in Siagh before it is created again; a pre-invoice cannot
+      // (Siagh offers no way to read one back): that one goes to the failed list for the operator.
       retry = true;
       at = now + Math.max(p.ambiguousDelayMs, f.retryAfterMs ?? 0);
       job.data = { ...(job.data ?? {}), recheck: true };

@@ -40,6 +40,12 @@ export interface ContactSyncOptions {
   mappedCrmIdOf?: (code: number) => string | undefined;
   /** An operator's answer to a LINK_NEEDS_REVIEW item (msg.linkDecision); used only while unmapped. */
   linkDecision?: LinkDecision;
+  /**
+   * The queue delivers this identity again after a create whose outcome was unknown: check Siagh
+   * (a fresh contact list) before creating, and create only when the check can find the contact
+   * (by mobile or national code; Siagh itself refuses a second contact with the same mobile).
+   */
+  recheck?: boolean;
 }
 
 /** An operator's answer to LINK_NEEDS_REVIEW. */
@@ -136,6 +142,17 @@ export async function syncContact(siagh: SiaghClient, identity: CrmIdentity, map
     return { ...base, action: 'updated', code, written: fields.map(([k]) => k) };
   }
 
+  if (opts.recheck) {
+    const { mobile, nationalCode } = mapped.match;
+    if (!mobile && !nationalCode) {
+      throw new SyncError(
+        'AMBIGUOUS_CREATE',
+        `An earlier create of CRM identity ${identity.crmId} in Siagh may or may not have happened, and it has no mobile or national code by which Siagh could be checked. Look for it in Siagh: if it is there, link it (replay with msg.linkDecision {decision: "link", code}); if not, replay it by its CRM id.`,
+        { ambiguous: true },
+      );
+    }
+    await siagh.contacts.refresh();
+  }
   await siagh.contacts.ensureFresh();
   const decision = opts.linkDecision;
   if (decision?.decision === 'link') return linkByDecision(siagh, identity, mapped, base, emptyPolicy, opts, decision.code);

@@ -220,7 +220,12 @@ export = function (RED: NodeAPI) {
         if (!queueOpening) throw new Error('no queue');
         const q = await queueOpening;
         const ev: ReplayEvent = { type: f.type, id: f.id, event: f.event, ...(f.subtype ? { subtype: f.subtype } : {}) };
-        const r = await q.enqueue(ev, { trigger: 'webhook' });
+        // What the intake ignored or tolerated travels with the job, to the trace and the sync log.
+        const seenData: Record<string, unknown> = {};
+        if (seen.extraFields) seenData.extraFields = seen.extraFields;
+        if (seen.extraCount && seen.extraFields && seen.extraCount > Object.keys(seen.extraFields).length) seenData.extraCount = seen.extraCount;
+        if (seen.normalised) seenData.normalised = seen.normalised;
+        const r = await q.enqueue(ev, { trigger: 'webhook', data: Object.keys(seenData).length ? seenData : undefined });
         reply(msg, out, 200, { accepted: true, event: f.event, type: f.type, id: f.id, queued: true, merged: r.merged });
         const payload: Record<string, string> = { event: f.event, id: f.id, type: f.type };
         if (f.subtype) payload.subtype = f.subtype;

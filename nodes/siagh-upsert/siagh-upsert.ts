@@ -22,7 +22,7 @@ import { mappedCrmIdOf, releaseClaim } from '../shared/claims';
 import type { Node, NodeAPI, NodeMessage } from '../shared/red';
 import { fail, StatusCounter, traceOf, updateTrace } from '../shared/support';
 import { contactOptions, preInvoiceOptions, SiaghUpsertDef } from './options';
-import { holdJob } from '../shared/job';
+import { holdJob, jobOf } from '../shared/job';
 
 interface MappingLike {
   siaghCode: string;
@@ -103,7 +103,7 @@ export = function (RED: NodeAPI) {
           if (mode === 'contact') {
             if (!isIdentity(p)) throw new SyncError('BAD_INPUT', 'siagh-upsert (contact) needs a CRM person or organization in msg.payload, as crm-fetch outputs it (with crmId and kind).');
             const linkDecision = decisionOf(msg.linkDecision, LinkDecisionSchema, 'linkDecision', '{"decision":"link","code":8301} or {"decision":"separate"}', p.crmId) as LinkDecision | undefined;
-            const r = await syncContact(client, p, mappingOf(msg.mapping), { ...cOpts, linkDecision, mappedCrmIdOf: (code) => mappedCrmIdOf(msg, 'contact', code) });
+            const r = await syncContact(client, p, mappingOf(msg.mapping), { ...cOpts, linkDecision, recheck: jobOf(msg)?.recheck === true, mappedCrmIdOf: (code) => mappedCrmIdOf(msg, 'contact', code) });
             msg.siagh = { code: r.code, action: r.action, linkedBy: r.linkedBy, written: r.written.length };
             msg.mappingUpdate = { entityType: 'contact', crmId: p.crmId, siaghCode: String(r.code), customerNumber: r.customerNumber, checksum: r.checksum };
             updateTrace(msg, { entity: p.kind, crmId: p.crmId, siaghCode: String(r.code), customerNumber: r.customerNumber, action: r.action, step: 'siagh-upsert', warnings: r.warnings });

@@ -65,7 +65,10 @@ export = function (RED: NodeAPI) {
       const m: NodeMessage = { topic: `${job.event.type}:${job.event.id}`, payload };
       m.job = { id: job.id, token, attempt: job.attempts + 1, ...(job.data?.recheck ? { recheck: true } : {}) };
       for (const k of DECISIONS) if (job.data?.[k]) m[k] = job.data[k];
-      updateTrace(m, { trigger: job.trigger, event: job.event.event, entity: job.event.type.toLowerCase(), crmId: job.event.id, attempts: job.attempts, step: 'sync-queue' });
+      const tr = updateTrace(m, { trigger: job.trigger, event: job.event.event, entity: job.event.type.toLowerCase(), crmId: job.event.id, attempts: job.attempts, step: 'sync-queue' }) as unknown as Record<string, unknown>;
+      // Fields the webhook intake ignored or tolerated, for the sync log (see crm-webhook).
+      for (const k of ['extraFields', 'extraCount', 'normalised']) if (job.data?.[k] !== undefined) tr[k] = job.data[k];
+      if (job.merged) tr.merged = job.merged;
       return m;
     }
 
