@@ -66,8 +66,13 @@ describe('fault matrix × timeouts (node level: the shipped flows\' nodes, confi
   let crm: CrmSim;
   let dataDir: string;
   const savedEnv = process.env.SYNC_DATA_DIR;
+  const savedRetry = { MAX_RETRY_ATTEMPTS: process.env.MAX_RETRY_ATTEMPTS, RETRY_BASE_SECONDS: process.env.RETRY_BASE_SECONDS, RETRY_CHECK_DELAY_SECONDS: process.env.RETRY_CHECK_DELAY_SECONDS };
 
   before(async () => {
+    // The queue's retries, short: an exhausted job reaches failed.json within the cells' time.
+    process.env.MAX_RETRY_ATTEMPTS = '2';
+    process.env.RETRY_BASE_SECONDS = '0.2';
+    process.env.RETRY_CHECK_DELAY_SECONDS = '0.5';
     sims = await startSims();
     siagh = sims.siagh;
     crm = sims.crm;
@@ -75,6 +80,10 @@ describe('fault matrix × timeouts (node level: the shipped flows\' nodes, confi
   after(async () => {
     if (savedEnv === undefined) delete process.env.SYNC_DATA_DIR;
     else process.env.SYNC_DATA_DIR = savedEnv;
+    for (const [k, v] of Object.entries(savedRetry)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
     await sims.stop();
   });
   beforeEach(() => {

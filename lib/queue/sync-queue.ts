@@ -28,7 +28,7 @@ import { SyncError } from '../errors';
 import { eventTypeOf, failureKey, isGuid, ReplayEvent } from '../oplog/entry';
 import { writeFileAtomic } from '../store/atomic-file';
 import { acquireLock, releaseLock, startHeartbeat } from '../store/file-lock';
-import { backoffMs, DEFAULT_RETRY_POLICY, RetryPolicy } from '../sync/retry-policy';
+import { backoffMs, DEFAULT_RETRY_POLICY, RetryPolicy, retryPolicyFromEnv } from '../sync/retry-policy';
 import { mergeEvent, WebhookEvent } from '../sync/webhook';
 
 /** How the queue retries (the retry policy) and leases. */
@@ -40,6 +40,14 @@ export interface QueuePolicy extends RetryPolicy {
 }
 
 export const DEFAULT_QUEUE_POLICY: Readonly<QueuePolicy> = Object.freeze({ ...DEFAULT_RETRY_POLICY, ambiguousDelayMs: 60_000, leaseMs: 120_000 });
+
+/** The queue's policy from the environment: the retry policy's variables and RETRY_CHECK_DELAY_SECONDS. */
+export function queuePolicyFromEnv(env: Record<string, string | undefined> = process.env): QueuePolicy {
+  const p: QueuePolicy = { ...DEFAULT_QUEUE_POLICY, ...retryPolicyFromEnv(env) };
+  const check = Number(env.RETRY_CHECK_DELAY_SECONDS);
+  if (env.RETRY_CHECK_DELAY_SECONDS?.trim() && Number.isFinite(check) && check >= 0) p.ambiguousDelayMs = Math.round(check * 1000);
+  return p;
+}
 
 export const QUEUE_FILE = 'queue.json';
 export const QUEUE_JOURNAL = 'queue.jsonl';

@@ -4,9 +4,8 @@
  * with the policy from the environment. Nodes ask here; none builds a data path of its own.
  */
 import { SyncError } from '../../lib/errors';
-import { DEFAULT_QUEUE_POLICY, QueuePolicy } from '../../lib/queue/sync-queue';
+import { QueuePolicy, queuePolicyFromEnv } from '../../lib/queue/sync-queue';
 import { MAPPING_FILE, mappingFileIn, REPORTS_DIR, reportsDirIn } from '../../lib/store/data-folder';
-import { retryPolicyFromEnv } from '../../lib/sync/retry-policy';
 import path from 'node:path';
 import { defaultDataDir, userPath } from './data-path';
 import type { NodeAPI } from './red';
@@ -24,7 +23,7 @@ export interface StoreConfigNode {
 }
 
 export function defaultStoreSettings(RED: NodeAPI): StoreSettings {
-  return { dir: userPath('', defaultDataDir(), RED.settings.userDir, 'data folder'), policy: { ...DEFAULT_QUEUE_POLICY, ...retryPolicyFromEnv(process.env) } };
+  return { dir: userPath('', defaultDataDir(), RED.settings.userDir, 'data folder'), policy: queuePolicyFromEnv(process.env) };
 }
 
 /** The settings of the sync-store node `id`, or the defaults when none is chosen. */

@@ -5,8 +5,7 @@
  *
  * Backend "file": a folder (default `siagh-sync` in the Node-RED user dir, or SYNC_DATA_DIR).
  */
-import { DEFAULT_QUEUE_POLICY, QueuePolicy } from '../../lib/queue/sync-queue';
-import { retryPolicyFromEnv } from '../../lib/sync/retry-policy';
+import { DEFAULT_QUEUE_POLICY, QueuePolicy, queuePolicyFromEnv } from '../../lib/queue/sync-queue';
 import { defaultDataDir, userPath } from '../shared/data-path';
 import type { Node, NodeAPI, NodeDef } from '../shared/red';
 import type { StoreSettings } from '../shared/store-ref';
@@ -27,7 +26,7 @@ interface SyncStoreDef extends NodeDef {
 export = function (RED: NodeAPI) {
   function SyncStore(this: Node & { settings?: () => StoreSettings }, def: SyncStoreDef) {
     RED.nodes.createNode(this, def);
-    const fromEnv: QueuePolicy = { ...DEFAULT_QUEUE_POLICY, ...retryPolicyFromEnv(process.env) };
+    const fromEnv: QueuePolicy = queuePolicyFromEnv(process.env);
     const blank = (v: unknown) => v === undefined || v === null || String(v).trim() === '';
     const policy: QueuePolicy = {
       ...fromEnv,

@@ -247,6 +247,8 @@ export class E2eEnv {
         // The fault-matrix cells expect a failure to reach failed.json soon: two attempts, unless a
         // test asks for the queue's own default (e2e-queue) or another count.
         MAX_RETRY_ATTEMPTS: '2',
+        RETRY_BASE_SECONDS: '0.5',
+        RETRY_CHECK_DELAY_SECONDS: '1',
         ...(e.token ? { WEBHOOK_TOKEN: e.token } : {}),
         ...opts.env,
       };

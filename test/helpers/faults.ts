@@ -155,7 +155,11 @@ export function describeAll(env: E2eEnv, items: Tracked[]): string {
 export async function settle(env: E2eEnv, items: Tracked[], opts: { timeoutMs?: number; quietMs?: number } = {}): Promise<Map<string, Verdict>> {
   const timeoutMs = opts.timeoutMs ?? 30_000;
   await env.waitFor('every record synced or in failed.json', () => items.every((t) => verdict(env, t).state !== 'pending'), timeoutMs).catch((e: Error) => {
-    throw new Error(`${e.message}\n--- records ---\n${describeAll(env, items)}`);
+    const log = readSyncLog(env.dataDir).trim().split('\n').slice(-12).map((l) => l.slice(0, 260)).join('\n');
+    const hooks = env.crm.webhookLog().slice(-6).map((d) => `${d.event} ${d.type} ${d.id} → ${d.status}`).join('\n');
+    const idents = env.crm.identities().slice(-4).map((i) => `${i.crmId} ${String(i.nickName)}`).join('\n');
+    const contacts = `${hooks}\n--- CRM identities ---\n${idents}\n--- Siagh ---\n` + env.siagh.contacts().slice(-6).map((c) => `${c.Code} ${c.Name} ${c.MobileNo}`).join('\n');
+    throw new Error(`${e.message}\n--- records ---\n${describeAll(env, items)}\n--- last lines of the sync log ---\n${log}\n--- last Siagh contacts ---\n${contacts}`);
   });
   await env.waitQuiet('the pipeline', () => activity(env), { quietMs: opts.quietMs ?? 700, timeoutMs });
   const maps = readMappings(env.dataDir);
