@@ -17,7 +17,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { startNodeRed, writeSettings, type NodeRedProcess } from '../test/helpers/nodered-process';
+import { startNodeRed, writeSettings, type NodeRedProcess } from '../testkit/nodered-process';
 import { type Figure, fmtInt, quantile, round, sleep } from './common';
 
 export interface WebhookAckOptions {
