@@ -143,10 +143,20 @@ export async function runRecoveryBench(opts: RecoveryBenchOptions = {}): Promise
     const sendMs = performance.now() - tSend;
     if (refused.length) throw new Error(`${refused.length} webhooks were not queued, e.g. ${refused[0]}`);
     const tFail = performance.now();
+    // Each first attempt against a stopped Siagh takes seconds (the HTTP client's own retries with
+    // backoff before the job fails), so this phase is long: progress every 30 s.
+    let lastReport = performance.now();
     await env.waitFor(
       `every one of the ${n} jobs to have failed once`,
-      async () => retriedIds(env.dataDir, idSet) >= n && ((await health()).queue?.total ?? 0) >= n,
-      Math.max(120_000, n * 200),
+      async () => {
+        const failed = retriedIds(env.dataDir, idSet);
+        if (performance.now() - lastReport > 30_000) {
+          lastReport = performance.now();
+          log(`    … ${fmtInt(failed)} of ${fmtInt(n)} jobs failed at least once (${fmtMs(performance.now() - tFail)}); queue ${JSON.stringify((await health()).queue)}`);
+        }
+        return failed >= n && ((await health()).queue?.total ?? 0) >= n;
+      },
+      Math.max(120_000, n * 1500),
     );
     const failPhaseMs = performance.now() - tFail;
     const h0 = await health();
