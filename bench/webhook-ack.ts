@@ -112,8 +112,9 @@ export function prepareUserDir(buildDir: string): string {
 
 /**
  * Loaded into the Node-RED child with --require: wraps fs.promises.open so the handle of the sync
- * queue's journal (queue.jsonl) counts its writes, lines and fdatasyncs, written to a file every
- * 100 ms for the bench to read.
+ * queue's journal (queue.jsonl) counts its writes, lines and fdatasyncs, written to a file when the
+ * bench sends SIGWINCH (on demand: a timer writing it would cost the child CPU while measuring; Node-RED
+ * exits on SIGUSR2, and SIGWINCH is otherwise ignored).
  */
 const JOURNAL_COUNTER = `'use strict';
 const fs = require('fs');
@@ -130,15 +131,22 @@ fs.promises.open = async function (p, ...rest) {
   }
   return fh;
 };
-if (out) setInterval(() => { try { fs.writeFileSync(out, JSON.stringify(c)); } catch {} }, 100).unref();
+if (out) process.on('SIGWINCH', () => { try { fs.writeFileSync(out, JSON.stringify(c)); } catch {} });
 `;
 
-function readJournal(file: string): JournalStats | undefined {
-  try {
-    return JSON.parse(fs.readFileSync(file, 'utf8')) as JournalStats;
-  } catch {
-    return undefined;
+/** Ask the child for its journal counts (SIGWINCH) and read them; undefined when they do not come. */
+async function readJournal(red: NodeRedProcess, file: string): Promise<JournalStats | undefined> {
+  fs.rmSync(file, { force: true });
+  red.child.kill('SIGWINCH');
+  for (let i = 0; i < 40; i++) {
+    await sleep(50);
+    try {
+      return JSON.parse(fs.readFileSync(file, 'utf8')) as JournalStats;
+    } catch {
+      /* not yet written */
+    }
   }
+  return undefined;
 }
 
 /** The benchmark flow: both endpoints on one tab; crm-webhook's queue in `dataDir` (a sync-store config node). */
@@ -301,9 +309,9 @@ export async function runWebhookAckBench(opts: WebhookAckOptions = {}): Promise<
     log(`webhook ack: Node-RED ${red.url} (child process), durable intake into ${dataDir}; ${fmtInt(requests)} measured GETs per endpoint after ${fmtInt(warmup)} warm-up each, ${concurrency} in flight, keep-alive, ${rounds} alternating rounds`);
     await drive(agent, red.port, '/bare', warmup, concurrency);
     await drive(agent, red.port, '/webhook/crm/identity', warmup, concurrency);
-    // Let the journal counter catch up (it is written every 100 ms) and the warm-up's fold of the journal end.
+    // Let the warm-up's last commits and fold of the journal end.
     await sleep(500);
-    const j0 = readJournal(countFile);
+    const j0 = await readJournal(red, countFile);
 
     const bare: RawStats = { sent: 0, latencies: [], ms: 0, errors: 0, statuses: {} };
     const webhook: RawStats = { sent: 0, latencies: [], ms: 0, errors: 0, statuses: {} };
@@ -313,8 +321,7 @@ export async function runWebhookAckBench(opts: WebhookAckOptions = {}): Promise<
       await drive(agent, red.port, '/bare', n, concurrency, bare);
       await drive(agent, red.port, '/webhook/crm/identity', n, concurrency, webhook);
     }
-    await sleep(300);
-    const j1 = readJournal(countFile);
+    const j1 = await readJournal(red, countFile);
     const journal = j0 && j1 ? { writes: j1.writes - j0.writes, syncs: j1.syncs - j0.syncs, lines: j1.lines - j0.lines } : undefined;
     const b = summarize(bare);
     const w = summarize(webhook);
