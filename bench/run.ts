@@ -1,9 +1,9 @@
 /**
- * `npm run bench`: the four benchmarks of issue 5, in one run, then one table of figures with
+ * `npm run bench`: the benchmarks of issues 5 and 9, in one run, then one table of figures with
  * their comparison, ratio, target and whether the target is met. Always exits 0 when the run
  * itself completes (a missed target is a figure, not a failure); 1 only when a part crashed.
  *
- *   node --expose-gc dist/bench/run.js [--only=calls,import,webhook,store] [--quick]
+ *   node --expose-gc dist/bench/run.js [--only=calls,import,webhook,store,queue,recovery] [--quick]
  *
  * Settings (argument or environment variable; defaults in brackets):
  *   --latency-ms        BENCH_LATENCY_MS        simulator latency L of the import (part 2) [20]
@@ -15,16 +15,22 @@
  *   --requests          BENCH_REQUESTS          measured requests per endpoint in part 3 [5000]
  *   --http-concurrency  BENCH_HTTP_CONCURRENCY  requests in flight in part 3 [16]
  *   --store-entries     BENCH_STORE_ENTRIES     mapping-store entries in part 4 [100000]
+ *   --queue-jobs        BENCH_QUEUE_JOBS        jobs enqueued and completed in part 5 (queue) [20000]
+ *   --queue-in-flight   BENCH_QUEUE_IN_FLIGHT   enqueues / completions in flight in part 5 [256]
+ *   --recovery-jobs     BENCH_RECOVERY_JOBS     jobs waiting for Siagh in part 6 (recovery) [1000]
+ *   --recovery-latency-ms BENCH_RECOVERY_LATENCY_MS  simulator latency L in part 6 [20]
  *   --quick             BENCH_QUICK=1           small sizes for a quick look (figures not comparable)
  */
 import os from 'node:os';
 import { type Figure, argValue, numSetting, round, table } from './common';
 import { importFigure, runImportBench } from './import';
+import { queueFigure, runQueueBench } from './queue';
+import { recoveryFigure, runRecoveryBench } from './recovery';
 import { runMappingStoreBench, type MappingStoreBenchResult } from './mapping-store';
 import { runSyncCallsBench, syncCallsFigure } from './sync-calls';
 import { runWebhookAckBench, webhookFigure } from './webhook-ack';
 
-const PARTS = ['calls', 'import', 'webhook', 'store'] as const;
+const PARTS = ['calls', 'import', 'webhook', 'store', 'queue', 'recovery'] as const;
 type Part = (typeof PARTS)[number];
 
 function storeFigure(r: MappingStoreBenchResult): Figure {
@@ -60,6 +66,10 @@ async function main(): Promise<void> {
   const requests = numSetting('requests', 'BENCH_REQUESTS', quick ? 1000 : 5000);
   const httpConcurrency = numSetting('http-concurrency', 'BENCH_HTTP_CONCURRENCY', 16);
   const storeEntries = numSetting('store-entries', 'BENCH_STORE_ENTRIES', quick ? 10_000 : 100_000);
+  const queueJobs = numSetting('queue-jobs', 'BENCH_QUEUE_JOBS', quick ? 2000 : 20_000);
+  const queueInFlight = numSetting('queue-in-flight', 'BENCH_QUEUE_IN_FLIGHT', 256);
+  const recoveryJobs = numSetting('recovery-jobs', 'BENCH_RECOVERY_JOBS', quick ? 100 : 1000);
+  const recoveryLatencyMs = numSetting('recovery-latency-ms', 'BENCH_RECOVERY_LATENCY_MS', 20);
 
   const cpus = os.cpus();
   const load = () => os.loadavg().map((x) => x.toFixed(2)).join(' ');
@@ -88,11 +98,17 @@ async function main(): Promise<void> {
     syncCallsFigure(await runSyncCallsBench({ identities, events, latencyMs: callsLatencyMs, log: (l) => console.log(l) })),
   );
   await run('import', '2. Initial import', async () => importFigure(await runImportBench({ contacts: importN, latencyMs, concurrency, log: (l) => console.log(l) })));
-  await run('webhook', '3. Webhook acknowledgement throughput', async () =>
+  await run('webhook', '3. Webhook acknowledgement throughput (durable intake)', async () =>
     webhookFigure(await runWebhookAckBench({ requests, concurrency: httpConcurrency, log: (l) => console.log(l) })),
   );
   await run('store', '4. Mapping store against naive lowdb', async () =>
     storeFigure(await runMappingStoreBench({ entries: storeEntries, naiveMaxMs: quick ? 5000 : 30_000, log: (l) => console.log(`  ${l}`) })),
+  );
+  await run('queue', '5. Sync queue: durable enqueue + completion', async () =>
+    queueFigure(await runQueueBench({ jobs: queueJobs, inFlight: queueInFlight, log: (l) => console.log(l) })),
+  );
+  await run('recovery', '6. Siagh back → empty queue (shipped flows, real Node-RED)', async () =>
+    recoveryFigure(await runRecoveryBench({ jobs: recoveryJobs, latencyMs: recoveryLatencyMs, log: (l) => console.log(l) })),
   );
 
   console.log(`== Summary (${round((performance.now() - started) / 1000, 1)} s, load average now ${load()})${quick ? ' — QUICK RUN: sizes shrunk, figures not comparable' : ''}`);

@@ -10,8 +10,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { startDemoSimulators, DEMO_CRM_USER, DEMO_SIAGH_USER, Demo } from '../sim/demo';
 import { seedCrmIdentities } from '../sim/seed';
-import { installTarball, packPackage, shippedFlows } from '../test/helpers/e2e';
-import { startNodeRed, writeSettings } from '../test/helpers/nodered-process';
+import { installTarball, packPackage, shippedFlows } from '../testkit/e2e';
+import { startNodeRed, writeSettings } from '../testkit/nodered-process';
 
 const root = path.resolve(__dirname, '..', '..');
 

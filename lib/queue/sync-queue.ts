@@ -401,22 +401,39 @@ export class SyncQueue {
     return { job, merged: false };
   }
 
-  private ready(j: Job, now: number): boolean {
-    if (this.leases.has(j.id) || j.notBefore > now) return false;
-    if (j.after && this.byKey(j.after).length) return false;
-    // Per entity: the oldest job of a key goes first, and never two at once.
+  /**
+   * Per key, in one pass over the jobs: how many are in flight and the oldest createdAt. take()
+   * asks this for every job, so `ready` costs O(1) instead of a scan of the whole queue (which made
+   * a take() over a queue of 20 000 jobs take about a second).
+   */
+  private keyIndex(): Map<string, { leased: number; oldest: number }> {
+    const idx = new Map<string, { leased: number; oldest: number }>();
     for (const o of this.jobs.values()) {
-      if (o === j || o.key !== j.key) continue;
-      if (this.leases.has(o.id) || o.createdAt < j.createdAt) return false;
+      const leased = this.leases.has(o.id) ? 1 : 0;
+      const e = idx.get(o.key);
+      if (!e) idx.set(o.key, { leased, oldest: o.createdAt });
+      else {
+        e.leased += leased;
+        if (o.createdAt < e.oldest) e.oldest = o.createdAt;
+      }
     }
-    return true;
+    return idx;
+  }
+
+  private ready(j: Job, now: number, idx: Map<string, { leased: number; oldest: number }>): boolean {
+    if (this.leases.has(j.id) || j.notBefore > now) return false;
+    if (j.after && idx.has(j.after)) return false;
+    // Per entity: the oldest job of a key goes first, and never two at once.
+    const e = idx.get(j.key);
+    return !e || (e.leased === 0 && j.createdAt <= e.oldest);
   }
 
   /** Up to `max` jobs ready now, leased to the caller (oldest first). */
   take(max: number, now = Date.now()): Taken[] {
     const out: Taken[] = [];
     if (this.closed || max <= 0) return out;
-    const candidates = [...this.jobs.values()].filter((j) => this.ready(j, now)).sort((a, b) => a.notBefore - b.notBefore || a.createdAt - b.createdAt);
+    const idx = this.keyIndex();
+    const candidates = [...this.jobs.values()].filter((j) => this.ready(j, now, idx)).sort((a, b) => a.notBefore - b.notBefore || a.createdAt - b.createdAt);
     const keys = new Set<string>();
     for (const j of candidates) {
       if (out.length >= max) break;

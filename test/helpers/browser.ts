@@ -4,7 +4,7 @@
  * - The package is packed (`npm pack`) from the compiled output this file belongs to and installed
  *   into a fresh user dir with the Palette Manager's npm flags (once per process; every editor
  *   gets its own copy of that user dir).
- * - Node-RED runs as a CLI child (test/helpers/nodered-process.ts) with telemetry and tours off and
+ * - Node-RED runs as a CLI child (testkit/nodered-process.ts) with telemetry and tours off and
  *   a credentialSecret, so no modal blocks the clicks. `NR_RED_JS` (path of a node-red `red.js`) and
  *   `NR_NODE_BIN` (a node binary) run the same suite on another Node-RED, e.g. 5 on Node 22
  *   (scripts/nr5-setup.sh prints both).
