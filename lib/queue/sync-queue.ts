@@ -157,6 +157,45 @@ export function eventOf(payload: unknown): ReplayEvent {
   return ev;
 }
 
+/** The jobs by id, with an index by record key (a queue of thousands stays cheap per event). */
+class JobTable extends Map<string, Job> {
+  private keys = new Map<string, Set<string>>();
+
+  override set(id: string, job: Job): this {
+    const prev = super.get(id);
+    if (prev && prev.key !== job.key) this.unindex(prev);
+    super.set(id, job);
+    let ids = this.keys.get(job.key);
+    if (!ids) this.keys.set(job.key, (ids = new Set()));
+    ids.add(id);
+    return this;
+  }
+
+  override delete(id: string): boolean {
+    const prev = super.get(id);
+    if (prev) this.unindex(prev);
+    return super.delete(id);
+  }
+
+  private unindex(job: Job): void {
+    const ids = this.keys.get(job.key);
+    ids?.delete(job.id);
+    if (ids && !ids.size) this.keys.delete(job.key);
+  }
+
+  /** The jobs of one record, oldest first. */
+  ofKey(key: string): Job[] {
+    const ids = this.keys.get(key);
+    if (!ids) return [];
+    const out: Job[] = [];
+    for (const id of ids) {
+      const j = super.get(id);
+      if (j) out.push(j);
+    }
+    return out.sort((a, b) => a.createdAt - b.createdAt);
+  }
+}
+
 interface Registered {
   queue: SyncQueue;
   refs: number;
@@ -167,7 +206,7 @@ const opening = new Map<string, Promise<SyncQueue>>();
 export class SyncQueue {
   readonly file: string;
   readonly journalFile: string;
-  private jobs = new Map<string, Job>();
+  private jobs = new JobTable();
   private leases = new Map<string, Lease>();
   private listeners = new Set<Listener>();
   private pending: string[] = [];
@@ -351,10 +390,9 @@ export class SyncQueue {
   // ------------------------------------------------------------------ jobs
 
   private byKey(key: string): Job[] {
-    const out: Job[] = [];
-    for (const j of this.jobs.values()) if (j.key === key) out.push(j);
-    return out;
+    return this.jobs.ofKey(key);
   }
+
 
   /**
    * Queue an event durably. An event for an entity that already has a job waiting (not in flight)
