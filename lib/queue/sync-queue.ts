@@ -159,14 +159,14 @@ export function eventOf(payload: unknown): ReplayEvent {
 
 /** The jobs by id, with an index by record key (a queue of thousands stays cheap per event). */
 class JobTable extends Map<string, Job> {
-  private keys = new Map<string, Set<string>>();
+  private byRecord = new Map<string, Set<string>>();
 
   override set(id: string, job: Job): this {
     const prev = super.get(id);
     if (prev && prev.key !== job.key) this.unindex(prev);
     super.set(id, job);
-    let ids = this.keys.get(job.key);
-    if (!ids) this.keys.set(job.key, (ids = new Set()));
+    let ids = this.byRecord.get(job.key);
+    if (!ids) this.byRecord.set(job.key, (ids = new Set()));
     ids.add(id);
     return this;
   }
@@ -178,14 +178,14 @@ class JobTable extends Map<string, Job> {
   }
 
   private unindex(job: Job): void {
-    const ids = this.keys.get(job.key);
+    const ids = this.byRecord.get(job.key);
     ids?.delete(job.id);
-    if (ids && !ids.size) this.keys.delete(job.key);
+    if (ids && !ids.size) this.byRecord.delete(job.key);
   }
 
   /** The jobs of one record, oldest first. */
   ofKey(key: string): Job[] {
-    const ids = this.keys.get(key);
+    const ids = this.byRecord.get(key);
     if (!ids) return [];
     const out: Job[] = [];
     for (const id of ids) {
