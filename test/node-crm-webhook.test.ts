@@ -2,21 +2,44 @@
  * crm-webhook in the real Node-RED 4.1 runtime (node-red-node-test-helper), behind the real core
  * `http in` and `http response` nodes, driven over HTTP with supertest: the CRM's body-less GET
  * with a Persian subtype, POST bodies, the shared token (literal, from ${WEBHOOK_TOKEN}, unset),
- * every kind of malformed request, coalescing, echo mode with redaction, status counts, and no
- * timers left after a stop.
+ * every kind of malformed request, the durable intake (the 200 leaves once the change is in the
+ * data store's queue file; repeated deliveries merge into one job), echo mode with redaction,
+ * status counts, and nothing lost by a stop.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { inspect } from 'node:util';
 import request from 'supertest';
-import { captureHttpNode, collect, helper, httpNode, n, nodeModule, tab, waitFor } from './helpers/node-env';
+import { captureHttpNode, collect, helper, httpNode, n, nodeModule, tab, tmpDir, waitFor } from './helpers/node-env';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const httpNodes = require('@node-red/nodes/core/network/21-httpin.js');
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const commentNode = require('@node-red/nodes/core/common/90-comment.js');
-const NODES = () => [httpNodes, captureHttpNode, nodeModule('crm-webhook')];
+const NODES = () => [httpNodes, captureHttpNode, nodeModule('crm-webhook'), nodeModule('sync-store')];
+
+interface QueuedJob {
+  id: string;
+  key: string;
+  event: { type: string; id: string; event: string; subtype?: string };
+  merged: number;
+}
+
+/** The jobs in a data folder's queue, read from its files as they are on disk (snapshot, then journal). */
+function queuedJobs(dir: string): QueuedJob[] {
+  const jobs = new Map<string, QueuedJob>();
+  const read = (f: string) => (fs.existsSync(path.join(dir, f)) ? fs.readFileSync(path.join(dir, f), 'utf8') : '');
+  const snap = read('queue.json');
+  if (snap) for (const j of (JSON.parse(snap) as { jobs: QueuedJob[] }).jobs) jobs.set(j.id, j);
+  for (const line of read('queue.jsonl').split('\n')) {
+    if (!line.trim()) continue;
+    const r = JSON.parse(line) as { put?: QueuedJob; del?: string };
+    if (r.put) jobs.set(r.put.id, r.put);
+    else if (r.del) jobs.delete(r.del);
+  }
+  return [...jobs.values()];
+}
 
 const ID = '0634d585-7e1b-4c2a-9f3d-1a2b3c4d5e6f';
 const ID2 = '52e469f2-0c4d-4b8e-a1f2-6e5d4c3b2a10';
@@ -39,6 +62,8 @@ function sleep(ms: number): Promise<void> {
 
 interface Deployed {
   hook: any;
+  /** The data folder of the node's data store. */
+  dir: string;
   out: any[];
   replies: any[];
   statuses: Array<{ fill?: string; text?: string }>;
@@ -48,13 +73,15 @@ interface Deployed {
 
 describe('crm-webhook (Node-RED runtime, real http in / http response)', function () {
   this.timeout(15000);
-  const saved = { WEBHOOK_TOKEN: process.env.WEBHOOK_TOKEN, ENABLE_WEBHOOKS: process.env.ENABLE_WEBHOOKS, HOOK_TOKEN_X: process.env.HOOK_TOKEN_X };
+  const saved = { WEBHOOK_TOKEN: process.env.WEBHOOK_TOKEN, ENABLE_WEBHOOKS: process.env.ENABLE_WEBHOOKS, HOOK_TOKEN_X: process.env.HOOK_TOKEN_X, SYNC_DATA_DIR: process.env.SYNC_DATA_DIR };
 
   beforeEach(() => {
     // Each test sets what it needs; nothing from the shell leaks in.
     delete process.env.WEBHOOK_TOKEN;
     delete process.env.ENABLE_WEBHOOKS;
     delete process.env.HOOK_TOKEN_X;
+    // A data store without a folder of its own (the example's) uses SYNC_DATA_DIR: a temp folder.
+    process.env.SYNC_DATA_DIR = tmpDir('crm-webhook-data-');
   });
   afterEach(async () => {
     await helper.unload();
@@ -69,11 +96,13 @@ describe('crm-webhook (Node-RED runtime, real http in / http response)', functio
    * GET and POST /webhook/crm/test → crm-webhook 'echo' (mode echo) → same.
    */
   async function deploy(props: Record<string, unknown> = {}, token?: string, echoProps: Record<string, unknown> = {}): Promise<Deployed> {
+    const dir = tmpDir('crm-webhook-queue-');
     const flow = [
       tab,
       n({ id: 'in-get', type: 'http in', url: '/webhook/crm/identity', method: 'get', wires: [['wh']] }),
       n({ id: 'in-post', type: 'http in', url: '/webhook/crm/identity', method: 'post', wires: [['wh']] }),
-      n({ id: 'wh', type: 'crm-webhook', mode: 'webhook', expect: 'identity', coalesceMs: 60, allowNoToken: true, wires: [['out'], ['res', 'rep']], ...props }),
+      { id: 'store', type: 'sync-store', dir },
+      n({ id: 'wh', type: 'crm-webhook', mode: 'webhook', expect: 'identity', store: 'store', allowNoToken: true, wires: [['out'], ['res', 'rep']], ...props }),
       n({ id: 't-get', type: 'http in', url: '/webhook/crm/test', method: 'get', wires: [['echo']] }),
       n({ id: 't-post', type: 'http in', url: '/webhook/crm/test', method: 'post', wires: [['echo']] }),
       n({ id: 'echo', type: 'crm-webhook', mode: 'echo', allowNoToken: true, wires: [['out'], ['res', 'rep']], ...echoProps }),
@@ -88,17 +117,22 @@ describe('crm-webhook (Node-RED runtime, real http in / http response)', functio
     hook.on('call:status', (call: { args: [{ fill?: string; text?: string }] }) => statuses.push(call.args[0]));
     const warns: string[] = [];
     hook.on('call:warn', (call: { args: [unknown] }) => warns.push(String(call.args[0])));
-    return { hook, out: collect(helper.getNode('out')), replies: collect(helper.getNode('rep')), statuses, warns, http: request(httpNode as any) };
+    return { hook, dir, out: collect(helper.getNode('out')), replies: collect(helper.getNode('rep')), statuses, warns, http: request(httpNode as any) };
   }
 
-  /** Let any coalescing window (60 ms here) close, so "nothing emitted" is really nothing. */
+  /** Give anything still on its way time to arrive, so "nothing emitted" is really nothing. */
   const settle = () => sleep(200);
 
   it('accepts the CRM GET with a Persian subtype (spaces as +): 200 at once, then one clean event on output 1', async () => {
     const d = await deploy();
     const res = await d.http.get('/webhook/crm/identity' + q({ event: 'Insert', id: ID.toUpperCase(), type: 'Identity', subtype: PERSON })).expect(200);
     assert.match(String(res.headers['content-type']), /application\/json/);
-    assert.deepEqual(res.body, { accepted: true, event: 'Insert', type: 'Identity', id: ID, coalesced: false });
+    assert.deepEqual(res.body, { accepted: true, event: 'Insert', type: 'Identity', id: ID, queued: true, merged: false });
+    assert.deepEqual(
+      queuedJobs(d.dir).map((j) => j.event),
+      [{ type: 'Identity', id: ID, event: 'Insert', subtype: PERSON }],
+      'the change was on disk in the queue when the 200 left',
+    );
     await waitFor(() => d.out.length === 1, 3000, 'the event');
     await settle();
     assert.equal(d.out.length, 1);
@@ -111,7 +145,7 @@ describe('crm-webhook (Node-RED runtime, real http in / http response)', functio
     assert.equal(m.sync.event, 'Insert');
     assert.equal(m.sync.entity, 'identity');
     assert.equal(m.sync.crmId, ID);
-    assert.equal(m.sync.merged, 1);
+    assert.equal(m.queued, true, 'output 1 only wakes the sync-queue node');
     assert.equal(typeof m.sync.traceId, 'string');
     assert.equal(d.replies.length, 1, 'exactly one reply');
   });
@@ -225,39 +259,39 @@ describe('crm-webhook (Node-RED runtime, real http in / http response)', functio
     assert.equal(d.warns.length, 1, 'rejections are logged at most once a minute');
   });
 
-  it('5 deliveries for one id within the window → 5 replies and 1 event (Insert wins, merged 5)', async () => {
-    const d = await deploy({ coalesceMs: 400 });
+  it('5 deliveries for one id → 5 replies, one job in the queue (Insert wins, the other 4 merged)', async () => {
+    const d = await deploy();
     const events = ['Insert', 'Update', 'Update', 'Update', 'Update'];
-    const res = await Promise.all(events.map((event) => d.http.get('/webhook/crm/identity' + q({ event, id: ID, type: 'Identity', subtype: PERSON })).expect(200)));
-    assert.equal(res.filter((r) => r.body.accepted === true).length, 5);
-    assert.equal(res.filter((r) => r.body.coalesced === true).length, 4, 'all but the first merged');
+    const res = [];
+    for (const event of events) res.push(await d.http.get('/webhook/crm/identity' + q({ event, id: ID, type: 'Identity', subtype: PERSON })).expect(200));
+    assert.equal(res.filter((r) => r.body.accepted === true && r.body.queued === true).length, 5);
+    assert.deepEqual(res.map((r) => r.body.merged), [false, true, true, true, true], 'all but the first merged into the waiting job');
     assert.equal(d.replies.length, 5);
-    await waitFor(() => d.out.length === 1, 3000, 'the coalesced event');
-    await sleep(450);
-    assert.equal(d.out.length, 1, 'one event only');
-    assert.equal(d.out[0].payload.event, 'Insert');
-    assert.equal(d.out[0].sync.merged, 5);
+    const jobs = queuedJobs(d.dir);
+    assert.equal(jobs.length, 1, 'one job');
+    assert.equal(jobs[0].event.event, 'Insert');
+    assert.equal(jobs[0].merged, 4);
+    await waitFor(() => d.out.length === 5, 3000, 'a wake-up per accepted change');
     assert.equal(d.statuses.at(-1)?.text, '5 accepted · no token (open)');
   });
 
-  it('deliveries for different ids leave as separate events', async () => {
-    const d = await deploy({ coalesceMs: 100 });
+  it('deliveries for different ids are separate jobs', async () => {
+    const d = await deploy();
     await Promise.all([ID, ID2, ID3, ID2].map((id) => d.http.get('/webhook/crm/identity' + q({ event: 'Update', id, type: 'Identity' })).expect(200)));
-    await waitFor(() => d.out.length === 3, 3000, 'three events');
-    await sleep(150);
-    assert.deepEqual(d.out.map((m) => m.payload.id).sort(), [ID, ID2, ID3].sort());
-    assert.equal(d.out.find((m) => m.payload.id === ID2).sync.merged, 2);
+    const jobs = queuedJobs(d.dir);
+    assert.deepEqual(jobs.map((j) => j.event.id).sort(), [ID, ID2, ID3].sort());
+    assert.equal(jobs.find((j) => j.event.id === ID2)!.merged, 1);
   });
 
-  it('window 0: each delivery passes on, and the reply always leaves before the event', async () => {
-    const d = await deploy({ coalesceMs: 0 });
-    const order: string[] = [];
-    helper.getNode('rep').on('input', () => order.push('reply'));
-    helper.getNode('out').on('input', () => order.push('event'));
+  it('the 200 leaves only once the change is on disk; a stop right after loses nothing', async () => {
+    const d = await deploy();
+    const seenAtReply: number[] = [];
+    helper.getNode('rep').on('input', () => seenAtReply.push(queuedJobs(d.dir).length));
     await d.http.get('/webhook/crm/identity' + q({ event: 'Insert', id: ID, type: 'Identity' })).expect(200);
-    await d.http.get('/webhook/crm/identity' + q({ event: 'Update', id: ID, type: 'Identity' })).expect(200);
-    await waitFor(() => d.out.length === 2, 3000, 'two events');
-    assert.deepEqual(order, ['reply', 'event', 'reply', 'event']);
+    await d.http.get('/webhook/crm/identity' + q({ event: 'Insert', id: ID2, type: 'Identity' })).expect(200);
+    assert.deepEqual(seenAtReply, [1, 2], 'each reply found its job in the queue file');
+    await helper.unload();
+    assert.deepEqual(queuedJobs(d.dir).map((j) => j.event.id).sort(), [ID, ID2].sort(), 'both jobs are still queued after the stop');
   });
 
   it('echo mode answers with what arrived, token and credential headers redacted, and emits nothing', async () => {
@@ -288,23 +322,6 @@ describe('crm-webhook (Node-RED runtime, real http in / http response)', functio
     await d.http.get('/webhook/crm/test' + q({ event: 'Insert', id: ID, type: 'Identity' })).expect(401);
     await settle();
     assert.equal(d.out.length, 0, 'echo emits nothing');
-  });
-
-  it('close clears the pending timers: no event leaves after the flow stops', async () => {
-    const d = await deploy({ coalesceMs: 250 });
-    await d.http.get('/webhook/crm/identity' + q({ event: 'Insert', id: ID, type: 'Identity' })).expect(200);
-    await d.http.get('/webhook/crm/identity' + q({ event: 'Insert', id: ID2, type: 'Identity' })).expect(200);
-    // Record what the node still sends or warns after its close (instance overrides outlive the helper's spies).
-    const lateSends: unknown[] = [];
-    const lateWarns: string[] = [];
-    d.hook.send = (m: unknown) => lateSends.push(m);
-    d.hook.warn = (m: unknown) => lateWarns.push(String(m));
-    assert.equal(d.out.length, 0, 'still waiting in the window');
-    await helper.unload();
-    await sleep(400);
-    assert.equal(lateSends.length, 0, 'nothing sent after close');
-    assert.equal(d.out.length, 0);
-    assert.ok(lateWarns.some((w) => /2 webhook event\(s\) .* dropped/.test(w)), lateWarns.join('\n'));
   });
 
   // ------------------------------------------------------------------ issue #10.4: the token fails closed
@@ -377,7 +394,7 @@ describe('crm-webhook (Node-RED runtime, real http in / http response)', functio
   // ------------------------------------------------------------------ issue #14: tolerant intake
 
   it('tolerates small variations: unknown fields (kept redacted in msg.sync.extraFields), field-name case, braced upper-case GUID, %20 and + in subtypes', async () => {
-    const d = await deploy({ coalesceMs: 0 }, SECRET);
+    const d = await deploy({}, SECRET);
     const sends: Array<[string, string]> = [
       ['cache-buster', `?event=Insert&id=${ID}&type=Identity&subtype=${encodeURIComponent(PERSON).replace(/%20/g, '+')}&_=1733140000&token=${SECRET}`],
       ['name case', `?EVENT=Update&Id=${ID2}&TYPE=identity&SubType=${encodeURIComponent(PERSON)}&Token=${SECRET}`],
