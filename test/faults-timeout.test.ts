@@ -18,7 +18,7 @@ import type { SiaghSim } from '../sim/siagh-sim';
 import { phoneKey } from '../lib/text/normalize';
 import { CRM_USER, SIAGH_USER, collect, helper, nodeModule, startSims, tab, tmpDir, waitFor } from './helpers/node-env';
 import { person, QUOTE_ROWS } from './helpers/faults';
-import { readMappingFile } from '../lib/store/mapping-store';
+import { readOnDisk } from './fixtures/store-helpers';
 
 const FLOWS = path.resolve(__dirname, '..', '..', 'flows');
 const NODES = () => ['crm-config', 'siagh-config', 'crm-fetch', 'crm-poll', 'siagh-upsert', 'sync-mapping', 'sync-log', 'siagh-import', 'sync-store', 'sync-queue'].map(nodeModule);
@@ -116,7 +116,7 @@ describe('fault matrix × timeouts (node level: the shipped flows\' nodes, confi
   };
   const mappings = (type: 'contact' | 'quote') => {
     const f = path.join(dataDir, 'mappings.json');
-    return fs.existsSync(f) ? (readMappingFile(f).mappings[type] as unknown as Record<string, { siaghCode: string }>) : {};
+    return fs.existsSync(f) ? (readOnDisk(f).mappings[type] as unknown as Record<string, { siaghCode: string }>) : {};
   };
   const noDuplicates = () => {
     const mobiles = siagh.contacts().map((c) => phoneKey(c.MobileNo)).filter(Boolean);

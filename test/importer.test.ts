@@ -10,7 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { CrmClient } from '../lib/crm/client';
 import { SiaghClient } from '../lib/siagh/client';
-import { MappingStore, readMappingFile } from '../lib/store/mapping-store';
+import { MappingStore } from '../lib/store/mapping-store';
+import { readOnDisk } from './fixtures/store-helpers';
 import { mapIdentityToContact } from '../lib/sync/contact-mapper';
 import { IMPORT_PROGRESS_KEY, ImportOptions, ImportProgress, ImportReport, runImport } from '../lib/sync/importer';
 import type { SiaghContact } from '../lib/types';
@@ -330,7 +331,7 @@ describe('importer (Siagh → CRM initial import)', function () {
         // Whatever the report counts as created is already in the file on disk (read independently).
         if (p.done % 10 !== 0 && p.done !== p.total) return;
         checks++;
-        const onDisk = Object.keys(readMappingFile(file).mappings.contact).length;
+        const onDisk = Object.keys(readOnDisk(file).mappings.contact).length;
         if (onDisk < p.created + p.linked) behind.push(`${p.created + p.linked} reported, ${onDisk} on disk`);
       },
     });
@@ -344,7 +345,7 @@ describe('importer (Siagh → CRM initial import)', function () {
     assert.ok(requests - creates <= 5, `${requests - creates} CRM requests besides the creates (login and the search only)`);
     const writes = store.writeCount - writes0;
     assert.ok(writes < 199 / 4, `${writes} file writes for 199 mappings`);
-    assert.equal(Object.keys(readMappingFile(file).mappings.contact).length, 199);
+    assert.equal(Object.keys(readOnDisk(file).mappings.contact).length, 199);
     assertNoDuplicateCustomerNumbers();
   });
 

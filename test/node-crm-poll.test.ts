@@ -13,7 +13,7 @@ import { inspect } from 'node:util';
 import type { CrmSim } from '../sim/crm-sim';
 import type { SiaghSim } from '../sim/siagh-sim';
 import { CRM_USER, SIAGH_USER, collect, configNodes, coreNode, helper, n, nodeModule, startSims, tab, tmpDir, waitFor } from './helpers/node-env';
-import { readMappingFile } from '../lib/store/mapping-store';
+import { readOnDisk } from './fixtures/store-helpers';
 
 const NODES = () => ['crm-config', 'siagh-config', 'crm-poll', 'crm-fetch', 'siagh-upsert', 'sync-mapping'].map(nodeModule);
 const PERSON_FIND = 'POST /api/v2/crmobject/person/find';
@@ -69,7 +69,7 @@ describe('crm-poll (Node-RED runtime)', function () {
   }
 
   function meta(): Record<string, any> {
-    return fs.existsSync(file) ? (readMappingFile(file).meta as Record<string, any>) : {};
+    return fs.existsSync(file) ? (readOnDisk(file).meta as Record<string, any>) : {};
   }
 
   /** crm-poll 'poll' → helper 'out'; Catch → helper 'caught'. */
@@ -341,23 +341,23 @@ describe('crm-poll (Node-RED runtime)', function () {
     assert.equal(made.length, 2, 'one pre-invoice each');
     assert.ok(made.every((x) => x.customerCode === String(code)));
     assert.ok(made.some((x) => x.rows.length === 2), 'both quote rows');
-    const mappings = JSON.parse(fs.readFileSync(file, 'utf8')).mappings;
+    const mappings = readOnDisk(file).mappings;
     assert.ok(mappings.quote[quote.crmId], 'the quote is mapped');
 
-    // A change to the quote: listed and fetched again, but no second pre-invoice.
+    // A change to the quote: listed and fetched again, no second pre-invoice: a review item for the accountant.
     crm.updateRecord(quote.crmId, { description: 'تغییر پس از ارسال' });
     await tick(node);
-    await waitFor(() => done.length === 4, 8000, 'the changed quote through the pipeline');
-    assert.equal(done[3].sync.crmId, quote.crmId);
-    assert.notEqual(done[3].sync.action, 'created');
+    await waitFor(() => caught.length === 1, 8000, 'the changed quote through the pipeline');
+    assert.equal(caught[0].sync.crmId, quote.crmId);
+    assert.equal(caught[0].error.code, 'DOCUMENT_CHANGED_AFTER_TRANSFER');
     assert.equal(siagh.preInvoices().length, before + 2);
 
-    // A quote whose customer has no mapping (the coordinator's queue will order such dependencies).
+    // A quote whose customer has no mapping (in the shipped flows the sync queue syncs the customer first).
     const orphan = crm.addQuote({ identityId: '0b7c9a52-4d1e-4f3a-9c8b-7e6d5c4b3a21' });
     await tick(node);
-    await waitFor(() => caught.length === 1, 8000, 'the orphan quote failing');
-    assert.equal(caught[0].error.code, 'CUSTOMER_NOT_MAPPED');
-    assert.equal(caught[0].sync.crmId, orphan.crmId);
+    await waitFor(() => caught.length === 2, 8000, 'the orphan quote failing');
+    assert.equal(caught[1].error.code, 'CUSTOMER_NOT_MAPPED');
+    assert.equal(caught[1].sync.crmId, orphan.crmId);
     assert.equal(siagh.preInvoices().length, before + 2);
   });
 
@@ -411,7 +411,7 @@ describe('crm-poll (Node-RED runtime)', function () {
     assert.equal(siagh.contacts().length, contactsBefore + 1);
     const contact = siagh.contacts().find((c) => String(c.Code) === m.sync.siaghCode)!;
     assert.equal(contact.Name, 'نگار موسوی');
-    const mapping = readMappingFile(file).mappings.contact[person.crmId];
+    const mapping = readOnDisk(file).mappings.contact[person.crmId];
     assert.equal(mapping.siaghCode, m.sync.siaghCode);
     assert.equal(mapping.source, 'poll');
 
@@ -431,7 +431,7 @@ describe('crm-poll (Node-RED runtime)', function () {
     assert.ok(!inspect(done, { depth: 10 }).includes(SIAGH_USER.Password));
   });
 
-  it('the shipped polling flow: inject every ${POLL_SECONDS} (POLL_INTERVAL_SECONDS or 300) → crm-poll → crm-fetch → lookup → upsert → store → sync-log → debug, failures and replay through sync-log, no function node', () => {
+  it('the shipped polling flow: inject every ${POLL_SECONDS} (POLL_INTERVAL_SECONDS or 300) → crm-poll → sync-queue → crm-fetch → lookup → upsert → store → sync-log → debug, failures and replay (into the queue) through sync-log, no function node', () => {
     const root = packageRoot();
     const text = fs.readFileSync(path.join(root, 'flows', 'polling-sync.json'), 'utf8');
     assert.equal(fs.readFileSync(path.join(root, 'examples', 'pipelines', 'polling-sync.json'), 'utf8'), text, 'the example copy is identical');
@@ -447,7 +447,10 @@ describe('crm-poll (Node-RED runtime)', function () {
     assert.equal(poll.type, 'crm-poll');
     assert.equal(poll.crm, 'cfg-crm');
     assert.equal(poll.types, 'identity,quote,invoice', 'identities, quotes and invoices');
-    const [fetch] = next(poll);
+    assert.equal(poll.store, 'cfg-store', 'the cursors live in the data store');
+    const [queue] = next(poll);
+    assert.deepEqual([queue.type, queue.store], ['sync-queue', 'cfg-store'], 'polled records go into the durable sync queue');
+    const [fetch] = next(queue);
     assert.deepEqual([fetch.type, fetch.what], ['crm-fetch', 'auto'], 'fetched by msg.payload.type: Identity, Quote or Invoice');
     const [lookup] = next(fetch);
     assert.deepEqual([lookup.type, lookup.operation], ['sync-mapping', 'lookup']);
@@ -457,16 +460,16 @@ describe('crm-poll (Node-RED runtime)', function () {
     assert.deepEqual([store.type, store.operation, store.source], ['sync-mapping', 'store', 'poll']);
     const [log] = next(store);
     assert.deepEqual([log.type, log.trigger], ['sync-log', 'poll']);
-    const [[dbgId], [replayFetchId]] = log.wires as string[][];
+    assert.equal(log.store, 'cfg-store');
+    const [[dbgId], [replayId]] = log.wires as string[][];
     assert.deepEqual([byId.get(dbgId)!.type, byId.get(dbgId)!.complete], ['debug', 'sync']);
-    const replayFetch = byId.get(replayFetchId)!;
-    assert.deepEqual([replayFetch.type, replayFetch.what], ['crm-fetch', 'auto'], 'replayed events are fetched again by their type');
-    assert.deepEqual(next(replayFetch).map((x) => x.id), [lookup.id]);
+    assert.equal(replayId, queue.id, 'replayed events go back into the queue');
+    assert.equal(byId.get('cfg-store')!.type, 'sync-store');
     const c = flow.find((x) => x.type === 'catch')!;
     assert.deepEqual(next(c).map((x) => x.type).sort(), ['debug', 'sync-log']);
     assert.ok(next(c).some((x) => x.id === log.id));
     // The catch is scoped to this tab's sync nodes (the webhook flow's catch has its own).
-    const processing = flow.filter((x) => ['crm-poll', 'crm-fetch', 'sync-mapping', 'siagh-upsert', 'sync-log'].includes(x.type)).map((x) => x.id);
+    const processing = flow.filter((x) => ['crm-poll', 'sync-queue', 'crm-fetch', 'sync-mapping', 'siagh-upsert', 'sync-log'].includes(x.type)).map((x) => x.id);
     assert.deepEqual([...c.scope].sort(), processing.sort());
     const replay = flow.find((x) => x.type === 'inject' && x.topic === 'replay')!;
     assert.deepEqual(next(replay).map((x) => x.id), [log.id]);

@@ -12,7 +12,7 @@ import { CrmSim } from '../sim/crm-sim';
 import { seedSiaghContacts } from '../sim/seed';
 import { SiaghSim } from '../sim/siagh-sim';
 import { nodeRedModule } from './helpers/node-env';
-import { readMappingFile } from '../lib/store/mapping-store';
+import { readOnDisk } from './fixtures/store-helpers';
 
 const helper = require('node-red-node-test-helper');
 const importNode = require('../nodes/siagh-import/siagh-import');
@@ -246,7 +246,7 @@ describe('siagh-import node', function () {
       const msg = await got;
       assert.equal((msg.payload as ImportReport).counts.created, 11);
       assert.equal(path.dirname(msg.reportFile!), path.join(fs.realpathSync(dataDir), 'reports'));
-      const onDisk = readMappingFile(path.join(dataDir, 'mappings.json')) as { mappings: { contact: object } };
+      const onDisk = readOnDisk(path.join(dataDir, 'mappings.json')) as unknown as { mappings: { contact: object } };
       assert.equal(Object.keys(onDisk.mappings.contact).length, 11);
       assert.ok(!fs.existsSync(path.join(userDir, 'siagh-sync', 'mappings.json')), 'nothing under the user dir');
       const stats = next('mapout1');
@@ -274,7 +274,7 @@ describe('siagh-import node', function () {
     assert.equal([...crmSim.counts.keys()].filter((k) => /\/create$/.test(k)).length, 0);
     assert.match(path.basename(msg.reportFile!), /dry-run\.json$/);
     const mappingFile = path.join(userDir, 'siagh-sync', 'mappings.json');
-    const data = readMappingFile(mappingFile) as { mappings: { contact: object }; meta: object };
+    const data = readOnDisk(mappingFile) as unknown as { mappings: { contact: object }; meta: object };
     assert.equal(Object.keys(data.mappings.contact).length, 0, 'no mapping stored');
     assert.deepEqual(data.meta, {}, 'no progress stored');
     assert.match(statuses.at(-1)?.text ?? '', /^plan: create 24 · link 0 · skip 1/);
@@ -310,7 +310,7 @@ describe('siagh-import node', function () {
     await helper.unload(); // the redeploy: closes the nodes while the import runs
     const createdBefore = crmSim.identities().length;
     assert.ok(createdBefore > 0 && createdBefore < 119, `stopped part way (${createdBefore} created)`);
-    const progress = readMappingFile(path.join(userDir, 'siagh-sync', 'mappings.json')).meta['import.progress'] as { status: string };
+    const progress = readOnDisk(path.join(userDir, 'siagh-sync', 'mappings.json')).meta['import.progress'] as { status: string };
     assert.equal(progress.status, 'stopped');
 
     crmSim.faults.latencyMs = 0;

@@ -8,7 +8,8 @@ import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { inspect } from 'node:util';
-import { MappingStore, readMappingFile } from '../lib/store/mapping-store';
+import { MappingStore } from '../lib/store/mapping-store';
+import { readOnDisk } from './fixtures/store-helpers';
 import type { CrmIdentity } from '../lib/types';
 import type { SiaghSim } from '../sim/siagh-sim';
 import { CRM_USER, SIAGH_USER, collect, configNodes, helper, n, nodeModule, startSims, tab, tmpDir, waitFor } from './helpers/node-env';
@@ -32,7 +33,7 @@ function person(over: Partial<CrmIdentity> = {}): CrmIdentity {
 
 /** The mapping file with its journal replayed over it: what is durable on disk. */
 function readFile(file: string): { mappings: Record<string, Record<string, any>> } {
-  return readMappingFile(file);
+  return readOnDisk(file);
 }
 
 describe('sync-mapping node (Node-RED runtime, real files)', function () {

@@ -13,7 +13,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { CrmClient, isFindUnsupported } from '../lib/crm/client';
 import { SyncError } from '../lib/errors';
-import { MappingStore, readMappingFile } from '../lib/store/mapping-store';
+import { MappingStore } from '../lib/store/mapping-store';
+import { readOnDisk } from './fixtures/store-helpers';
 import { Poller, PollCursor, PollSource, formatCrmLocalTime, parseCrmLocalTime, readCursor } from '../lib/sync/poller';
 import { CrmSim, CrmSimOptions } from '../sim/crm-sim';
 
@@ -89,7 +90,7 @@ describe('poller (CRM simulator, real mapping file)', function () {
     assert.equal(r.cursor?.id, orgs[2]);
     assert.equal(r.advanced, true);
     // On disk, not only in memory.
-    const onDisk = readMappingFile(file).meta[KEY] as PollCursor;
+    const onDisk = readOnDisk(file).meta[KEY] as PollCursor;
     assert.equal(onDisk.modifyDate, newest.modifyDate);
     assert.deepEqual(readCursor(onDisk), p.cursor());
 
@@ -357,7 +358,7 @@ describe('poller (CRM simulator, real mapping file)', function () {
       assert.equal(sim.count(PERSON_FIND) + sim.count(ORG_FIND) + sim.count(SEARCH) + sim.count(INVOICE_FIND), 0, 'quotes only');
       assert.equal(r.cursor?.id, quotes[3]);
       assert.equal(r.cursor?.modifyDate, sim.record(quotes[3])!.modifyDate);
-      const onDisk = JSON.parse(fs.readFileSync(file, 'utf8')).meta;
+      const onDisk = readOnDisk(file).meta as Record<string, any>;
       assert.equal(onDisk[`${KEY}:quote`].id, quotes[3], 'durable, under its own key');
       assert.equal(onDisk[KEY], undefined, 'the identity cursor is another one');
 

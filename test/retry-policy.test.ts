@@ -138,7 +138,7 @@ describe('retry policy: the errors carry what classify needs (real clients, simu
     const code = String(siagh.addContact({ Name: 'مشتری' }).Code);
     const input = {
       suid: 'A'.repeat(32),
-      header: [['codemoshtari', code]] as Array<readonly [string, string]>,
+      header: [['codemoshtari', code], ['codemarkazforush', '1'], ['codevaseteh', '31']] as Array<readonly [string, string]>,
       rows: [{ itemCode: '1', unitName: 'عدد', qty: 1, price: 10, discount: 0 }],
     };
     siagh.faults.add({ kind: 'timeout', path: 'SaveFormData', afterHandling: true });

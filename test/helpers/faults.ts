@@ -14,7 +14,7 @@ import type { SimResponse } from '../../sim/sim-server';
 import { suidFor } from '../../lib/sync/preinvoice-mapper';
 import { nationalIdKey, phoneKey } from '../../lib/text/normalize';
 import { E2eEnv, shippedFlows } from './e2e';
-import { readMappingFile } from '../../lib/store/mapping-store';
+import { readOnDisk } from '../fixtures/store-helpers';
 
 // ------------------------------------------------------------------------------ records
 
@@ -91,7 +91,7 @@ export function readMappings(dataDir: string): Record<'contact' | 'quote' | 'inv
   const f = path.join(dataDir, 'mappings.json');
   const empty = { contact: {}, quote: {}, invoice: {} };
   if (!fs.existsSync(f)) return empty;
-  const d = readMappingFile(f) as unknown as { mappings?: typeof empty };
+  const d = readOnDisk(f) as unknown as { mappings?: typeof empty };
   return { ...empty, ...d.mappings };
 }
 
