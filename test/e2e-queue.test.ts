@@ -5,6 +5,8 @@
  * customers synced before their quotes, and one contact when Siagh is slow.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { CRM_SIM_DEFAULTS } from '../sim/crm-sim';
 import { E2eEnv, sleep } from './helpers/e2e';
 import { assertNoDuplicates, person, PersonSpec, QUOTE_ROWS, readFailed, readMappings, readSyncLog } from './helpers/faults';
@@ -66,8 +68,10 @@ describe('e2e: the durable sync queue on a real Node-RED', function () {
     await queueEmpty('after the restart', 90_000);
     for (const p of people) assert.equal(contactsNamed(p).length, 1, `one contact for ${p.nickName}`);
     const maps = readMappings(env.dataDir);
-    for (const q of quotes) assert.ok(maps.quote[q.crmId], `quote ${q.crmId} mapped`);
-    assert.ok(maps.invoice[invoice.crmId], 'invoice mapped');
+    const about = (...ids: string[]) => readSyncLog(env.dataDir).split('\n').filter((l) => ids.some((id) => l.includes(id))).map((l) => l.slice(0, 300)).join('\n');
+    const q0 = () => ['queue.json', 'queue.jsonl'].map((f) => { try { return f + ': ' + fs.readFileSync(path.join(env.dataDir, f), 'utf8').slice(0, 6000); } catch { return f + ': none'; } }).join('\n');
+    for (const q of quotes) assert.ok(maps.quote[q.crmId], `quote ${q.crmId} mapped\n${about(q.crmId)}\n${JSON.stringify(readFailed(env.dataDir)).slice(0, 3000)}\n${q0()}`);
+    assert.ok(maps.invoice[invoice.crmId], `invoice mapped\n${about(invoice.crmId, recs[3].crmId)}`);
     assert.equal(env.siagh.preInvoices().length, 4, 'one pre-invoice per quote and invoice');
     assert.deepEqual(readFailed(env.dataDir), [], 'nothing failed');
     assertNoDuplicates(env);

@@ -171,6 +171,9 @@ export class HttpCore {
       }
       const safe = err.retryable && (req.idempotent || !err.ambiguous);
       if (!safe || attempt >= retries || this.closed) throw err;
+      // A server that asks for a longer wait than this client's own retries allow gets it in full:
+      // the error goes up with its Retry-After (the sync queue waits it out), never an early retry.
+      if (err.retryAfterSec !== undefined && err.retryAfterSec * 1000 > this.opts.retryMaxMs) throw err;
       const delayMs = this.backoff(attempt, err.retryAfterSec);
       this.opts.onRetry?.({ attempt: attempt + 1, delayMs, code: err.code, path: req.path });
       await sleep(delayMs, this.abort.signal).catch(() => undefined);

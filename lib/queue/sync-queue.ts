@@ -533,20 +533,24 @@ export class SyncQueue {
     if (!cur || !this.leaseOf(id, token)) {
       return { outcome: 'stale', job: cur ?? ({ id } as Job), dependents: [] };
     }
+    // Every change to the job's state is made before the first await: a delivery that runs in
+    // between (enqueue wakes the deliverer) must see the job as it now is, never unleased and
+    // unchanged.
     this.leases.delete(id);
     const job: Job = { ...cur, attempts: cur.attempts + 1, lastError: { code: f.code, message: f.message } };
     const p = this.policy;
     if (f.kind === 'dependency' && f.dependency && (job.dependencyWaits ?? 0) < 1) {
       const depKey = jobKey(f.dependency);
       if (depKey !== job.key) {
-        await this.enqueue(f.dependency, { trigger: 'dependency', now });
         job.attempts = cur.attempts; // waiting for a customer is not a failed attempt
         job.dependencyWaits = (job.dependencyWaits ?? 0) + 1;
         job.after = depKey;
         job.state = 'waiting';
         job.notBefore = now;
         this.jobs.set(id, job);
-        await this.persist({ put: job });
+        const saved = this.persist({ put: job });
+        // The customer's job is in the table before this call's first await, so the document waits.
+        await Promise.all([saved, this.enqueue(f.dependency, { trigger: 'dependency', now })]);
         this.changed();
         return { outcome: 'dependency', job, dependents: [] };
       }
