@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { readFailedFiles } from '../lib/oplog/failed-list';
 import type { CrmSim } from '../sim/crm-sim';
 import type { SiaghSim } from '../sim/siagh-sim';
 import { CRM_USER, SIAGH_USER, collect, configNodes, helper, n, nodeModule, startSims, tab, tmpDir, waitFor } from './helpers/node-env';
@@ -73,7 +74,9 @@ describe('sync-log node (Node-RED runtime, real files)', function () {
       .split('\n')
       .filter(Boolean)
       .map((l) => JSON.parse(l));
-  const failedEntries = (): Record<string, any> => (fs.existsSync(failedFile()) ? JSON.parse(fs.readFileSync(failedFile(), 'utf8')).entries : {});
+  /** The failed list on disk: the folded failed.json, then the journal failed.jsonl. */
+  const failedEntries = (): Record<string, any> => readFailedFiles(failedFile());
+  const failedText = () => [failedFile(), `${failedFile()}l`].filter((f) => fs.existsSync(f)).map((f) => fs.readFileSync(f, 'utf8')).join('\n');
 
   /**
    * Config nodes, sync-log 'log' (outputs → 'out', 'replays'), the tab's Catch → 'caught' (and
@@ -159,7 +162,7 @@ describe('sync-log node (Node-RED runtime, real files)', function () {
     const stats = await send({ topic: 'stats' });
     const failed = await send({ topic: 'failed' });
     await waitFor(() => logLines().length === 1 && Object.keys(failedEntries()).length === 1, 3000, 'the line and the failed entry');
-    const texts = [logText(), fs.readFileSync(failedFile(), 'utf8'), JSON.stringify(stats.payload), JSON.stringify(failed.payload)];
+    const texts = [logText(), failedText(), JSON.stringify(stats.payload), JSON.stringify(failed.payload)];
     for (const t of texts) {
       for (const s of [CRM_USER.password, SIAGH_USER.Password, md5, 'token=abc', 'hunter2x', 'zz9secret', 'eyJ0eXAi']) assert.ok(!t.includes(s), `"${s}" leaked into ${t}`);
     }

@@ -32,14 +32,15 @@ describe('oplog: FailedList', () => {
 
   it('counts attempts per key, keeps first/last time and the subtype, survives a reopen; a success removes', async () => {
     const file = path.join(dir, 'failed.json');
-    const list = await FailedList.open(file);
+    // fixed past times: no age bound here (tested below)
+    const list = await FailedList.open(file, { maxAgeDays: 0 });
     const t0 = Date.parse('2026-01-01T08:00:00Z');
     list.recordFailure({ event: { type: 'Identity', id: A, event: 'Insert', subtype: 'مخاطب حقیقی' }, entity: 'identity', code: 'CRM_NOT_FOUND', message: 'm1', now: t0 });
     list.recordFailure({ event: { type: 'Identity', id: A, event: 'Update' }, entity: 'person', code: 'HTTP_5XX', message: 'm2', now: t0 + 60_000 });
     list.recordFailure({ event: { type: 'Quote', id: B, event: 'Update' }, code: 'CUSTOMER_NOT_MAPPED', message: 'm3', now: t0 + 120_000 });
     await list.close();
 
-    const again = await FailedList.open(file);
+    const again = await FailedList.open(file, { maxAgeDays: 0 });
     assert.equal(again.size, 2);
     const a = again.get(`identity:${A}`)!;
     assert.equal(a.attempts, 2);
@@ -51,7 +52,7 @@ describe('oplog: FailedList', () => {
     assert.equal(again.recordSuccess(`identity:${A}`), true);
     assert.equal(again.recordSuccess(`identity:${A}`), false);
     await again.close();
-    const third = await FailedList.open(file);
+    const third = await FailedList.open(file, { maxAgeDays: 0 });
     assert.deepEqual(
       third.all().map((e) => e.key),
       [`quote:${B}`],
