@@ -21,7 +21,8 @@
  */
 import fs, { promises as fsp } from 'node:fs';
 import { SyncError } from '../errors';
-import { writeFileAtomic } from '../store/atomic-file';
+import path from 'node:path';
+import { fsyncDir, writeFileAtomic } from '../store/atomic-file';
 import { ReplayEvent, eventTypeOf, failureKey, isGuid } from './entry';
 
 export interface FailedEntry {
@@ -482,9 +483,12 @@ export class FailedList {
         const lines = this.pending.splice(0);
         const text = (this.torn ? '\n' : '') + lines.join('');
         try {
+          const fresh = !this.fh;
           if (!this.fh) this.fh = await fsp.open(this.journal, 'a');
           await this.fh.appendFile(text, 'utf8');
           await this.fh.sync();
+          // a journal just (re)created: its directory entry must survive a power cut too
+          if (fresh && this.journalBytes === 0) await fsyncDir(path.dirname(this.journal));
           this.torn = false;
           this.journalBytes += Buffer.byteLength(text);
           this.writes++;
