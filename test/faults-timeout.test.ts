@@ -15,6 +15,7 @@ import type { CrmSim } from '../sim/crm-sim';
 import { CRM_SIM_DEFAULTS } from '../sim/crm-sim';
 import { seedSiaghContacts } from '../sim/seed';
 import type { SiaghSim } from '../sim/siagh-sim';
+import { readFailedFiles } from '../lib/oplog/failed-list';
 import { phoneKey } from '../lib/text/normalize';
 import { CRM_USER, SIAGH_USER, collect, helper, nodeModule, startSims, tab, tmpDir, waitFor } from './helpers/node-env';
 import { person, QUOTE_ROWS } from './helpers/faults';
@@ -111,8 +112,7 @@ describe('fault matrix × timeouts (node level: the shipped flows\' nodes, confi
     return flow;
   }
   const failed = (): Array<{ key: string; reason: { code: string } }> => {
-    const f = path.join(dataDir, 'failed.json');
-    return fs.existsSync(f) ? Object.values(JSON.parse(fs.readFileSync(f, 'utf8')).entries) : [];
+    return Object.values(readFailedFiles(path.join(dataDir, 'failed.json')));
   };
   const mappings = (type: 'contact' | 'quote') => {
     const f = path.join(dataDir, 'mappings.json');

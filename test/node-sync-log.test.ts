@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { readFailedOnDisk } from './fixtures/store-helpers';
 import type { CrmSim } from '../sim/crm-sim';
 import type { SiaghSim } from '../sim/siagh-sim';
 import { CRM_USER, SIAGH_USER, collect, configNodes, helper, n, nodeModule, startSims, tab, tmpDir, waitFor } from './helpers/node-env';
@@ -26,6 +27,22 @@ function caughtMsg(crmId: string, code: string, message: string, over: { type?: 
     payload: { event: over.event ?? 'Insert', id: crmId, type, ...(over.subtype ? { subtype: over.subtype } : {}) },
     sync: trace({ trigger: over.trigger ?? 'webhook', event: over.event ?? 'Insert', entity: over.entity ?? type.toLowerCase(), crmId, action: 'failed', error: { code, message } }),
     error: { message: `SyncError: ${message}`, code, source: { id: 'somewhere', type: 'crm-fetch', name: '', count: 1 } },
+  };
+}
+
+/** A review item as a Catch node hands it over: msg.review = {code, ...facts}. */
+function reviewMsg(crmId: string, code: 'LINK_NEEDS_REVIEW' | 'DOCUMENT_CHANGED_AFTER_TRANSFER', facts: Record<string, unknown>) {
+  const m = code === 'LINK_NEEDS_REVIEW' ? caughtMsg(crmId, code, 'same mobile, not the same party', { entity: 'organization', event: 'Update' }) : caughtMsg(crmId, code, 'changed after transfer', { type: 'Quote', entity: 'quote', event: 'Update' });
+  (m.error.source as any).type = 'siagh-upsert';
+  return { ...m, review: { code, ...facts } };
+}
+
+function linkFacts(crmId: string) {
+  return {
+    crm: { crmId, kind: 'organization', name: 'شرکت کریمی تجارت', mobile: '09121234567', nationalCode: null },
+    siagh: { code: 8301, kind: 'person', name: 'رضا کریمی', mobile: '09121234567', nationalCode: '0012345679' },
+    matchedBy: 'mobile',
+    reason: 'the CRM record is an organization and the Siagh contact a person',
   };
 }
 
@@ -73,7 +90,9 @@ describe('sync-log node (Node-RED runtime, real files)', function () {
       .split('\n')
       .filter(Boolean)
       .map((l) => JSON.parse(l));
-  const failedEntries = (): Record<string, any> => (fs.existsSync(failedFile()) ? JSON.parse(fs.readFileSync(failedFile(), 'utf8')).entries : {});
+  /** The failed list on disk: the folded failed.json, then the journal failed.jsonl. */
+  const failedEntries = (): Record<string, any> => readFailedOnDisk(failedFile());
+  const failedText = () => [failedFile(), `${failedFile()}l`].filter((f) => fs.existsSync(f)).map((f) => fs.readFileSync(f, 'utf8')).join('\n');
 
   /**
    * Config nodes, sync-log 'log' (outputs → 'out', 'replays'), the tab's Catch → 'caught' (and
@@ -159,7 +178,7 @@ describe('sync-log node (Node-RED runtime, real files)', function () {
     const stats = await send({ topic: 'stats' });
     const failed = await send({ topic: 'failed' });
     await waitFor(() => logLines().length === 1 && Object.keys(failedEntries()).length === 1, 3000, 'the line and the failed entry');
-    const texts = [logText(), fs.readFileSync(failedFile(), 'utf8'), JSON.stringify(stats.payload), JSON.stringify(failed.payload)];
+    const texts = [logText(), failedText(), JSON.stringify(stats.payload), JSON.stringify(failed.payload)];
     for (const t of texts) {
       for (const s of [CRM_USER.password, SIAGH_USER.Password, md5, 'token=abc', 'hunter2x', 'zz9secret', 'eyJ0eXAi']) assert.ok(!t.includes(s), `"${s}" leaked into ${t}`);
     }
@@ -374,6 +393,117 @@ describe('sync-log node (Node-RED runtime, real files)', function () {
     const last = fs.readFileSync(path.join(dir, 'sync-log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     assert.equal(last[last.length - 1].traceId, 'rot-39', 'the newest line is in the current file');
     assert.equal(fs.existsSync(path.join(userDir, 'siagh-sync', 'sync-log.jsonl')), false);
+  });
+
+  it('review items: the failed entry keeps msg.review; a blanket replay skips them; resolve sends each decision on output 2', async () => {
+    await load();
+    const L = randomUUID();
+    const L2 = randomUUID();
+    const D = randomUUID();
+    const O = randomUUID();
+    await send(reviewMsg(L, 'LINK_NEEDS_REVIEW', linkFacts(L)));
+    await send(reviewMsg(L2, 'LINK_NEEDS_REVIEW', linkFacts(L2)));
+    const docFacts = { docKind: 'quote', crmId: D, number: 'Q-1001', siaghCode: '5501', differences: { linesAdded: [], linesRemoved: [], linesChanged: [], header: [], total: { before: 100, after: 120 } }, checksum: { transferred: 'a', current: 'b' } };
+    await send(reviewMsg(D, 'DOCUMENT_CHANGED_AFTER_TRANSFER', docFacts));
+    await send(caughtMsg(O, 'HTTP_5XX', 'down'));
+    await waitFor(() => Object.keys(failedEntries()).length === 4, 3000, 'four entries on disk');
+    assert.deepEqual(failedEntries()[`identity:${L}`].review, { code: 'LINK_NEEDS_REVIEW', ...linkFacts(L) });
+    assert.deepEqual(failedEntries()[`quote:${D}`].review, { code: 'DOCUMENT_CHANGED_AFTER_TRANSFER', ...docFacts });
+    const listed = (await send({ topic: 'failed', payload: { crmId: L } })).payload;
+    assert.equal(listed[0].review.siagh.code, 8301, 'the list shows the facts');
+
+    const all = await send({ topic: 'replay', payload: { all: true } });
+    assert.equal(all.payload.replayed, 1);
+    await waitFor(() => replays.length === 1, 3000, 'the ordinary entry only');
+    assert.equal(replays[0].payload.id, O);
+    assert.equal(replays[0].linkDecision, undefined);
+
+    const link = await send({ topic: 'resolve', payload: { crmId: L, decision: 'link', code: '8301' } });
+    assert.deepEqual(link.payload, { resolved: `identity:${L}`, decision: 'link', event: { type: 'Identity', id: L, event: 'Update' } });
+    await waitFor(() => replays.length === 2, 3000, 'the linked item');
+    assert.deepEqual(replays[1].payload, { type: 'Identity', id: L, event: 'Update' });
+    assert.deepEqual(replays[1].linkDecision, { decision: 'link', code: 8301, crmId: L });
+    assert.equal(replays[1].sync.trigger, 'replay');
+
+    await send({ topic: 'resolve', payload: { crmId: L2.toUpperCase(), decision: 'separate' } });
+    await waitFor(() => replays.length === 3, 3000, 'the separate item');
+    assert.deepEqual(replays[2].linkDecision, { decision: 'separate', crmId: L2 });
+
+    await send({ topic: 'resolve', payload: { crmId: D, decision: 'acknowledge' } });
+    await waitFor(() => replays.length === 4, 3000, 'the acknowledged document');
+    assert.deepEqual(replays[3].payload, { type: 'Quote', id: D, event: 'Update' });
+    assert.deepEqual(replays[3].reviewDecision, { decision: 'acknowledge', crmId: D });
+    assert.equal(replays[3].linkDecision, undefined);
+
+    await waitFor(() => failedEntries()[`identity:${L}`]?.replays === 1, 3000, 'marked replayed on disk');
+    assert.equal(Object.keys(failedEntries()).length, 4, 'entries stay until the replay succeeds');
+    // the replayed pipeline succeeds: the item leaves the list
+    await send(okMsg(L, { entity: 'organization', action: 'linked', trigger: 'replay' }));
+    await waitFor(() => !failedEntries()[`identity:${L}`], 3000, 'the linked item left the list');
+  });
+
+  it('resolve refuses a wrong decision, a bad payload, an entry that is no review item and an unknown id (BAD_INPUT), and sends nothing', async () => {
+    await load();
+    const L = randomUUID();
+    const D = randomUUID();
+    const O = randomUUID();
+    await send(reviewMsg(L, 'LINK_NEEDS_REVIEW', linkFacts(L)));
+    await send(reviewMsg(D, 'DOCUMENT_CHANGED_AFTER_TRANSFER', { docKind: 'quote', crmId: D, differences: null }));
+    await send(caughtMsg(O, 'HTTP_5XX', 'down'));
+    const bad: Array<[unknown, RegExp]> = [
+      [{ crmId: L, decision: 'acknowledge' }, /"acknowledge" does not answer a LINK_NEEDS_REVIEW item.*"link" or "separate"/],
+      [{ crmId: D, decision: 'separate' }, /"separate" does not answer a DOCUMENT_CHANGED_AFTER_TRANSFER item.*"acknowledge"/],
+      [{ crmId: L, decision: 'link' }, /code/],
+      [{ crmId: L, decision: 'link', code: 'abc' }, /code/],
+      [{ crmId: L, decision: 'merge' }, /not understood/],
+      [{ crmId: 'nope', decision: 'separate' }, /crmId: not a GUID/],
+      [{ crmId: L, decision: 'separate', extra: 1 }, /not understood/],
+      [{ crmId: O, decision: 'separate' }, /not a review item .*HTTP_5XX/],
+      [{ crmId: randomUUID(), decision: 'separate' }, /no entry for CRM record/],
+      ['just text', /not understood/],
+    ];
+    for (const [payload, re] of bad) {
+      const n0 = caught.length;
+      helper.getNode('log').receive({ topic: 'resolve', payload });
+      await waitFor(() => caught.length > n0, 3000, `refusal of ${JSON.stringify(payload)}`);
+      assert.equal(caught[n0].error.code, 'BAD_INPUT', JSON.stringify(payload));
+      assert.match(caught[n0].error.message, re);
+    }
+    assert.equal(replays.length, 0, 'nothing sent');
+    assert.equal(failedEntries()[`identity:${L}`].replays, undefined, 'not marked');
+  });
+
+  it('admin route POST …/resolve: resolves (200, event on output 2), refuses a wrong decision (400)', async () => {
+    await load();
+    const L = randomUUID();
+    await send(reviewMsg(L, 'LINK_NEEDS_REVIEW', linkFacts(L)));
+    const wrong = await helper.request().post('/siagh-sync/sync-log/log/resolve').send({ crmId: L, decision: 'acknowledge' }).expect(400);
+    assert.equal(wrong.body.code, 'BAD_INPUT');
+    await helper.request().post('/siagh-sync/sync-log/nope/resolve').send({ crmId: L, decision: 'separate' }).expect(404);
+    const ok = await helper.request().post('/siagh-sync/sync-log/log/resolve').send({ crmId: L, decision: 'link', code: 8301 }).expect(200);
+    assert.equal(ok.body.ok, true);
+    assert.equal(ok.body.resolved, `identity:${L}`);
+    await waitFor(() => replays.length === 1, 3000, 'the event on output 2');
+    assert.deepEqual(replays[0].linkDecision, { decision: 'link', code: 8301, crmId: L });
+  });
+
+  it('the failed list is bounded by the node settings: the oldest entries are dropped, counted in stats and logged once per batch', async () => {
+    await load({ failedMaxEntries: 2, failedMaxAgeDays: 30 });
+    const warnings: string[] = [];
+    helper.getNode('log').on('call:warn', (call: { args: [unknown] }) => warnings.push(String(call.args[0])));
+    const ids = [randomUUID(), randomUUID(), randomUUID()];
+    for (const id of ids) {
+      await send(caughtMsg(id, 'HTTP_5XX', 'down'));
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await waitFor(() => Object.keys(failedEntries()).length === 2, 3000, 'two entries on disk');
+    assert.deepEqual(Object.keys(failedEntries()).sort(), ids.slice(1).map((id) => `identity:${id}`).sort(), 'the oldest went');
+    const stats = (await send({ topic: 'stats' })).payload;
+    assert.equal(stats.failed, 2);
+    assert.equal(stats.failedDropped, 1);
+    assert.deepEqual(stats.failedLimits, { maxEntries: 2, maxAgeDays: 30 });
+    assert.equal(warnings.filter((w) => /dropped/.test(w)).length, 1, warnings.join('\n'));
+    assert.match(warnings[0], /1 failed entry was dropped .*at most 2 entries/);
   });
 
   it('end to end: a failed fetch is caught into the failed list; after the record appears, a replay syncs it and clears the entry', async () => {

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { seedSiaghContacts } from '../sim/seed';
 import { CRM_SIM_DEFAULTS } from '../sim/crm-sim';
 import { E2E_CRM_USER, E2E_SIAGH_USER, E2eEnv, shippedFlows, sleep } from './helpers/e2e';
-import { person, QUOTE_ROWS, readFailed, readSyncLog, replayAll, settle, Tracked } from './helpers/faults';
+import { failedFilesText, person, QUOTE_ROWS, readFailed, readSyncLog, replayAll, settle, Tracked } from './helpers/faults';
 
 const CRM_PASSWORD = 'Crm-S3cret-Zq81x';
 const SIAGH_PASSWORD = 'Sgh-S3cret-Wv27k';
@@ -123,7 +123,7 @@ describe('secrets: no password, hash, token or session id anywhere an operator c
       'debug messages (/comms)': debugMessages.join('\n'),
       'Node-RED log': env.log(),
       'sync-log.jsonl': readSyncLog(env.dataDir),
-      'failed.json': fs.readFileSync(path.join(env.dataDir, 'failed.json'), 'utf8'),
+      'failed.json + failed.jsonl': failedFilesText(env.dataDir),
       'mappings.json': fs.readFileSync(path.join(env.dataDir, 'mappings.json'), 'utf8'),
       'mappings.json.journal': fs.existsSync(path.join(env.dataDir, 'mappings.json.journal')) ? fs.readFileSync(path.join(env.dataDir, 'mappings.json.journal'), 'utf8') : '',
       'import report': env.reportFiles().map((f) => fs.readFileSync(f, 'utf8')).join('\n'),

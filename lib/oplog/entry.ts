@@ -62,6 +62,8 @@ export interface OperationInput {
   fromHttp?: boolean;
   /** Trigger when the trace names none ('auto': webhook for http-in messages, else manual). */
   defaultTrigger?: Trigger | 'auto';
+  /** msg.review: a review item's facts (kept on the failed entry of a failure). */
+  review?: unknown;
   /** Known secrets to hide wherever they appear. */
   secrets?: ReadonlyArray<string | undefined>;
   now?: number;
@@ -75,6 +77,50 @@ export interface Operation {
   event?: ReplayEvent;
   /** The record's own entity (person, organization, quote …) when known. */
   entity?: string;
+  /** For a failure with msg.review: its facts, clipped and scrubbed (reviewOf). */
+  review?: Record<string, unknown>;
+}
+
+/** The error codes of review items: the operator decides, then the item is replayed with the decision. */
+export const REVIEW_CODES = ['LINK_NEEDS_REVIEW', 'DOCUMENT_CHANGED_AFTER_TRANSFER'] as const;
+export type ReviewCode = (typeof REVIEW_CODES)[number];
+
+export function isReviewCode(code: unknown): code is ReviewCode {
+  return typeof code === 'string' && (REVIEW_CODES as readonly string[]).includes(code.trim().toUpperCase());
+}
+
+/** Largest review kept on a failed entry (JSON characters); beyond it the lists inside are cut. */
+export const MAX_REVIEW_JSON = 8000;
+
+/**
+ * A copy of msg.review fit for the failed list: plain data only (text, numbers, booleans, null,
+ * arrays, objects), at most 5 levels, 40 keys per object, 50 items per list, each text scrubbed
+ * (secrets, credential patterns) and clipped to 200 characters; when still over 8,000 characters
+ * the lists are cut to 5 items (and then to none), with `truncated: true`. Undefined when not an object.
+ */
+export function reviewOf(v: unknown, secrets: ReadonlyArray<string | undefined> = []): Record<string, unknown> | undefined {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) return undefined;
+  const copy = (x: unknown, depth: number, items: number): unknown => {
+    if (x === null || typeof x === 'boolean') return x;
+    if (typeof x === 'number') return Number.isFinite(x) ? x : null;
+    if (typeof x === 'string') return scrubText(x, secrets, 200);
+    if (depth >= 5 || typeof x !== 'object') return undefined;
+    if (Array.isArray(x)) return x.slice(0, items).map((y) => copy(y, depth + 1, items) ?? null);
+    const out: Record<string, unknown> = {};
+    for (const [k, y] of Object.entries(x as Record<string, unknown>).slice(0, 40)) {
+      const name = scrubText(k, secrets, 40);
+      const c = copy(y, depth + 1, items);
+      if (name && c !== undefined) out[name] = c;
+    }
+    return out;
+  };
+  for (const items of [50, 5, 0]) {
+    const r = copy(v, 0, items) as Record<string, unknown>;
+    if (items < 50) r.truncated = true;
+    if (JSON.stringify(r).length <= MAX_REVIEW_JSON) return r;
+  }
+  const r = copy(v, 3, 0) as Record<string, unknown>;
+  return { ...r, truncated: true };
 }
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -224,6 +270,10 @@ export function describeOperation(input: OperationInput): Operation {
   if (crmId && type) {
     op.key = failureKey(type, crmId);
     if (failed) op.event = { type, id: crmId, event: event ?? 'Update', ...(subtype ? { subtype } : {}) };
+  }
+  if (failed) {
+    const review = reviewOf(input.review, secrets);
+    if (review) op.review = review;
   }
   return op;
 }

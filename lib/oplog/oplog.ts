@@ -8,8 +8,8 @@
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import type { Operation } from './entry';
-import { FailedEntry, FailedFilter, FailedList, checkFilter } from './failed-list';
+import { REVIEW_CODES, type Operation } from './entry';
+import { DropReport, FailedEntry, FailedFilter, FailedLimits, FailedList, checkFilter } from './failed-list';
 import { LogWriter, LogWriterOptions } from './log-writer';
 import { OpStats, StatsSnapshot } from './stats';
 import { SyncError } from '../errors';
@@ -18,8 +18,10 @@ export const LOG_FILE = 'sync-log.jsonl';
 export const FAILED_FILE = 'failed.json';
 /** Reason code of a create whose outcome is unknown (never replayed by a blanket replay). */
 const AMBIGUOUS_CREATE = 'AMBIGUOUS_CREATE';
+/** Codes a blanket replay leaves alone: they wait for the operator (by crmId or by their code). */
+const NAMED_ONLY = new Set<string>([AMBIGUOUS_CREATE, ...REVIEW_CODES]);
 
-export type OpLogOptions = Pick<LogWriterOptions, 'maxBytes' | 'keepFiles' | 'keepDays' | 'flushMs' | 'flushLines' | 'maxQueue'>;
+export type OpLogOptions = Pick<LogWriterOptions, 'maxBytes' | 'keepFiles' | 'keepDays' | 'flushMs' | 'flushLines' | 'maxQueue'> & FailedLimits;
 
 export interface RecordResult {
   /** The failed-list entry written for a failure (with its attempts count). */
@@ -29,6 +31,7 @@ export interface RecordResult {
 }
 
 type Listener = (e: Error) => void;
+type DropListener = (r: DropReport) => void;
 
 const registry = new Map<string, { log: OpLog; refs: number }>();
 /** Opens and closes in progress per folder: the next acquire waits for them. */
@@ -38,6 +41,7 @@ export class OpLog {
   readonly logFile: string;
   readonly failedFile: string;
   private listeners = new Set<Listener>();
+  private dropListeners = new Set<DropListener>();
 
   private constructor(
     readonly dir: string,
@@ -49,6 +53,24 @@ export class OpLog {
     this.failedFile = failed.file;
     writer.setOptions({ onError: (e) => this.emitError(e) });
     failed.onError = (e) => this.emitError(e);
+    failed.onDrop = (r) => this.emitDrop(r);
+  }
+
+  /** Dropped entries are told to one listener (logged once per batch, however many nodes share the folder). */
+  private emitDrop(r: DropReport): void {
+    const first = this.dropListeners.values().next().value;
+    try {
+      first?.(r);
+    } catch {
+      // a listener's trouble is its own
+    }
+  }
+
+  /** Be told when the failed list's bounds drop entries (the first listener only). Returns the unsubscribe function. */
+  onDrop(l: DropListener): () => void {
+    this.dropListeners.add(l);
+    if (this.dropListeners.size === 1) for (const r of this.failed.takeEarlyDrops()) this.emitDrop(r);
+    return () => this.dropListeners.delete(l);
   }
 
   private emitError(e: Error): void {
@@ -73,7 +95,7 @@ export class OpLog {
     } catch (e) {
       throw new SyncError('STORE_IO', `Cannot create the sync log folder ${dir}: ${(e as Error).message}. Check the folder setting and its permissions.`);
     }
-    const failed = await FailedList.open(path.join(dir, FAILED_FILE));
+    const failed = await FailedList.open(path.join(dir, FAILED_FILE), { maxEntries: opts.maxEntries, maxAgeDays: opts.maxAgeDays });
     const logFile = path.join(dir, LOG_FILE);
     // Counters first, from the file as it is; the writer starts after, so nothing is counted twice.
     const stats = await OpStats.fromFile(logFile);
@@ -97,6 +119,7 @@ export class OpLog {
       if (e) {
         e.refs++;
         e.log.writer.setOptions(opts);
+        e.log.failed.setLimits(opts);
         return e.log;
       }
       const p = OpLog.create(key, opts).then((log) => {
@@ -153,6 +176,7 @@ export class OpLog {
         message: line.error?.message ?? '',
         trigger: line.trigger,
         traceId: line.traceId,
+        review: op.review,
         now,
       });
       return { entry };
@@ -169,14 +193,17 @@ export class OpLog {
    * An AMBIGUOUS_CREATE entry (a create whose outcome is unknown: Siagh or the CRM may hold the
    * record already, and a pre-invoice cannot be looked up) is replayed only when the filter names
    * it — by its crmId, or by code AMBIGUOUS_CREATE — after the operator checked the other side.
-   * A blanket replay ({all: true}, an entity, an age) leaves it in the list.
+   * A blanket replay ({all: true}, an entity, an age) leaves it in the list. So do review items
+   * (LINK_NEEDS_REVIEW, DOCUMENT_CHANGED_AFTER_TRANSFER): replayed without a decision they would
+   * only come back; they are resolved (resolve()) or replayed when named.
    */
   takeForReplay(filter: FailedFilter, now = Date.now()): FailedEntry[] {
     if (!checkFilter(filter)) {
       throw new SyncError('BAD_INPUT', 'Say what to replay: {crmId}, {entity}, {code}, {olderThan} (e.g. "1h"), a combination, or {all: true}.');
     }
-    const named = filter.crmId !== undefined || (typeof filter.code === 'string' && filter.code.trim().toUpperCase() === AMBIGUOUS_CREATE);
-    const picked = this.failed.match(filter, now).filter((e) => named || e.reason.code.toUpperCase() !== AMBIGUOUS_CREATE);
+    const byCode = typeof filter.code === 'string' ? filter.code.trim().toUpperCase() : undefined;
+    const named = filter.crmId !== undefined || (byCode !== undefined && NAMED_ONLY.has(byCode));
+    const picked = this.failed.match(filter, now).filter((e) => named || !NAMED_ONLY.has(e.reason.code.toUpperCase()));
     this.failed.markReplayed(
       picked.map((e) => e.key),
       now,
@@ -184,8 +211,26 @@ export class OpLog {
     return picked;
   }
 
+  /**
+   * The review item for `crmId` (LINK_NEEDS_REVIEW or DOCUMENT_CHANGED_AFTER_TRANSFER), for a
+   * replay that carries the operator's decision. BAD_INPUT when there is none.
+   */
+  reviewItem(crmId: string, now = Date.now()): FailedEntry {
+    const items = this.failed.match({ crmId }, now);
+    const item = items.find((e) => NAMED_ONLY.has(e.reason.code.toUpperCase()) && e.reason.code.toUpperCase() !== AMBIGUOUS_CREATE);
+    if (!item) {
+      throw new SyncError(
+        'BAD_INPUT',
+        items.length
+          ? `The failed entry for CRM record ${crmId} is not a review item (its reason is ${items[0].reason.code}); replay it instead.`
+          : `The failed list has no entry for CRM record ${crmId} (resolved already, or never failed).`,
+      );
+    }
+    return item;
+  }
+
   snapshot(now = Date.now()): StatsSnapshot {
-    return { ...this.stats.snapshot(now), failed: this.failed.size };
+    return { ...this.stats.snapshot(now), failed: this.failed.size, failedDropped: this.failed.dropped };
   }
 
   /** Everything queued is on disk (log lines and the failed list). */

@@ -28,6 +28,8 @@ export interface StatsSnapshot {
   retries?: number;
   /** Entries in the failed list (filled in by the caller). */
   failed?: number;
+  /** Failed-list entries dropped by its bounds (count, age) since the list was opened (filled in by the caller). */
+  failedDropped?: number;
   /** Start of the counting: the first line of the current log file, or when counting began. */
   since: string;
 }

@@ -7,12 +7,19 @@
  *   `<data dir>/failed.json`; a later success for the same record takes it off.
  * - msg.topic "replay" (payload: {crmId, entity, code, olderThan, all: true}) sends the matching
  *   failed events on output 2, shaped as crm-fetch input; "stats" and "failed" answer on output 1.
- * - Admin endpoints (editor): POST /siagh-sync/sync-log/:id/replay, GET …/:id/stats, GET …/:id/failed.
+ * - A failure with msg.review (LINK_NEEDS_REVIEW, DOCUMENT_CHANGED_AFTER_TRANSFER) is a review item:
+ *   its entry keeps the facts; a blanket replay skips it; msg.topic "resolve" (payload {crmId,
+ *   decision: link + code | separate | acknowledge}) replays it on output 2 with msg.linkDecision /
+ *   msg.reviewDecision.
+ * - The failed list is bounded (failedMaxEntries, failedMaxAgeDays; oldest dropped first).
+ * - Admin endpoints (editor): POST /siagh-sync/sync-log/:id/replay, POST …/:id/resolve,
+ *   GET …/:id/stats, GET …/:id/failed.
  */
 import { createHash } from 'node:crypto';
+import { z } from 'zod';
 import { SyncError, toSyncError } from '../../lib/errors';
-import { describeOperation, Operation, ReplayEvent, Trigger, TRIGGERS } from '../../lib/oplog/entry';
-import type { FailedEntry, FailedFilter } from '../../lib/oplog/failed-list';
+import { describeOperation, isGuid, Operation, ReplayEvent, Trigger, TRIGGERS } from '../../lib/oplog/entry';
+import { DEFAULT_MAX_AGE_DAYS, DEFAULT_MAX_ENTRIES, type FailedEntry, type FailedFilter } from '../../lib/oplog/failed-list';
 import { OpLog } from '../../lib/oplog/oplog';
 import { Failure, SyncQueue } from '../../lib/queue/sync-queue';
 import { mappingFileIn } from '../../lib/store/data-folder';
@@ -35,6 +42,10 @@ interface SyncLogDef extends NodeDef {
   keepDays?: string | number;
   /** Not in the editor: longest a log line waits before it is written (ms, default 100). */
   flushMs?: string | number;
+  /** Failed list: at most this many entries (default 10,000), the least recently failed dropped first. */
+  failedMaxEntries?: string | number;
+  /** Failed list: entries whose last failure is older than this many days are dropped (default 90; 0 = no limit). */
+  failedMaxAgeDays?: string | number;
 }
 
 /** What the admin endpoints reach on a deployed node. */
@@ -42,10 +53,39 @@ interface SyncLogApi {
   replay(filter: unknown): Promise<{ replayed: number; events: ReplayEvent[] }>;
   stats(): Promise<Record<string, unknown>>;
   failed(filter: unknown): Promise<FailedEntry[]>;
+  resolve(body: unknown): Promise<ResolveResult>;
+}
+
+interface ResolveResult {
+  resolved: string;
+  decision: Decision['decision'];
+  event: ReplayEvent;
+}
+
+const ResolveSchema = z.discriminatedUnion('decision', [
+  z.object({ crmId: z.string().trim().refine(isGuid, 'not a GUID'), decision: z.literal('link'), code: z.coerce.number().int().positive() }).strict(),
+  z.object({ crmId: z.string().trim().refine(isGuid, 'not a GUID'), decision: z.literal('separate') }).strict(),
+  z.object({ crmId: z.string().trim().refine(isGuid, 'not a GUID'), decision: z.literal('acknowledge') }).strict(),
+]);
+type Decision = z.infer<typeof ResolveSchema>;
+/** Which decisions answer which review item. */
+const DECISIONS_FOR: Record<string, ReadonlyArray<Decision['decision']>> = {
+  LINK_NEEDS_REVIEW: ['link', 'separate'],
+  DOCUMENT_CHANGED_AFTER_TRANSFER: ['acknowledge'],
+};
+const RESOLVE_SHAPE = '{crmId, decision: "link", code} or {crmId, decision: "separate"} (LINK_NEEDS_REVIEW), {crmId, decision: "acknowledge"} (DOCUMENT_CHANGED_AFTER_TRANSFER)';
+
+function decisionOf(payload: unknown): Decision {
+  const r = ResolveSchema.safeParse(payload);
+  if (!r.success) {
+    const why = r.error.issues.map((i) => `${i.path.join('.') || 'payload'}: ${i.message}`).join('; ');
+    throw new SyncError('BAD_INPUT', `resolve: the payload is not understood (${why}). Send ${RESOLVE_SHAPE}.`);
+  }
+  return r.data;
 }
 
 const instances = new Map<string, SyncLogApi>();
-const COMMANDS = new Set(['replay', 'stats', 'failed']);
+const COMMANDS = new Set(['replay', 'stats', 'failed', 'resolve']);
 const SECRET_KEY = /pass|secret|token|key|pwd/i;
 const SECRETS_TTL_MS = 5000;
 /** At most this many events listed in a replay result (all are sent). */
@@ -106,6 +146,8 @@ export = function (RED: NodeAPI) {
         keepFiles: Math.round(num(def.keepFiles, 10, 0)),
         keepDays: num(def.keepDays, 30, 0),
         flushMs: Math.round(num(def.flushMs, 100, 0)),
+        maxEntries: Math.round(num(def.failedMaxEntries, DEFAULT_MAX_ENTRIES, 1)),
+        maxAgeDays: num(def.failedMaxAgeDays, DEFAULT_MAX_AGE_DAYS, 0),
       });
     } catch (e) {
       opening = Promise.reject(e);
@@ -115,6 +157,7 @@ export = function (RED: NodeAPI) {
     let broken = false;
     let lastWarn = 0;
     let offError: (() => void) | undefined;
+    let offDrop: (() => void) | undefined;
     let closed = false;
 
     const showCounts = () => {
@@ -132,6 +175,10 @@ export = function (RED: NodeAPI) {
             lastWarn = now;
             node.warn(`sync-log: ${e.message} Lines are kept in memory and written again shortly.`);
           }
+        });
+        offDrop = l.onDrop((r) => {
+          const why = r.why === 'age' ? `their last failure is older than ${l.failed.limits.maxAgeDays} days` : `the list holds at most ${l.failed.limits.maxEntries} entries`;
+          node.warn(`sync-log: ${r.count} failed entr${r.count === 1 ? 'y was' : 'ies were'} dropped from ${l.failedFile}: ${why} (oldest last failed ${r.oldestAt}; e.g. ${r.keys.join(', ')}). They are no longer replayable; ${l.failed.dropped} dropped since start.`);
         });
         const waiting = l.failed.size;
         node.status({ fill: 'grey', shape: 'ring', text: waiting ? `${waiting} to replay` : 'ready' });
@@ -152,9 +199,13 @@ export = function (RED: NodeAPI) {
       }
     }
 
-    function replayMessages(entries: FailedEntry[]): NodeMessage[] {
+    function replayMessages(entries: FailedEntry[], decision?: Decision): NodeMessage[] {
       return entries.map((e) => {
         const m: NodeMessage = { payload: { ...e.event } };
+        // The operator's answer to a review item, as siagh-upsert reads it (crmId guards the record).
+        if (decision?.decision === 'link') m.linkDecision = { decision: 'link', code: decision.code, crmId: e.event.id };
+        else if (decision?.decision === 'separate') m.linkDecision = { decision: 'separate', crmId: e.event.id };
+        else if (decision?.decision === 'acknowledge') m.reviewDecision = { decision: 'acknowledge', crmId: e.event.id };
         updateTrace(m, { trigger: 'replay', event: e.event.event, entity: e.entity, crmId: e.event.id, attempts: e.attempts, step: 'sync-log' });
         return m;
       });
@@ -174,9 +225,26 @@ export = function (RED: NodeAPI) {
       return { entries, messages: replayMessages(entries) };
     }
 
+    /** A review item answered: its event on output 2 with the decision (sync-queue carries it to siagh-upsert). */
+    async function resolve(payload: unknown): Promise<{ result: ResolveResult; messages: NodeMessage[] }> {
+      const d = decisionOf(payload);
+      if (!canReplay) {
+        throw new SyncError('CONFIG', 'Output 2 of this sync-log node is not wired, so the resolved item would go nowhere. Wire it to the sync-queue (or crm-fetch) of the pipeline, or resolve from the sync-log node whose output 2 is wired.');
+      }
+      const l = await opening;
+      const item = l.reviewItem(d.crmId);
+      const code = item.reason.code.toUpperCase();
+      const allowed = DECISIONS_FOR[code] ?? [];
+      if (!allowed.includes(d.decision)) {
+        throw new SyncError('BAD_INPUT', `resolve: "${d.decision}" does not answer a ${code} item (CRM record ${item.event.id}); use ${allowed.map((a) => `"${a}"`).join(' or ')}.`);
+      }
+      l.failed.markReplayed([item.key]);
+      return { result: { resolved: item.key, decision: d.decision, event: { ...item.event } }, messages: replayMessages([item], d) };
+    }
+
     async function stats(): Promise<Record<string, unknown>> {
       const l = await opening;
-      const snap: Record<string, unknown> = { ...l.snapshot(), logFile: l.logFile, failedFile: l.failedFile };
+      const snap: Record<string, unknown> = { ...l.snapshot(), logFile: l.logFile, failedFile: l.failedFile, failedLimits: l.failed.limits };
       const mappings = MappingStore.peek(mappingFileIn(dir));
       if (mappings) snap.mappings = mappings.stats();
       const queue = SyncQueue.peek(dir);
@@ -188,7 +256,7 @@ export = function (RED: NodeAPI) {
       const l = await opening;
       const f = filterOf(filter);
       const picked = Object.keys(f).length ? l.failed.match(f) : l.failed.all();
-      return picked.map((e) => ({ ...e, event: { ...e.event }, reason: { ...e.reason } }));
+      return picked.map((e) => ({ ...e, event: { ...e.event }, reason: { ...e.reason }, ...(e.review ? { review: structuredClone(e.review) } : {}) }));
     }
 
     const api: SyncLogApi = {
@@ -199,6 +267,11 @@ export = function (RED: NodeAPI) {
       },
       stats,
       failed: listFailed,
+      async resolve(body) {
+        const r = await resolve(body);
+        node.send([null, r.messages]);
+        return r.result;
+      },
     };
     instances.set(node.id, api);
 
@@ -215,6 +288,10 @@ export = function (RED: NodeAPI) {
               const r = await replay(msg.payload);
               msg.payload = { replayed: r.entries.length, events: r.entries.slice(0, LISTED).map((e) => e.event) };
               send([msg, r.messages.length ? r.messages : null]);
+            } else if (topic === 'resolve') {
+              const r = await resolve(msg.payload);
+              msg.payload = r.result;
+              send([msg, r.messages]);
             } else if (topic === 'stats') {
               msg.payload = await stats();
               send([msg, null]);
@@ -248,6 +325,7 @@ export = function (RED: NodeAPI) {
           query: (msg.req as { query?: unknown } | undefined)?.query,
           fromHttp: msg.req !== undefined && msg.req !== null,
           defaultTrigger: trigger,
+          review: msg.review,
           secrets: knownSecrets(),
         });
       } catch (e) {
@@ -329,6 +407,7 @@ export = function (RED: NodeAPI) {
       closed = true;
       if (instances.get(node.id) === api) instances.delete(node.id);
       offError?.();
+      offDrop?.();
       opening
         .then(
           (l) => l.release(),
@@ -361,6 +440,15 @@ export = function (RED: NodeAPI) {
     const api = apiOf(req, res);
     if (!api) return;
     api.replay(req.body ?? {}).then(
+      (r) => res.json({ ok: true, ...r }),
+      (e) => sendError(res, e),
+    );
+  });
+
+  RED.httpAdmin.post('/siagh-sync/sync-log/:id/resolve', RED.auth.needsPermission('sync-log.write'), (req: Request, res: Response) => {
+    const api = apiOf(req, res);
+    if (!api) return;
+    api.resolve(req.body ?? {}).then(
       (r) => res.json({ ok: true, ...r }),
       (e) => sendError(res, e),
     );

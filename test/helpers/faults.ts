@@ -14,7 +14,7 @@ import type { SimResponse } from '../../sim/sim-server';
 import { suidFor } from '../../lib/sync/preinvoice-mapper';
 import { nationalIdKey, phoneKey } from '../../lib/text/normalize';
 import { E2eEnv, shippedFlows } from './e2e';
-import { readOnDisk } from '../fixtures/store-helpers';
+import { readFailedOnDisk, readOnDisk } from '../fixtures/store-helpers';
 
 // ------------------------------------------------------------------------------ records
 
@@ -70,12 +70,21 @@ export interface FailedEntryLike {
   replays?: number;
 }
 
-/** failed.json as an operator reads it (empty when the file does not exist yet). */
+/**
+ * The failed list as it stands on disk (empty when there is none yet): the folded snapshot
+ * failed.json, then its journal failed.jsonl replayed over it.
+ */
 export function readFailed(dataDir: string): FailedEntryLike[] {
+  return Object.values(readFailedOnDisk(path.join(dataDir, 'failed.json'))) as FailedEntryLike[];
+}
+
+/** The raw text of failed.json and failed.jsonl (whichever exist), e.g. to look for secrets. */
+export function failedFilesText(dataDir: string): string {
   const f = path.join(dataDir, 'failed.json');
-  if (!fs.existsSync(f)) return [];
-  const d = JSON.parse(fs.readFileSync(f, 'utf8')) as { entries?: Record<string, FailedEntryLike> };
-  return Object.values(d.entries ?? {});
+  return [f, f.replace(/\.json$/i, '.jsonl')]
+    .filter((x) => fs.existsSync(x))
+    .map((x) => fs.readFileSync(x, 'utf8'))
+    .join('\n');
 }
 
 export interface MappingLike {
@@ -176,7 +185,7 @@ export function activity(env: E2eEnv): unknown {
       return 0;
     }
   };
-  return [env.siagh.saveCount, env.siagh.contacts().length, env.siagh.preInvoices().length, [...env.crm.counts.values()].reduce((a, b) => a + b, 0), env.crm.identities().length, size('failed.json'), size('mappings.json'), size('mappings.json.journal')];
+  return [env.siagh.saveCount, env.siagh.contacts().length, env.siagh.preInvoices().length, [...env.crm.counts.values()].reduce((a, b) => a + b, 0), env.crm.identities().length, size('failed.json'), size('failed.jsonl'), size('mappings.json'), size('mappings.json.journal')];
 }
 
 /** NO EVENT LOST, strictly: every tracked record is synced or in failed.json with a reason. */
