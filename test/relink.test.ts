@@ -21,7 +21,7 @@ import { mapIdentityToContact } from '../lib/sync/contact-mapper';
 import { readRefId, refIdUpdateBody } from '../lib/sync/relink';
 import type { CrmIdentity } from '../lib/types';
 import { nationalIdWithCheckDigit } from '../sim/seed';
-import { collect, configNodes, helper, n, nodeModule, startSims, tab, tmpDir, waitFor } from './helpers/node-env';
+import { CRM_USER, SIAGH_USER, collect, configNodes, coreNode, helper, n, nodeModule, startSims, tab, tmpDir, waitFor } from './helpers/node-env';
 
 const NODES = () => ['crm-config', 'siagh-config', 'crm-fetch', 'siagh-upsert', 'sync-mapping'].map(nodeModule);
 const UPDATE_RE = /^POST \/api\/v2\/crmobject\/(person|organization)\/update$/i;
@@ -357,5 +357,43 @@ describe('relink: write-back of the link into the CRM, and rebuild mapping (runt
     })();
     assert.equal(dry.dryRun, true);
     assert.equal(Object.keys(mappingsOnDisk()).length, 0);
+  });
+
+  it('the example (examples/sync-mapping.json): "rebuild mapping (dry run)" then "(apply)", as shipped but for the addresses', async () => {
+    const exFile = [path.resolve(__dirname, '..', '..'), process.cwd()].map((root) => path.join(root, 'examples', 'sync-mapping.json')).find((f) => fs.existsSync(f));
+    assert.ok(exFile, 'examples/sync-mapping.json found');
+    const flow = JSON.parse(fs.readFileSync(exFile, 'utf8')) as Array<Record<string, unknown>>;
+    const creds: Record<string, unknown> = {};
+    for (const node of flow) {
+      if (node.type === 'crm-config') {
+        node.baseUrl = sims.crm.url;
+        creds[node.id as string] = { username: CRM_USER.username, password: CRM_USER.password };
+      } else if (node.type === 'siagh-config') {
+        node.baseUrl = sims.siagh.url;
+        creds[node.id as string] = { username: SIAGH_USER.UserName, password: SIAGH_USER.Password };
+      }
+      delete node.credentials;
+      if (node.type === 'debug') node.type = 'helper';
+    }
+    const injects = flow.filter((x) => x.type === 'inject').map((x) => [x.name, x.id]);
+    const dryId = injects.find(([name]) => name === 'rebuild mapping (dry run)')?.[1] as string;
+    const applyId = injects.find(([name]) => name === 'rebuild mapping (apply)')?.[1] as string;
+    assert.ok(dryId && applyId, 'both injects are there');
+    await helper.load([...NODES(), coreNode('common/20-inject.js'), coreNode('common/90-comment.js')], flow, creds);
+    const report = flow.find((x) => x.type === 'helper' && x.name === 'rebuild report')!;
+    const out = collect(helper.getNode(report.id as string));
+    // one linkable identity: imported from Siagh, its customer number by the scheme
+    const contact = sims.siagh.addContact({ Name: 'نسرین فاضلی', MobileNo: '09171234009', TowardType: false });
+    const rec = sims.crm.addPerson(person('example', { nickName: 'نسرین فاضلی', customerNumber: `100-${contact.Code + 1000}` }), { webhook: false });
+    helper.getNode(dryId).receive({});
+    await waitFor(() => out.length === 1, 20_000, 'the dry-run report');
+    assert.equal(out[0].payload.dryRun, true);
+    assert.ok(out[0].payload.wouldLink.some((l: any) => l.crmId === rec.crmId && l.code === contact.Code));
+    helper.getNode(applyId).receive({});
+    await waitFor(() => out.length === 2, 20_000, 'the apply report');
+    assert.equal(out[1].payload.dryRun, false);
+    assert.ok(out[1].payload.linked.some((l: any) => l.crmId === rec.crmId && l.code === contact.Code));
+    const stored = JSON.parse(fs.readFileSync(path.join(dataDir, 'siagh-sync', 'mappings.json'), 'utf8')) as MappingFileV1;
+    assert.equal(stored.mappings.contact[rec.crmId]?.siaghCode, String(contact.Code));
   });
 });
