@@ -397,7 +397,8 @@ export async function rebuildMapping(deps: RebuildDeps, opts: RebuildOptions = {
             if (err.code === 'MAPPING_CONFLICT') {
               conflicts.push({ crmId: l.crmId, code: l.code, by: l.by, kind: 'store-refused', reason: err.message });
             } else {
-              fatal ??= err;
+              // The file not writable fails the run; one record the store refuses (BAD_INPUT) does not.
+              if (FATAL.has(err.code)) fatal ??= err;
               failed.push({ crmId: l.crmId, code: err.code, reason: err.message });
             }
           },
