@@ -8,6 +8,10 @@ import type { NodeDef } from '../shared/red';
 /** The shared field settings (lib/sync/field-settings.ts) are the same properties as siagh-import's. */
 export interface SiaghUpsertDef extends NodeDef, FieldSettingsConfig {
   siagh: string;
+  /** crm-config for the write-back of the link (refId); optional. */
+  crm?: string;
+  /** Write `siagh:<Code>` into the CRM record's refId after a sync (default on when `crm` is set). */
+  writeBack?: boolean;
   mode: 'contact' | 'preinvoice' | 'auto';
   emptyPolicy?: 'keep' | 'clear';
   customerField?: 'codemoshtari' | 'codecontact' | 'both';

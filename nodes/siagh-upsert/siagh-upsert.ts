@@ -14,9 +14,11 @@
  */
 import { z } from 'zod';
 import { SyncError } from '../../lib/errors';
-import { LinkDecision, syncContact } from '../../lib/sync/contact-sync';
+import { LinkDecision, syncContact, type ContactSyncResult } from '../../lib/sync/contact-sync';
+import { writeBackLink } from '../../lib/sync/relink';
 import { ReviewDecision, syncPreInvoice } from '../../lib/sync/preinvoice-sync';
 import type { CrmIdentity, CrmQuote } from '../../lib/types';
+import type { CrmConfigNode } from '../crm-config/options';
 import type { SiaghConfigNode } from '../siagh-config/options';
 import { mappedCrmIdOf, releaseClaim } from '../shared/claims';
 import type { Node, NodeAPI, NodeMessage } from '../shared/red';
@@ -82,11 +84,32 @@ export = function (RED: NodeAPI) {
     }
     if (!config) setupError = new SyncError('CONFIG', 'siagh-upsert has no Siagh config node. Open it and choose one.');
     if (setupError) node.status({ fill: 'red', shape: 'dot', text: 'config error' });
+    // Write-back of the link into the CRM (lib/sync/relink.ts): on unless unticked, and only with a
+    // CRM connection (flows saved before the setting have none, so they behave as before).
+    const crmConfig = def.crm ? (RED.nodes.getNode(def.crm) as CrmConfigNode | null) : null;
+    const writeBack = def.writeBack !== false && !!crmConfig;
+    if (def.writeBack === true && !crmConfig) node.warn('siagh-upsert: "write the link into the CRM" is ticked but no CRM config is chosen; nothing is written back. Choose a CRM config or untick it.');
     const off = config?.onRetry(() => counter.retrying());
     node.on('close', (_removed: boolean, done: () => void) => {
       off?.();
       done();
     });
+
+    /**
+     * After Siagh holds the contact: refId := siagh:<Code> in the CRM record (when empty or already
+     * ours; never the customer number). A failure never fails the sync: it is a warning on
+     * msg.sync and msg.siagh.crmLink 'failed'; the next sync of the record tries again, and the
+     * rebuild still finds imported identities by their customer number.
+     */
+    async function linkIntoCrm(identity: CrmIdentity, r: ContactSyncResult): Promise<{ outcome: string; warning?: string }> {
+      try {
+        const res = await writeBackLink(crmConfig!.client(), identity, r.code, { scheme: cOpts?.map?.scheme });
+        return { outcome: res.outcome, warning: res.note };
+      } catch (e) {
+        const err = e instanceof SyncError ? e : new SyncError('UNKNOWN', e instanceof Error ? e.message : String(e));
+        return { outcome: 'failed', warning: `CRM write-back failed (${err.code}): ${err.message}` };
+      }
+    }
 
     node.on('input', (msg: NodeMessage, send, done) => {
       // Keep the queue job's lease (and the mapping claim) while this node works on the message.
@@ -104,9 +127,12 @@ export = function (RED: NodeAPI) {
             if (!isIdentity(p)) throw new SyncError('BAD_INPUT', 'siagh-upsert (contact) needs a CRM person or organization in msg.payload, as crm-fetch outputs it (with crmId and kind).');
             const linkDecision = decisionOf(msg.linkDecision, LinkDecisionSchema, 'linkDecision', '{"decision":"link","code":8301} or {"decision":"separate"}', p.crmId) as LinkDecision | undefined;
             const r = await syncContact(client, p, mappingOf(msg.mapping), { ...cOpts, linkDecision, recheck: jobOf(msg)?.recheck === true, mappedCrmIdOf: (code) => mappedCrmIdOf(msg, 'contact', code) });
-            msg.siagh = { code: r.code, action: r.action, linkedBy: r.linkedBy, written: r.written.length };
+            const crmLink = writeBack ? await linkIntoCrm(p, r) : undefined;
+            msg.siagh = { code: r.code, action: r.action, linkedBy: r.linkedBy, written: r.written.length, ...(crmLink ? { crmLink: crmLink.outcome } : {}) };
             msg.mappingUpdate = { entityType: 'contact', crmId: p.crmId, siaghCode: String(r.code), customerNumber: r.customerNumber, checksum: r.checksum };
-            updateTrace(msg, { entity: p.kind, crmId: p.crmId, siaghCode: String(r.code), customerNumber: r.customerNumber, action: r.action, step: 'siagh-upsert', warnings: r.warnings });
+            // The write-back's warning first: the trace keeps only the first few.
+            const warnings = crmLink?.warning ? [crmLink.warning, ...r.warnings] : r.warnings;
+            updateTrace(msg, { entity: p.kind, crmId: p.crmId, siaghCode: String(r.code), customerNumber: r.customerNumber, action: r.action, step: 'siagh-upsert', warnings });
           } else {
             if (!isQuote(p)) throw new SyncError('BAD_INPUT', 'siagh-upsert (pre-invoice) needs a CRM quote or invoice in msg.payload, as crm-fetch outputs it (with crmId, docKind and details).');
             const reviewDecision = decisionOf(msg.reviewDecision, ReviewDecisionSchema, 'reviewDecision', '{"decision":"acknowledge"}', p.crmId) as ReviewDecision | undefined;

@@ -6,9 +6,16 @@
  *         with "claim" on, the entity is claimed until the store (or a failure, or the lease).
  * store:  persists msg.mappingUpdate (from siagh-upsert) durably before passing the message on.
  * delete, list, stats: maintenance.
+ * rebuild: the contact mappings rebuilt from the two systems after the data folder was lost
+ *         (lib/sync/relink.ts): msg.payload {dryRun: true} (default) reports what would be linked,
+ *         {dryRun: false} stores it. Needs a CRM and a Siagh config; writes to neither system.
  */
 import { SyncError } from '../../lib/errors';
 import { EntityType, MappingStore } from '../../lib/store/mapping-store';
+import { fieldSettingsFromConfig } from '../../lib/sync/field-settings';
+import { rebuildMapping } from '../../lib/sync/relink';
+import type { CrmConfigNode } from '../crm-config/options';
+import type { SiaghConfigNode } from '../siagh-config/options';
 import { claimOf, releaseClaim } from '../shared/claims';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
 import { mappingFileFor } from '../shared/store-ref';
@@ -20,12 +27,17 @@ interface SyncMappingDef extends NodeDef {
   store?: string;
   /** Flows saved before sync-store: the mapping file itself. */
   file?: string;
-  operation: 'lookup' | 'store' | 'delete' | 'list' | 'stats';
+  operation: 'lookup' | 'store' | 'delete' | 'list' | 'stats' | 'rebuild';
   entityType?: 'auto' | EntityType;
   claim?: boolean;
   leaseSeconds?: string | number;
   waitSeconds?: string | number;
   source?: string;
+  /** rebuild only: the systems to read and the customer-number scheme (as in siagh-upsert). */
+  crm?: string;
+  siagh?: string;
+  cnPrefix?: string;
+  cnOffset?: string | number;
 }
 
 const ENTITY_TYPES: EntityType[] = ['contact', 'quote', 'invoice'];
@@ -68,6 +80,7 @@ export = function (RED: NodeAPI) {
       (e) => node.status({ fill: 'red', shape: 'dot', text: e?.code === 'STORE_LOCKED' ? 'file locked' : 'store error' }),
     );
     const leaseMs = num(def.leaseSeconds, 60, 1) * 1000;
+    let rebuilding = false;
     const waitMs = num(def.waitSeconds, 300, 1) * 1000;
 
     node.on('input', (msg: NodeMessage, send, done) => {
@@ -148,6 +161,28 @@ export = function (RED: NodeAPI) {
               const type = def.entityType && def.entityType !== 'auto' ? def.entityType : (ENTITY_TYPES as string[]).includes(String(p.entityType)) ? (p.entityType as EntityType) : undefined;
               msg.payload = store.list({ entityType: type, offset: num(p.offset, 0, 0), limit: num(p.limit, 1000, 1) });
               counter.success(`${store.stats().total} mappings`);
+              break;
+            }
+            case 'rebuild': {
+              const crmCfg = def.crm ? (RED.nodes.getNode(def.crm) as CrmConfigNode | null) : null;
+              const siaghCfg = def.siagh ? (RED.nodes.getNode(def.siagh) as SiaghConfigNode | null) : null;
+              if (!crmCfg || !siaghCfg) throw new SyncError('CONFIG', 'sync-mapping (rebuild) needs a CRM config and a Siagh config: open the node and choose both.');
+              if (rebuilding) throw new SyncError('MAPPING_BUSY', 'A rebuild is running in this node already; wait for its report.');
+              const p = (msg.payload ?? {}) as { dryRun?: unknown };
+              // Anything but an explicit false is a dry run: storing needs a deliberate request.
+              const dryRun = !(p && typeof p === 'object' && (p.dryRun === false || p.dryRun === 'false'));
+              const scheme = fieldSettingsFromConfig({ cnPrefix: def.cnPrefix, cnOffset: def.cnOffset }).scheme;
+              rebuilding = true;
+              node.status({ fill: 'blue', shape: 'ring', text: dryRun ? 'rebuild: dry run…' : 'rebuild: applying…' });
+              try {
+                const report = await rebuildMapping({ crm: crmCfg.client(), siagh: siaghCfg.client(), store }, { dryRun, scheme });
+                msg.payload = report;
+                const c = report.counts;
+                updateTrace(msg, { action: dryRun ? 'skipped' : c.linked ? 'linked' : 'unchanged', step: 'sync-mapping' });
+                counter.success(`${dryRun ? `would link ${c.wouldLink}` : `linked ${c.linked}`} · ${c.conflicts} conflicts · ${c.unmatched} unmatched`);
+              } finally {
+                rebuilding = false;
+              }
               break;
             }
             case 'stats':
