@@ -102,6 +102,8 @@ describe('e2e: the durable sync queue on a real Node-RED', function () {
     const docs = env.siagh.preInvoices().slice(preBefore);
     assert.equal(docs.length, 1, 'one pre-invoice');
     assert.equal(String(docs[0].header.codemoshtari), String(c.Code), 'on the customer that was just synced');
+    const depLine = new RegExp(`"trigger":"dependency"[^\\n]*"crmId":"${rec.crmId}"`);
+    await env.waitFor('the dependency line in the sync log', () => depLine.test(readSyncLog(env.dataDir)), 10_000);
     const log = readSyncLog(env.dataDir);
     assert.match(log, new RegExp(`"trigger":"dependency"[^\\n]*"crmId":"${rec.crmId}"|"crmId":"${rec.crmId}"[^\\n]*"trigger":"dependency"`), 'the customer ran as a dependency of the quote');
     assert.deepEqual(readFailed(env.dataDir), []);
@@ -109,8 +111,18 @@ describe('e2e: the durable sync queue on a real Node-RED', function () {
 
   it('Siagh unreachable for 60 s and the CRM answering 429 with Retry-After: 90 → everything arrives afterwards, nobody pressing anything', async () => {
     const reads: Array<{ id: string; at: number; status?: number }> = [];
+    let limitedId = '';
+    let limitedOnce = false;
     env.crm.beforeHandle = (req) => {
-      if (/\/person\/get$/.test(req.path)) reads.push({ id: String((req.body as { id?: unknown } | undefined)?.id ?? ''), at: Date.now() });
+      if (!/\/person\/get$/.test(req.path)) return undefined;
+      const id = String((req.body as { id?: unknown } | undefined)?.id ?? '');
+      reads.push({ id, at: Date.now() });
+      // The CRM rate-limits the first read of one identity with Retry-After: 90.
+      if (id === limitedId && !limitedOnce) {
+        limitedOnce = true;
+        return { status: 429, text: 'Too Many Requests', headers: { 'retry-after': '90', 'content-type': 'text/plain' } };
+      }
+      return undefined;
     };
     const port = Number(new URL(env.siagh.url).port);
     await env.siagh.stop();
@@ -120,7 +132,7 @@ describe('e2e: the durable sync queue on a real Node-RED', function () {
     for (const r of recs) await accept('identity', identityQuery(r.crmId));
     const limited = person('retry-after');
     const lrec = env.crm.addPerson(limited.fields, { webhook: false });
-    env.crm.faults.add({ kind: '429', path: '/person/get', times: 1, retryAfterSec: 90 });
+    limitedId = lrec.crmId;
     const tLimited = Date.now();
     await accept('identity', identityQuery(lrec.crmId));
     await sleep(Math.max(0, 60_000 - (Date.now() - t0)));

@@ -110,7 +110,7 @@ describe('fault matrix × webhook pipeline (real Node-RED, shipped flows)', func
         // A. At once: (a) 2 faults on the CRM read, then one on the Siagh create after Siagh acts
         //    (created, reply lost: found by mobile, not created twice) → synced; (q1) every quote
         //    read fails → failed.json. (A fault before Siagh acts cannot be told apart from a save
-        //    still running: AMBIGUOUS_CREATE, never sent again, as in B.)
+        //    still running: AMBIGUOUS_CREATE, sent again only after a delayed check, as in B.)
         env.crm.faults.add({ kind, path: PERSON_GET, times: 2 });
         env.siagh.faults.add({ kind, path: SAVE, times: 1, afterHandling: true });
         env.crm.faults.add({ kind, path: QUOTE_GET, times: 50 });
@@ -122,7 +122,7 @@ describe('fault matrix × webhook pipeline (real Node-RED, shipped flows)', func
         assert.deepEqual(failedCodes([a]), [], 'absorbed by retries');
         assert.deepEqual(failedCodes([q1]), [kind === '5xx' ? 'HTTP_5XX' : 'NETWORK'], 'CRM read retries exhausted');
 
-        // B. Every Siagh save fails → AMBIGUOUS_CREATE (looked up, never sent again).
+        // B. Every Siagh save fails → AMBIGUOUS_CREATE (looked up; sent once more only after a delayed check found nothing).
         env.siagh.faults.add({ kind, path: SAVE, times: 50 });
         const [d] = pushPersons(`${kind}-siagh-exhausted`);
         await settle(env, [d]);

@@ -22,6 +22,7 @@ import { readRefId, refIdUpdateBody } from '../lib/sync/relink';
 import type { CrmIdentity } from '../lib/types';
 import { nationalIdWithCheckDigit } from '../sim/seed';
 import { CRM_USER, SIAGH_USER, collect, configNodes, coreNode, helper, n, nodeModule, startSims, tab, tmpDir, waitFor } from './helpers/node-env';
+import { readOnDisk } from './fixtures/store-helpers';
 
 const NODES = () => ['crm-config', 'siagh-config', 'crm-fetch', 'siagh-upsert', 'sync-mapping'].map(nodeModule);
 const UPDATE_RE = /^POST \/api\/v2\/crmobject\/(person|organization)\/update$/i;
@@ -136,7 +137,7 @@ describe('relink: write-back of the link into the CRM, and rebuild mapping (runt
   }
 
   const mappingsOnDisk = (): Record<string, { siaghCode: string; source: string }> =>
-    fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as MappingFileV1).mappings.contact : {};
+    fs.existsSync(file) ? (readOnDisk(file) as unknown as MappingFileV1).mappings.contact : {};
 
   it('refId is not part of the Siagh-bound checksum; the update body keeps every writable field', () => {
     const id = { crmId: '11111111-2222-3333-4444-555555555555', kind: 'person', ...person('pure') } as unknown as CrmIdentity;
@@ -393,7 +394,7 @@ describe('relink: write-back of the link into the CRM, and rebuild mapping (runt
     await waitFor(() => out.length === 2, 20_000, 'the apply report');
     assert.equal(out[1].payload.dryRun, false);
     assert.ok(out[1].payload.linked.some((l: any) => l.crmId === rec.crmId && l.code === contact.Code));
-    const stored = JSON.parse(fs.readFileSync(path.join(dataDir, 'siagh-sync', 'mappings.json'), 'utf8')) as MappingFileV1;
+    const stored = readOnDisk(path.join(dataDir, 'siagh-sync', 'mappings.json')) as unknown as MappingFileV1;
     assert.equal(stored.mappings.contact[rec.crmId]?.siaghCode, String(contact.Code));
   });
 });

@@ -417,9 +417,17 @@ describe('siagh client', () => {
       sim.faults.add({ kind: '5xx', path: 'GetAll', times: 2 }, { kind: '429', path: 'GetAll', retryAfterSec: 0 });
       assert.equal((await c.getAllContacts()).length, 1);
       assert.equal(sim.count(GETALL), 4);
-      sim.faults.add({ kind: '429', path: 'GetAll' }, { kind: '5xx', path: 'GetAll' });
+      sim.faults.add({ kind: '429', path: 'GetAll', retryAfterSec: 0 }, { kind: '5xx', path: 'GetAll' });
       assert.equal((await c2.getAllContacts()).length, 1);
       assert.deepEqual(retries, ['RATE_LIMITED', 'HTTP_5XX']);
+      // A Retry-After longer than the client's own retries wait (20 ms here) is never cut short: the
+      // error goes up with it, for the sync queue to wait it out in full.
+      sim.faults.add({ kind: '429', path: 'GetAll', retryAfterSec: 90 });
+      const before = sim.count(GETALL);
+      const e = await c2.getAllContacts().then(() => undefined, (x: unknown) => x as { code?: string; retryAfterSec?: number });
+      assert.equal(e?.code, 'RATE_LIMITED');
+      assert.equal(e?.retryAfterSec, 90);
+      assert.equal(sim.count(GETALL) - before, 1, 'not asked again before the 90 s');
     });
 
     for (const kind of ['timeout', 'drop', '5xx', 'truncated'] as const) {

@@ -149,10 +149,11 @@ export async function waitQuiet(what: string, fn: () => unknown, opts: { quietMs
 
 /** CrmSim with a hook called before each API request is handled (e.g. to SIGKILL Node-RED at the N-th create). */
 export class E2eCrmSim extends CrmSim {
-  beforeHandle: ((req: SimRequest) => void) | undefined;
+  /** Sees each request first; a response it returns is sent instead of the simulator's own. */
+  beforeHandle: ((req: SimRequest) => SimResponse | void) | undefined;
   protected override handle(req: SimRequest): SimResponse {
-    this.beforeHandle?.(req);
-    return super.handle(req);
+    const instead = this.beforeHandle?.(req);
+    return instead ?? super.handle(req);
   }
 }
 

@@ -4,6 +4,7 @@
  * at its lookup, so two messages never both create in Siagh. The store, a failure in our nodes, or
  * the lease timeout releases it.
  */
+import { SyncError } from '../../lib/errors';
 import { EntityType, MappingStore } from '../../lib/store/mapping-store';
 import type { NodeMessage } from './red';
 
@@ -33,4 +34,43 @@ export function mappedCrmIdOf(msg: NodeMessage, entityType: EntityType, code: nu
   const file = c?.file ?? (typeof msg.mappingFile === 'string' ? msg.mappingFile : undefined);
   if (!file) return undefined;
   return MappingStore.peek(file)?.lookupBySiaghCode(entityType, code)?.crmId;
+}
+
+/**
+ * A pre-invoice create is written down (durably, in the mapping store's meta) before it is sent,
+ * and forgotten once its mapping is stored or Siagh surely refused it. A document delivered again
+ * while its mark is still there (the process died between Siagh's create and the mapping) may be
+ * in Siagh already, and Siagh offers no way to look a pre-invoice up: it is not sent again but
+ * reported as AMBIGUOUS_CREATE, for the operator to check and replay by its CRM id.
+ */
+export function createMarkKey(entityType: EntityType, crmId: string): string {
+  return `create-sent:${entityType}:${crmId.trim().toLowerCase()}`;
+}
+
+function storeOf(msg: NodeMessage): MappingStore | undefined {
+  const c = claimOf(msg);
+  const file = c?.file ?? (typeof msg.mappingFile === 'string' ? msg.mappingFile : undefined);
+  return file ? MappingStore.peek(file) : undefined;
+}
+
+/** Before a document create: refuse one that may already have been sent; else mark it. Returns the unmark. */
+export async function markDocumentCreate(msg: NodeMessage, entityType: EntityType, crmId: string, operatorReplay: boolean): Promise<() => Promise<void>> {
+  const store = storeOf(msg);
+  if (!store) return async () => undefined;
+  const key = createMarkKey(entityType, crmId);
+  const mark = store.getMeta<{ at: string }>(key);
+  if (mark && !operatorReplay) {
+    throw new SyncError(
+      'AMBIGUOUS_CREATE',
+      `A pre-invoice for CRM ${entityType} ${crmId} was being sent to Siagh (${mark.at}) when the sync stopped, so it may be in Siagh already; it was not sent again. Look for it in Siagh: if it is not there, replay this ${entityType} by its CRM id.`,
+      { ambiguous: true },
+    );
+  }
+  await store.setMeta(key, { at: new Date().toISOString() });
+  return () => store.setMeta(key, undefined);
+}
+
+/** The mapping of a document is stored: its create mark is no longer needed. */
+export async function clearDocumentCreate(store: MappingStore, entityType: EntityType, crmId: string): Promise<void> {
+  if (store.getMeta(createMarkKey(entityType, crmId)) !== undefined) await store.setMeta(createMarkKey(entityType, crmId), undefined);
 }

@@ -20,7 +20,7 @@ import { ReviewDecision, syncPreInvoice } from '../../lib/sync/preinvoice-sync';
 import type { CrmIdentity, CrmQuote } from '../../lib/types';
 import type { CrmConfigNode } from '../crm-config/options';
 import type { SiaghConfigNode } from '../siagh-config/options';
-import { mappedCrmIdOf, releaseClaim } from '../shared/claims';
+import { mappedCrmIdOf, markDocumentCreate, releaseClaim } from '../shared/claims';
 import type { Node, NodeAPI, NodeMessage } from '../shared/red';
 import { fail, StatusCounter, traceOf, updateTrace } from '../shared/support';
 import { contactOptions, preInvoiceOptions, SiaghUpsertDef } from './options';
@@ -137,7 +137,18 @@ export = function (RED: NodeAPI) {
             if (!isQuote(p)) throw new SyncError('BAD_INPUT', 'siagh-upsert (pre-invoice) needs a CRM quote or invoice in msg.payload, as crm-fetch outputs it (with crmId, docKind and details).');
             const reviewDecision = decisionOf(msg.reviewDecision, ReviewDecisionSchema, 'reviewDecision', '{"decision":"acknowledge"}', p.crmId) as ReviewDecision | undefined;
             const mapping = mappingOf(msg.mapping);
-            const r = await syncPreInvoice(client, p, mapping, mappingOf(msg.customerMapping), pOpts, reviewDecision);
+            // Only a create needs the mark: a mapped document is never sent again.
+            const trigger = (msg.sync as { trigger?: unknown } | undefined)?.trigger;
+            const unmark = mapping || !msg.customerMapping ? undefined : await markDocumentCreate(msg, p.docKind, p.crmId, trigger === 'replay');
+            let r;
+            try {
+              r = await syncPreInvoice(client, p, mapping, mappingOf(msg.customerMapping), pOpts, reviewDecision);
+            } catch (e) {
+              // Siagh surely did not create it: forget the mark. An unknown outcome keeps it.
+              if (unmark && !(e instanceof SyncError && e.ambiguous)) await unmark().catch(() => undefined);
+              throw e;
+            }
+            if (unmark && r.action !== 'created') await unmark().catch(() => undefined);
             msg.siagh = { code: r.siaghCode, documentNumber: r.documentNumber, returnCode: r.returnCode, customerCode: r.customerCode, action: r.action };
             if (r.action === 'created') {
               msg.mappingUpdate = { entityType: p.docKind, crmId: p.crmId, siaghCode: r.siaghCode, checksum: r.checksum, extra: { documentNumber: r.documentNumber, returnCode: r.returnCode, customerCode: r.customerCode, transferred: r.transferred } };

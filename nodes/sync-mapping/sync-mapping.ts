@@ -16,7 +16,7 @@ import { fieldSettingsFromConfig } from '../../lib/sync/field-settings';
 import { rebuildMapping } from '../../lib/sync/relink';
 import type { CrmConfigNode } from '../crm-config/options';
 import type { SiaghConfigNode } from '../siagh-config/options';
-import { claimOf, releaseClaim } from '../shared/claims';
+import { claimOf, clearDocumentCreate, releaseClaim } from '../shared/claims';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
 import { mappingFileFor } from '../shared/store-ref';
 import { fail, num, StatusCounter, updateTrace } from '../shared/support';
@@ -140,6 +140,7 @@ export = function (RED: NodeAPI) {
                   { claimToken: claim?.crmId === crmId ? claim.token : undefined },
                 );
               }
+              if (type !== 'contact') await clearDocumentCreate(store, type, crmId);
               releaseClaim(msg);
               delete msg.mappingUpdate;
               msg.mapping = rec ?? null;
