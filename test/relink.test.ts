@@ -77,7 +77,7 @@ describe('relink: write-back of the link into the CRM, and rebuild mapping (runt
     });
     await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
     const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/webhook/crm/identity`;
-    // replace: an update blanks what it does not send, the harshest reading of the evidence (§2.7).
+    // replace: an update blanks what it does not send, the harshest reading of the update rule (docs/crm-api.md#person-and-organization).
     sims = await startSims({ crm: { updateMode: 'replace', webhookUrl: url } });
   });
   after(async () => {

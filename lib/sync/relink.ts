@@ -9,9 +9,9 @@
  *   CRM is the source of truth). Overwriting one would change what sales staff see and search by,
  *   and a number typed by a person cannot be told from one we wrote. So the customer number is
  *   NEVER written. The link goes into `refId` instead: a CRM field the create/update bodies carry
- *   (evidence §2.6) that nothing reads today (§2.10), and where the old import put its Siagh key.
+ *   (docs/crm-api.md#person-and-organization) that nothing reads today (docs/crm-api.md#customer-number-and-siagh-code), and where the old import put its Siagh key.
  * - The value is `siagh:<Code>` (REF_ID_PREFIX), not a bare number: the old service left bare
- *   numbers in refId (Siagh RecordId, later tmpid, §2.10), which are not contact Codes. A bare
+ *   numbers in refId (Siagh RecordId, later tmpid; docs/crm-api.md#customer-number-and-siagh-code), which are not contact Codes. A bare
  *   number would relink to the wrong contact; a marked value cannot be mistaken. refId is written
  *   only when it is empty or already ours (`siagh:<n>`); anything else is someone else's and is left
  *   alone (a warning says so).
@@ -21,11 +21,11 @@
  *   that; do not map refId to Siagh.)
  *
  * HOW IT IS WRITTEN (fetch-modify-write)
- * The update endpoint takes "the create fields plus crmId" (§2.7, vendor client only); whether
+ * The update endpoint takes "the create fields plus crmId" (docs/crm-api.md#person-and-organization; the vendor client only); whether
  * fields left out are kept or blanked is not known for the real CRM (the simulator does either,
  * `updateMode`). A body of only `{crmId, refId}` would, on a replacing CRM, wipe the record. So
  * the record is read again just before the write (person/get or organization/get) and every
- * writable field it holds (the create fields of §2.6) is sent back as read, with refId set. Safe
+ * writable field it holds (the create fields, docs/crm-api.md#person-and-organization) is sent back as read, with refId set. Safe
  * under both semantics; the cost is one get, and a person's edit landing in the milliseconds
  * between the get and the update could be undone (their own webhook has already been queued and
  * syncs what the CRM then holds).
@@ -79,7 +79,7 @@ export function readRefId(v: unknown): RefIdReading {
 }
 
 /**
- * The writable fields of person/create and organization/create (api-evidence §2.6), i.e. what
+ * The writable fields of person/create and organization/create (docs/crm-api.md#person-and-organization), i.e. what
  * update takes besides crmId. Read-only fields of the get result (crmId, creatDate, balance, …)
  * are not among them.
  */
