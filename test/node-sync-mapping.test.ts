@@ -5,7 +5,6 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
-import fs from 'node:fs';
 import path from 'node:path';
 import { inspect } from 'node:util';
 import { MappingStore } from '../lib/store/mapping-store';

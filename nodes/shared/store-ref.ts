@@ -54,3 +54,9 @@ export function reportsDirFor(RED: NodeAPI, def: { store?: unknown; reportDir?: 
   }
   return reportsDirIn(storeSettings(RED, def.store).dir);
 }
+
+/** The data folder of a node: its data store's, or a legacy folder setting (flows saved before sync-store). */
+export function dataDirFor(RED: NodeAPI, def: { store?: unknown; dir?: unknown }, what: string): string {
+  if (typeof def.dir === 'string' && def.dir.trim() && !def.store) return userPath(def.dir, defaultDataDir(), RED.settings.userDir, what);
+  return storeSettings(RED, def.store).dir;
+}

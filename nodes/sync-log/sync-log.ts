@@ -25,9 +25,8 @@ import { Failure, SyncQueue } from '../../lib/queue/sync-queue';
 import { mappingFileIn } from '../../lib/store/data-folder';
 import { MappingStore } from '../../lib/store/mapping-store';
 import { classify } from '../../lib/sync/retry-policy';
-import { defaultDataDir, userPath } from '../shared/data-path';
 import { jobOf } from '../shared/job';
-import { storeSettings } from '../shared/store-ref';
+import { dataDirFor } from '../shared/store-ref';
 import type { Node, NodeAPI, NodeDef, NodeMessage, Request, Response } from '../shared/red';
 import { fail, num, resolveEnv, updateTrace } from '../shared/support';
 
@@ -140,7 +139,7 @@ export = function (RED: NodeAPI) {
     let log: OpLog | undefined;
     let opening: Promise<OpLog>;
     try {
-      dir = def.store || !def.dir ? storeSettings(RED, def.store).dir : userPath(def.dir, defaultDataDir(), RED.settings.userDir, 'sync log folder');
+      dir = dataDirFor(RED, def, 'sync log folder');
       opening = OpLog.acquire(dir, {
         maxBytes: Math.max(1024, Math.round(num(def.maxSizeMB, 10, 0.000001) * 1024 * 1024)),
         keepFiles: Math.round(num(def.keepFiles, 10, 0)),
