@@ -10,7 +10,7 @@
  * - `phoneNumberNormalizer` throws on spaces and other separators;
  * - `verifyIranianNationalId` rejects Persian digits and, by default, every id whose 3-digit
  *   prefix is missing from its built-in list of city codes (a false alarm for newer prefixes).
- * The rules here are short and are exercised by test/text-normalize.test.ts.
+ * The rules here are short and are exercised by test/lib/text/text-normalize.test.ts.
  */
 
 import { digitsArToEn, digitsFaToEn } from '@persian-tools/persian-tools';
