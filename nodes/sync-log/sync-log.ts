@@ -18,7 +18,8 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { SyncError, toSyncError } from '../../lib/errors';
-import { describeOperation, isGuid, Operation, ReplayEvent, Trigger, TRIGGERS } from '../../lib/oplog/entry';
+import { describeOperation, Operation, ReplayEvent, Trigger, TRIGGERS } from '../../lib/oplog/entry';
+import { isGuid } from '../../lib/ref';
 import { DEFAULT_MAX_AGE_DAYS, DEFAULT_MAX_ENTRIES, type FailedEntry, type FailedFilter } from '../../lib/oplog/failed-list';
 import { OpLog } from '../../lib/oplog/oplog';
 import { Failure, SyncQueue } from '../../lib/queue/sync-queue';
