@@ -5,6 +5,7 @@
  * (scrub.ts); the record itself (msg.payload) is read for its id, type, event and subtype only.
  */
 import { entityOf, refOf, type RecordEntity } from '../ref';
+import type { TraceFields } from './trace';
 import { scrubField, scrubText } from './scrub';
 
 export type Trigger = 'webhook' | 'poll' | 'import' | 'replay' | 'manual';
@@ -51,7 +52,7 @@ export interface LogLine {
 
 /** What a message carries, as plain values (the node reads them off msg). */
 export interface OperationInput {
-  /** msg.sync */
+  /** msg.sync (a SyncTrace, read field by field: a message may carry anything) */
   trace?: unknown;
   /** msg.error (a Catch node's message) */
   error?: unknown;
@@ -183,7 +184,7 @@ function errorCode(v: unknown): string | undefined {
 export function describeOperation(input: OperationInput): Operation {
   const secrets = input.secrets ?? [];
   const now = input.now ?? Date.now();
-  const t = obj(input.trace);
+  const t: TraceFields = obj(input.trace);
   const p = obj(input.payload);
   const q = obj(input.query);
   const err = input.error;
