@@ -162,6 +162,14 @@ export function refOf(src: RefSource): FoundRef {
 }
 
 /**
+ * The crmId of a quote's or invoice's customer: the CRM calls it `identityId` on the document
+ * (msg.payload.identityId of a record from crm-fetch). Undefined when absent or not a GUID.
+ */
+export function customerIdOf(payload: unknown): string | undefined {
+  return guidOf(obj(payload).identityId);
+}
+
+/**
  * The CRM id a message names, as a GUID; BAD_INPUT saying what is missing or wrong otherwise.
  * `where` tells the user where to put it (a node names the fields its messages carry).
  */

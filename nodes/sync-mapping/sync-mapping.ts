@@ -11,7 +11,7 @@
  *         {dryRun: false} stores it. Needs a CRM and a Siagh config; writes to neither system.
  */
 import { SyncError } from '../../lib/errors';
-import { mappingTypeOf, requireCrmId } from '../../lib/ref';
+import { customerIdOf, mappingTypeOf, requireCrmId } from '../../lib/ref';
 import { EntityType, MappingStore } from '../../lib/store/mapping-store';
 import { fieldSettingsFromConfig } from '../../lib/sync/field-settings';
 import { rebuildMapping } from '../../lib/sync/relink';
@@ -97,8 +97,8 @@ export = function (RED: NodeAPI) {
               msg.mapping = rec;
               msg.mappingFile = store.filePath;
               if (type !== 'contact') {
-                const identityId = (msg.payload as { identityId?: unknown } | undefined)?.identityId;
-                msg.customerMapping = typeof identityId === 'string' ? store.lookup('contact', identityId.toLowerCase()) ?? null : null;
+                const customerId = customerIdOf(msg.payload);
+                msg.customerMapping = customerId ? store.lookup('contact', customerId) ?? null : null;
               }
               updateTrace(msg, { crmId, siaghCode: rec?.siaghCode, customerNumber: rec?.customerNumber, step: 'sync-mapping' });
               counter.success(`${rec ? 'found' : 'new'} · ${store.stats().total} mappings`);
