@@ -82,18 +82,18 @@ export = function (RED: NodeAPI) {
             counter.success(`${all.length} identities`);
             return done();
           }
-          const id = requireCrmId(ref, 'Put the GUID in msg.payload.id (or msg.payload), or wire a CRM webhook http-in node so msg.req.query.id carries it.');
+          const crmId = requireCrmId(ref, 'Put the GUID in msg.payload.id (or msg.payload), or wire a CRM webhook http-in node so msg.req.query.id carries it.');
           let record;
-          if (w === 'quote') record = await client.getQuote(id);
-          else if (w === 'invoice') record = await client.getInvoice(id);
-          else if (w === 'person') record = await client.getPerson(id);
-          else if (w === 'organization') record = await client.getOrganization(id);
-          else record = await client.getIdentity(id, ref.kind);
+          if (w === 'quote') record = await client.getQuote(crmId);
+          else if (w === 'invoice') record = await client.getInvoice(crmId);
+          else if (w === 'person') record = await client.getPerson(crmId);
+          else if (w === 'organization') record = await client.getOrganization(crmId);
+          else record = await client.getIdentity(crmId, ref.kind);
           msg.payload = record;
           const isDoc = w === 'quote' || w === 'invoice';
           updateTrace(msg, {
             entity: isDoc ? w : (record as { kind?: string }).kind ?? w,
-            crmId: id,
+            crmId,
             customerNumber: isDoc ? undefined : ((record as { customerNumber?: string | null }).customerNumber ?? undefined) || undefined,
             event: typeof pick(msg, 'event') === 'string' ? String(pick(msg, 'event')) : undefined,
             step: 'crm-fetch',
