@@ -5,6 +5,7 @@
  * (scrub.ts); the record itself (msg.payload) is read for its id, type, event and subtype only.
  */
 import { entityOf, refOf, type RecordEntity } from '../ref';
+import type { IdentityKind } from '../types';
 import type { TraceFields } from './trace';
 import { scrubField, scrubText } from './scrub';
 
@@ -23,7 +24,7 @@ export interface ReplayEvent {
   event: string;
   subtype?: string;
   /** person or organization, when known (an Identity's kind). */
-  kind?: 'person' | 'organization';
+  kind?: IdentityKind;
 }
 
 /** One line of sync-log.jsonl. Absent fields are left out. */
