@@ -20,7 +20,7 @@ import { toSyncError } from '../lib/errors';
 import { SiaghClient } from '../lib/siagh/client';
 import { MappingStore } from '../lib/store/mapping-store';
 import { syncContact } from '../lib/sync/contact-sync';
-import { kindFromSubtype } from '../nodes/shared/msg-input';
+import { kindOf } from '../lib/ref';
 import { CrmSim } from '../sim/crm-sim';
 import { rng, seedCrmIdentities } from '../sim/seed';
 import { SiaghSim } from '../sim/siagh-sim';
@@ -122,7 +122,7 @@ export async function runSyncCallsBench(opts: SyncCallsOptions = {}): Promise<Sy
   /** The webhook pipeline for one identity event; returns the action or 'failed'. */
   const syncEvent = async (q: URLSearchParams): Promise<string> => {
     try {
-      const identity = await crm.getIdentity(String(q.get('id')), kindFromSubtype(q.get('subtype')));
+      const identity = await crm.getIdentity(String(q.get('id')), kindOf(q.get('subtype')));
       const mapping = store.lookup('contact', identity.crmId);
       const res = await syncContact(siagh, identity, mapping ? { siaghCode: mapping.siaghCode, checksum: mapping.checksum } : null, {
         mappedCrmIdOf: (code) => store.lookupBySiaghCode('contact', code)?.crmId,

@@ -4,6 +4,9 @@
  * event that replays it. Only the trace fields and the error text are copied, each scrubbed
  * (scrub.ts); the record itself (msg.payload) is read for its id, type, event and subtype only.
  */
+import { entityOf, refOf, type RecordEntity } from '../ref';
+import type { IdentityKind } from '../types';
+import type { TraceFields } from './trace';
 import { scrubField, scrubText } from './scrub';
 
 export type Trigger = 'webhook' | 'poll' | 'import' | 'replay' | 'manual';
@@ -21,7 +24,7 @@ export interface ReplayEvent {
   event: string;
   subtype?: string;
   /** person or organization, when known (an Identity's kind). */
-  kind?: 'person' | 'organization';
+  kind?: IdentityKind;
 }
 
 /** One line of sync-log.jsonl. Absent fields are left out. */
@@ -50,7 +53,7 @@ export interface LogLine {
 
 /** What a message carries, as plain values (the node reads them off msg). */
 export interface OperationInput {
-  /** msg.sync */
+  /** msg.sync (a SyncTrace, read field by field: a message may carry anything) */
   trace?: unknown;
   /** msg.error (a Catch node's message) */
   error?: unknown;
@@ -123,7 +126,6 @@ export function reviewOf(v: unknown, secrets: ReadonlyArray<string | undefined> 
   return { ...r, truncated: true };
 }
 
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const ACTIONS = new Set(['created', 'updated', 'linked', 'unchanged', 'skipped', 'deleted', 'failed']);
 
 /** At most 8 ignored webhook fields, names and values short and scrubbed. */
@@ -149,26 +151,12 @@ function first(...vals: unknown[]): unknown {
   return undefined;
 }
 
-export function isGuid(v: unknown): v is string {
-  return typeof v === 'string' && GUID.test(v.trim());
-}
+const EVENT_TYPES: Record<RecordEntity, EventType> = { identity: 'Identity', quote: 'Quote', invoice: 'Invoice' };
 
-/** Identity | Quote | Invoice from an entity or type name (person, organization, contact … count as Identity). */
+/** Identity | Quote | Invoice from an entity or type name (person, organization, contact … count as Identity: lib/ref.ts entityOf). */
 export function eventTypeOf(v: unknown): EventType | undefined {
-  if (typeof v !== 'string') return undefined;
-  switch (v.trim().toLowerCase()) {
-    case 'identity':
-    case 'person':
-    case 'organization':
-    case 'contact':
-      return 'Identity';
-    case 'quote':
-      return 'Quote';
-    case 'invoice':
-      return 'Invoice';
-    default:
-      return undefined;
-  }
+  const e = entityOf(v);
+  return e && EVENT_TYPES[e];
 }
 
 /** The failed-list key: `identity:<guid>`, `quote:<guid>`, `invoice:<guid>`. */
@@ -197,7 +185,7 @@ function errorCode(v: unknown): string | undefined {
 export function describeOperation(input: OperationInput): Operation {
   const secrets = input.secrets ?? [];
   const now = input.now ?? Date.now();
-  const t = obj(input.trace);
+  const t: TraceFields = obj(input.trace);
   const p = obj(input.payload);
   const q = obj(input.query);
   const err = input.error;
@@ -207,9 +195,9 @@ export function describeOperation(input: OperationInput): Operation {
   let failed = (err !== undefined && err !== null && err !== false && err !== '') || traceFailed;
 
   // --- what the operation is about
-  const rawId = first(t.crmId, p.crmId, typeof p.id === 'string' ? p.id : undefined, p.identityId, q.id, typeof input.payload === 'string' ? input.payload : undefined);
-  const crmId = isGuid(rawId) ? rawId.trim().toLowerCase() : undefined;
-  const type = eventTypeOf(t.entity) ?? eventTypeOf(p.type) ?? eventTypeOf(p.kind) ?? eventTypeOf(p.docKind) ?? eventTypeOf(p.entityType) ?? eventTypeOf(q.type);
+  const ref = refOf({ payload: input.payload, query: input.query, trace: input.trace });
+  const crmId = ref.crmId;
+  const type = ref.entity && EVENT_TYPES[ref.entity];
   const specific = first(t.entity, p.kind, p.docKind, p.entityType);
   const entity = scrubField(specific, secrets, 40)?.toLowerCase() ?? type?.toLowerCase();
   const rawEvent = first(t.event, p.event, q.event);

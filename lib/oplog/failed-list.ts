@@ -23,7 +23,8 @@ import fs, { promises as fsp } from 'node:fs';
 import { SyncError } from '../errors';
 import path from 'node:path';
 import { fsyncDir, writeFileAtomic } from '../store/atomic-file';
-import { ReplayEvent, eventTypeOf, failureKey, isGuid } from './entry';
+import { isGuid } from '../ref';
+import { ReplayEvent, eventTypeOf, failureKey } from './entry';
 
 export interface FailedEntry {
   key: string;

@@ -7,6 +7,7 @@
 import { createReadStream, promises as fsp } from 'node:fs';
 import readline from 'node:readline';
 import type { LogLine } from './entry';
+import { replaceGuids } from '../ref';
 
 const MINUTE = 60_000;
 const WINDOW = 24 * 60 * MINUTE;
@@ -42,9 +43,7 @@ interface Bucket {
 
 /** The message with ids taken out, so one failure for many records counts as one group. */
 export function groupMessage(message: string): string {
-  return message
-    .replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi, '<id>')
-    .slice(0, 200);
+  return replaceGuids(message, '<id>').slice(0, 200);
 }
 
 export class OpStats {

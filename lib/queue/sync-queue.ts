@@ -25,7 +25,8 @@ import { randomUUID } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { SyncError } from '../errors';
-import { eventTypeOf, failureKey, isGuid, ReplayEvent } from '../oplog/entry';
+import { eventTypeOf, failureKey, ReplayEvent } from '../oplog/entry';
+import { refOf } from '../ref';
 import { writeFileAtomic } from '../store/atomic-file';
 import { acquireLock, releaseLock, startHeartbeat } from '../store/file-lock';
 import { backoffMs, DEFAULT_RETRY_POLICY, RetryPolicy, retryPolicyFromEnv } from '../sync/retry-policy';
@@ -145,15 +146,14 @@ export function jobKey(ev: Pick<ReplayEvent, 'type' | 'id'>): string {
 /** The event a payload asks to queue ({type, id, event, subtype, kind}), or BAD_INPUT saying what is missing. */
 export function eventOf(payload: unknown): ReplayEvent {
   const p = (payload && typeof payload === 'object' ? payload : {}) as Record<string, unknown>;
-  const type = eventTypeOf(p.type ?? p.entity ?? p.entityType);
-  const id = p.id ?? p.crmId;
-  if (!type || !isGuid(id)) {
+  const ref = refOf({ payload: p });
+  const type = eventTypeOf(ref.entity);
+  if (!type || !ref.crmId) {
     throw new SyncError('BAD_INPUT', 'The queue needs msg.payload {type: Identity | Quote | Invoice, id: <CRM GUID>} (event, subtype and kind are optional).');
   }
-  const ev: ReplayEvent = { type, id: id.trim().toLowerCase(), event: typeof p.event === 'string' && p.event ? p.event : 'Update' };
+  const ev: ReplayEvent = { type, id: ref.crmId, event: typeof p.event === 'string' && p.event ? p.event : 'Update' };
   if (typeof p.subtype === 'string' && p.subtype) ev.subtype = p.subtype;
-  if (p.kind === 'person' || p.kind === 'organization') ev.kind = p.kind;
-  else if (p.entity === 'person' || p.entity === 'organization') ev.kind = p.entity;
+  if (ref.kind) ev.kind = ref.kind;
   return ev;
 }
 

@@ -51,12 +51,13 @@ import {
   type IdentityFindOptions,
   type IdentitySearchOptions,
 } from '../crm/client';
+import { RECORD_ENTITIES, type RecordEntity, type RecordRef } from '../ref';
 import type { CrmIdentitySummary, IdentityKind } from '../types';
 
 export type PollMode = 'find' | 'scan';
-/** What a Poller lists. */
-export type PollEntity = 'identity' | CrmDocKind;
-export const POLL_ENTITIES: readonly PollEntity[] = ['identity', 'quote', 'invoice'];
+/** What a Poller lists: a record entity (lib/ref.ts). */
+export type PollEntity = RecordEntity;
+export const POLL_ENTITIES: readonly PollEntity[] = RECORD_ENTITIES;
 
 /** What the poller needs of a CRM client (CrmClient has it). */
 export interface PollSource {
@@ -92,12 +93,11 @@ export interface PollCursor {
   before?: string | null;
 }
 
-export interface PollItem {
-  id: string;
-  /** What the id is: the Poller's entity. */
-  entity: PollEntity;
-  /** Identities only. Undefined only in scan mode when the CRM listed the id as both kinds (it ignores identityType). */
-  kind?: IdentityKind;
+/**
+ * A listed record: its reference (the Poller's entity, crmId, and for identities the kind, which
+ * is undefined only in scan mode when the CRM listed the id as both kinds: it ignores identityType).
+ */
+export interface PollItem extends RecordRef {
   /** As the CRM wrote it, when known (find mode). */
   modifyDate?: string;
 }
@@ -355,7 +355,7 @@ export class Poller {
         skipped++;
         continue;
       }
-      const item: PollItem = { id: r.id, entity, modifyDate: r.modifyDate };
+      const item: PollItem = { crmId: r.id, entity, modifyDate: r.modifyDate };
       if (r.kind === 'person' || r.kind === 'organization') item.kind = r.kind;
       items.push(item);
     }
@@ -477,7 +477,7 @@ export class Poller {
           'they are sent without a kind, and crm-fetch asks the CRM which kind each one is.',
       );
     }
-    return { items: [...kinds].map(([id, kind]): PollItem => (kind ? { id, entity: 'identity', kind } : { id, entity: 'identity' })), listed };
+    return { items: [...kinds].map(([crmId, kind]): PollItem => (kind ? { crmId, entity: 'identity', kind } : { crmId, entity: 'identity' })), listed };
   }
 }
 

@@ -11,6 +11,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
+import { isGuid } from '../ref';
 
 export const WEBHOOK_EVENTS = ['Insert', 'Update', 'Delete'] as const;
 export const WEBHOOK_TYPES = ['Identity', 'Quote', 'Invoice'] as const;
@@ -83,7 +84,6 @@ const EXTRA_VALUE_SHOWN = 40;
 /** Field names whose value is never shown, whatever it is. */
 const SECRET_NAME = /token|secret|pass(word)?|auth|key|sig(nature)?|session|cookie|jwt|bearer/i;
 
-const GUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 /** What a CRM subtype name is made of: letters, marks, digits, spaces, ZWNJ/ZWJ and plain punctuation. */
 const SUBTYPE_CHAR = /[\p{L}\p{M}\p{N}\p{Zs}\u200c\u200d\-_.,:;()[\]/&'’«»،؛#+]/u;
 const SCRIPT_SCHEME = /\b(?:java|vb)script\s*:|\bdata\s*:[^,]*base64/i;
@@ -138,7 +138,7 @@ const IdField = single('id', LIMITS.id).transform((s, ctx) => {
   }
   // A GUID in braces ({…}, as .NET writes it) is the same GUID.
   const bare = /^\{.*\}$/.test(s) ? s.slice(1, -1).trim() : s;
-  if (!GUID_RE.test(bare)) {
+  if (!isGuid(bare)) {
     ctx.issues.push({ code: 'custom', message: `id${shown(s, /^[0-9A-Za-z{}_-]{1,40}$/)} is not a CRM GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)`, input: s });
     return z.NEVER;
   }

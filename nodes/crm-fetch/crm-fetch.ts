@@ -3,18 +3,17 @@
  * kind, a quote, an invoice, or all identities (paged). The record goes to msg.payload; msg.sync
  * carries the trace.
  *
- * Where the id comes from (in this order): msg.payload.id, msg.payload when it is a string, the
- * http-in request of a CRM webhook (msg.req.query.id). Person or organization: msg.payload.kind
- * ('person' | 'organization', as crm-poll sends it), else the webhook's subtype (msg.payload.subtype
- * or msg.req.query.subtype) when it contains حقیقی / حقوقی, else the CRM record itself.
+ * Which record: lib/ref.ts `refOf` (msg.payload.id of an event, msg.req.query.id of a CRM webhook,
+ * msg.payload when it is the id as text, … in the order documented there). Person or organization:
+ * msg.payload.kind ('person' | 'organization', as crm-poll and sync-queue send it), else the
+ * webhook's subtype when it contains حقیقی / حقوقی, else the CRM record itself.
  */
-import { z } from 'zod';
 import { SyncError } from '../../lib/errors';
-import type { IdentityKind } from '../../lib/types';
+import { requireCrmId, type FoundRef } from '../../lib/ref';
 import type { CrmConfigNode } from '../crm-config/options';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
 import { fail, num, StatusCounter, updateTrace } from '../shared/support';
-import { idFrom, kindFromSubtype, pick } from '../shared/msg-input';
+import { pick, refOfMsg } from '../shared/msg-input';
 import { holdJob } from '../shared/job';
 
 type What = 'identity' | 'person' | 'organization' | 'quote' | 'invoice' | 'auto' | 'search';
@@ -26,23 +25,11 @@ interface CrmFetchDef extends NodeDef {
   pageSize?: string | number;
 }
 
-const KindSchema = z.string().trim().toLowerCase().pipe(z.enum(['person', 'organization']));
-
-/** The kind named by msg.payload.kind, else by the webhook subtype; undefined = let the CRM record tell. */
-function kindOf(msg: NodeMessage): IdentityKind | undefined {
-  const p = msg.payload;
-  if (p && typeof p === 'object' && !Array.isArray(p)) {
-    const k = KindSchema.safeParse((p as Record<string, unknown>).kind);
-    if (k.success) return k.data;
-  }
-  return kindFromSubtype(pick(msg, 'subtype'));
-}
-
-function whatFromType(msg: NodeMessage): What {
+/** auto: a type of person or organization fetches that endpoint; otherwise the record's entity decides. */
+function whatFromType(msg: NodeMessage, ref: FoundRef): What {
   const t = String(pick(msg, 'type') ?? '').trim().toLowerCase();
-  if (t === 'identity' || t === 'person' || t === 'organization') return t as What;
-  if (t === 'quote') return 'quote';
-  if (t === 'invoice') return 'invoice';
+  if (t === 'person' || t === 'organization') return t;
+  if (ref.entity) return ref.entity;
   throw new SyncError('BAD_INPUT', `Cannot tell what to fetch: msg.payload.type is "${t || '(none)'}"; expected Identity, Quote or Invoice.`);
 }
 
@@ -71,7 +58,8 @@ export = function (RED: NodeAPI) {
           if (!config) throw new SyncError('CONFIG', 'crm-fetch has no CRM config node. Open it and choose one.');
           const client = config.client();
           node.status({ fill: 'blue', shape: 'ring', text: 'fetching…' });
-          const w = what === 'auto' ? whatFromType(msg) : what;
+          const ref = refOfMsg(msg);
+          const w = what === 'auto' ? whatFromType(msg, ref) : what;
           if (w === 'search') {
             const pageSize = Math.round(num(def.pageSize, 200, 1));
             const term = pick(msg, 'searchTerm');
@@ -94,18 +82,18 @@ export = function (RED: NodeAPI) {
             counter.success(`${all.length} identities`);
             return done();
           }
-          const id = idFrom(msg);
+          const crmId = requireCrmId(ref, 'Put the GUID in msg.payload.id (or msg.payload), or wire a CRM webhook http-in node so msg.req.query.id carries it.');
           let record;
-          if (w === 'quote') record = await client.getQuote(id);
-          else if (w === 'invoice') record = await client.getInvoice(id);
-          else if (w === 'person') record = await client.getPerson(id);
-          else if (w === 'organization') record = await client.getOrganization(id);
-          else record = await client.getIdentity(id, kindOf(msg));
+          if (w === 'quote') record = await client.getQuote(crmId);
+          else if (w === 'invoice') record = await client.getInvoice(crmId);
+          else if (w === 'person') record = await client.getPerson(crmId);
+          else if (w === 'organization') record = await client.getOrganization(crmId);
+          else record = await client.getIdentity(crmId, ref.kind);
           msg.payload = record;
           const isDoc = w === 'quote' || w === 'invoice';
           updateTrace(msg, {
             entity: isDoc ? w : (record as { kind?: string }).kind ?? w,
-            crmId: id,
+            crmId,
             customerNumber: isDoc ? undefined : ((record as { customerNumber?: string | null }).customerNumber ?? undefined) || undefined,
             event: typeof pick(msg, 'event') === 'string' ? String(pick(msg, 'event')) : undefined,
             step: 'crm-fetch',

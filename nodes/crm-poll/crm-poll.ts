@@ -166,12 +166,12 @@ export = function (RED: NodeAPI) {
               node.log(`First run since start: the last runs' window of ${PLURAL[res.entity]} was listed again (${res.items.length}), in case a stop interrupted their syncs; the unchanged ones write nothing.`);
             }
             for (const item of res.items) {
-              const payload: Record<string, unknown> = { id: item.id, type: MSG_TYPE[item.entity] };
+              const payload: Record<string, unknown> = { id: item.crmId, type: MSG_TYPE[item.entity] };
               if (item.kind) payload.kind = item.kind;
               if (item.modifyDate) payload.modifyDate = item.modifyDate;
               const m: NodeMessage = { payload };
               if (msg.topic !== undefined) m.topic = msg.topic;
-              updateTrace(m, { trigger: 'poll', entity: item.entity === 'identity' ? item.kind ?? 'identity' : item.entity, crmId: item.id, step: 'crm-poll' });
+              updateTrace(m, { trigger: 'poll', entity: item.entity === 'identity' ? item.kind ?? 'identity' : item.entity, crmId: item.crmId, step: 'crm-poll' });
               send(m);
             }
           }

@@ -230,7 +230,7 @@ export = function (RED: NodeAPI) {
         const payload: Record<string, string> = { event: f.event, id: f.id, type: f.type };
         if (f.subtype) payload.subtype = f.subtype;
         const m: NodeMessage = { topic: `${f.type}:${f.id}`, payload, queued: true };
-        const t = updateTrace(m, { trigger: 'webhook', event: f.event, entity: f.type.toLowerCase(), crmId: f.id, step: 'crm-webhook' }) as unknown as Record<string, unknown>;
+        const t = updateTrace(m, { trigger: 'webhook', event: f.event, entity: f.type.toLowerCase(), crmId: f.id, step: 'crm-webhook' });
         if (seen.extraFields) {
           t.extraFields = seen.extraFields;
           if ((seen.extraCount ?? 0) > Object.keys(seen.extraFields).length) t.extraCount = seen.extraCount;

@@ -1,44 +1,12 @@
 /**
- * What every node of this package does the same way: the `msg.sync` trace, the status dot, error
- * reporting to Catch nodes, and keeping secrets out of all of it.
+ * What every node of this package does the same way: the `msg.sync` trace (its shape, SyncTrace,
+ * is in lib/oplog/trace.ts, where the log reads it), the status dot, error reporting to Catch
+ * nodes, and keeping secrets out of all of it.
  */
 import { randomUUID } from 'node:crypto';
 import { SyncError, toSyncError } from '../../lib/errors';
+import type { ErrorFacts, SyncTrace } from '../../lib/oplog/trace';
 import type { Node, NodeMessage } from './red';
-
-export type SyncAction = 'created' | 'updated' | 'linked' | 'unchanged' | 'skipped' | 'failed';
-
-/** The compact trace on msg.sync: reads whole in the debug sidebar (under 1000 characters). */
-export interface SyncTrace {
-  traceId: string;
-  trigger?: string;
-  event?: string;
-  entity?: string;
-  crmId?: string;
-  siaghCode?: string;
-  customerNumber?: string;
-  documentNumber?: string;
-  action?: SyncAction;
-  attempts: number;
-  durationMs: number;
-  startedAt: number;
-  step?: string;
-  error?: { code: string; message: string } & ErrorFacts;
-  warnings: string[];
-}
-
-/**
- * What a retry queue needs to know about a failure (lib/sync/retry-policy classify()), as a plain
- * object: Node-RED builds msg.error afresh from an Error and keeps only its message, code, stack
- * and cause, so fail() hands these facts over as the error's `cause` (msg.error.cause) and puts
- * them on msg.sync.error too. No secrets: status numbers and flags only.
- */
-export interface ErrorFacts {
-  status?: number;
-  retryAfterSec?: number;
-  ambiguous?: boolean;
-  retryable?: boolean;
-}
 
 /** The facts of a SyncError worth keeping (undefined and false flags left out). */
 export function errorFacts(err: SyncError): ErrorFacts {

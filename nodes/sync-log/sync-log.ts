@@ -18,7 +18,8 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { SyncError, toSyncError } from '../../lib/errors';
-import { describeOperation, isGuid, Operation, ReplayEvent, Trigger, TRIGGERS } from '../../lib/oplog/entry';
+import { describeOperation, Operation, ReplayEvent, Trigger, TRIGGERS } from '../../lib/oplog/entry';
+import { customerIdOf, isGuid } from '../../lib/ref';
 import { DEFAULT_MAX_AGE_DAYS, DEFAULT_MAX_ENTRIES, type FailedEntry, type FailedFilter } from '../../lib/oplog/failed-list';
 import { OpLog } from '../../lib/oplog/oplog';
 import { Failure, SyncQueue } from '../../lib/queue/sync-queue';
@@ -379,8 +380,8 @@ export = function (RED: NodeAPI) {
       const c = classify(msg.error ?? op.line.error);
       const f: Failure = { kind: c.kind, code: op.line.error?.code ?? 'ERROR', message: op.line.error?.message ?? c.reason, retryAfterMs: c.retryAfterMs };
       if (c.kind === 'dependency') {
-        const customer = (msg.payload as { identityId?: unknown } | undefined)?.identityId;
-        if (typeof customer === 'string' && customer) f.dependency = { type: 'Identity', id: customer, event: 'Update' };
+        const customerId = customerIdOf(msg.payload);
+        if (customerId) f.dependency = { type: 'Identity', id: customerId, event: 'Update' };
         else f.kind = 'permanent';
       }
       const r = await queue.fail(job.id, job.token, f);

@@ -11,6 +11,7 @@
  *         {dryRun: false} stores it. Needs a CRM and a Siagh config; writes to neither system.
  */
 import { SyncError } from '../../lib/errors';
+import { customerIdOf, mappingTypeOf, requireCrmId } from '../../lib/ref';
 import { EntityType, MappingStore } from '../../lib/store/mapping-store';
 import { fieldSettingsFromConfig } from '../../lib/sync/field-settings';
 import { rebuildMapping } from '../../lib/sync/relink';
@@ -21,6 +22,7 @@ import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
 import { mappingFileFor } from '../shared/store-ref';
 import { fail, num, StatusCounter, updateTrace } from '../shared/support';
 import { holdJob } from '../shared/job';
+import { refOfMsg } from '../shared/msg-input';
 
 interface SyncMappingDef extends NodeDef {
   /** The sync-store config node (its data folder holds the mapping file). */
@@ -44,22 +46,15 @@ const ENTITY_TYPES: EntityType[] = ['contact', 'quote', 'invoice'];
 
 function entityTypeOf(msg: NodeMessage, setting: SyncMappingDef['entityType']): EntityType {
   if (setting && setting !== 'auto') return setting;
-  const p = (msg.payload ?? {}) as Record<string, unknown>;
-  const upd = msg.mappingUpdate as { entityType?: string } | undefined;
-  const cand = upd?.entityType ?? p.entityType ?? p.docKind ?? (p.kind === 'person' || p.kind === 'organization' ? 'contact' : undefined);
-  if (typeof cand === 'string' && (ENTITY_TYPES as string[]).includes(cand)) return cand as EntityType;
+  const upd = msg.mappingUpdate as { entityType?: unknown } | undefined;
+  if (typeof upd?.entityType === 'string' && (ENTITY_TYPES as string[]).includes(upd.entityType)) return upd.entityType as EntityType;
+  const entity = refOfMsg(msg).entity;
+  if (entity) return mappingTypeOf(entity);
   throw new SyncError('BAD_INPUT', 'sync-mapping cannot tell the entity type. Send a CRM record from crm-fetch, set msg.payload.entityType (contact, quote or invoice), or choose the type in the node.');
 }
 
 function crmIdOf(msg: NodeMessage): string {
-  const p = (msg.payload ?? {}) as Record<string, unknown>;
-  const upd = msg.mappingUpdate as { crmId?: string } | undefined;
-  const sync = msg.sync as { crmId?: string } | undefined;
-  const id = upd?.crmId ?? p.crmId ?? sync?.crmId ?? p.id ?? (typeof msg.payload === 'string' ? msg.payload : undefined);
-  if (typeof id !== 'string' || !/^[0-9a-fA-F-]{36}$/.test(id.trim())) {
-    throw new SyncError('BAD_INPUT', 'sync-mapping needs a CRM id (GUID): msg.payload.crmId, msg.sync.crmId or msg.payload.id.');
-  }
-  return id.trim().toLowerCase();
+  return requireCrmId(refOfMsg(msg), 'sync-mapping needs the GUID of a CRM record: msg.payload.crmId (a record from crm-fetch), msg.payload.id or msg.sync.crmId.');
 }
 
 export = function (RED: NodeAPI) {
@@ -102,8 +97,8 @@ export = function (RED: NodeAPI) {
               msg.mapping = rec;
               msg.mappingFile = store.filePath;
               if (type !== 'contact') {
-                const identityId = (msg.payload as { identityId?: unknown } | undefined)?.identityId;
-                msg.customerMapping = typeof identityId === 'string' ? store.lookup('contact', identityId.toLowerCase()) ?? null : null;
+                const customerId = customerIdOf(msg.payload);
+                msg.customerMapping = customerId ? store.lookup('contact', customerId) ?? null : null;
               }
               updateTrace(msg, { crmId, siaghCode: rec?.siaghCode, customerNumber: rec?.customerNumber, step: 'sync-mapping' });
               counter.success(`${rec ? 'found' : 'new'} · ${store.stats().total} mappings`);

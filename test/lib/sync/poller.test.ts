@@ -61,8 +61,8 @@ describe('poller (CRM simulator, real mapping file)', function () {
     return new Poller({ source: client, store, key: KEY, pageSize: 5, ...opts });
   }
 
-  function ids(items: Array<{ id: string }>): string[] {
-    return items.map((i) => i.id).sort();
+  function ids(items: Array<{ crmId: string }>): string[] {
+    return items.map((i) => i.crmId).sort();
   }
 
   afterEach(async () => {
@@ -79,8 +79,8 @@ describe('poller (CRM simulator, real mapping file)', function () {
     assert.equal(r.mode, 'find');
     assert.equal(r.full, true);
     assert.deepEqual(ids(r.items), [...persons, ...orgs].sort());
-    for (const it of r.items) assert.equal(it.kind, persons.includes(it.id) ? 'person' : 'organization');
-    assert.equal(new Set(r.items.map((i) => i.id)).size, r.items.length, 'each id once');
+    for (const it of r.items) assert.equal(it.kind, persons.includes(it.crmId) ? 'person' : 'organization');
+    assert.equal(new Set(r.items.map((i) => i.crmId)).size, r.items.length, 'each id once');
     // 4 persons over pages of 3 → pages 0, 1 and the empty page 2; 3 organizations → pages 0 and 1.
     assert.equal(sim.count(PERSON_FIND), 3);
     assert.equal(sim.count(ORG_FIND), 2);
@@ -108,7 +108,7 @@ describe('poller (CRM simulator, real mapping file)', function () {
     const before = p.cursor()!;
     const changed = sim.updateRecord(persons[1], { email: 'ali@example.ir' }, { webhook: false });
     const r = await p.run();
-    assert.deepEqual(r.items.map((i) => [i.id, i.kind]), [[persons[1], 'person']]);
+    assert.deepEqual(r.items.map((i) => [i.crmId, i.kind]), [[persons[1], 'person']]);
     assert.equal(r.items[0].modifyDate, changed.modifyDate);
     assert.equal(r.cursor?.modifyDate, changed.modifyDate);
     assert.equal(r.cursor?.id, persons[1]);
@@ -117,7 +117,7 @@ describe('poller (CRM simulator, real mapping file)', function () {
     const o = sim.updateRecord(orgs[0], { website: 'https://pars.example' }, { webhook: false });
     const p2 = sim.updateRecord(persons[3], { email: 'reza@example.ir' }, { webhook: false });
     const r2 = await p.run();
-    assert.deepEqual(r2.items.map((i) => i.id), [o.crmId, p2.crmId], 'oldest change first');
+    assert.deepEqual(r2.items.map((i) => i.crmId), [o.crmId, p2.crmId], 'oldest change first');
     assert.deepEqual(r2.items.map((i) => i.kind), ['organization', 'person']);
   });
 
@@ -130,7 +130,7 @@ describe('poller (CRM simulator, real mapping file)', function () {
     await sim.flushWebhooks();
     assert.equal(sim.webhookLog().length, 0, 'no webhook was sent');
     const r = await p.run();
-    assert.deepEqual(r.items.map((i) => [i.id, i.kind]), [[fresh.crmId, 'person']]);
+    assert.deepEqual(r.items.map((i) => [i.crmId, i.kind]), [[fresh.crmId, 'person']]);
   });
 
   it('the overlap window catches late-visible records and records sharing the cursor time; older ones wait for a full reconcile', async () => {
@@ -144,14 +144,14 @@ describe('poller (CRM simulator, real mapping file)', function () {
     const old = sim.addPerson({ nickName: 'خیلی قدیمی', modifyDate: formatCrmLocalTime(cursorMs - 600_000) }, { webhook: false });
     const r = await p.run();
     assert.deepEqual(ids(r.items), [tie.crmId, late.crmId].sort());
-    assert.ok(!r.items.some((i) => i.id === old.crmId), 'outside the overlap window');
+    assert.ok(!r.items.some((i) => i.crmId === old.crmId), 'outside the overlap window');
     assert.equal(r.cursor?.modifyDate, first.cursor!.modifyDate, 'the cursor time stays');
     assert.equal(r.cursor?.id, [first.cursor!.id, tie.crmId].sort()[1], 'ties are ordered by id');
     assert.equal(r.cursor?.runs, 1);
     // With fullEvery 2, every second run after a full one is full again: the old record is listed too.
     const full = await p.run();
     assert.equal(full.full, true);
-    assert.ok(full.items.some((i) => i.id === old.crmId));
+    assert.ok(full.items.some((i) => i.crmId === old.crmId));
     assert.equal(full.items.length, persons.length + orgs.length + 3);
     assert.equal(full.cursor?.runs, 0);
   });
@@ -176,7 +176,7 @@ describe('poller (CRM simulator, real mapping file)', function () {
     const r2 = await p.run();
     assert.equal(r2.full, false);
     assert.equal(r2.relisted, false);
-    assert.deepEqual(r2.items.map((i) => i.id), [changed2.crmId]);
+    assert.deepEqual(r2.items.map((i) => i.crmId), [changed2.crmId]);
     assert.ok(changed.crmId);
   });
 
@@ -221,7 +221,7 @@ describe('poller (CRM simulator, real mapping file)', function () {
     assert.deepEqual(store.getMeta(KEY), before, 'cursor unchanged');
     assert.equal(p.running, false);
     const r = await p.run();
-    assert.deepEqual(r.items.map((i) => i.id), [changed.crmId]);
+    assert.deepEqual(r.items.map((i) => i.crmId), [changed.crmId]);
     assert.equal(r.cursor?.modifyDate, changed.modifyDate);
   });
 
@@ -231,7 +231,7 @@ describe('poller (CRM simulator, real mapping file)', function () {
     assert.equal(r.mode, 'scan');
     assert.equal(r.full, true);
     assert.deepEqual(ids(r.items), [...persons, ...orgs].sort());
-    for (const it of r.items) assert.equal(it.kind, persons.includes(it.id) ? 'person' : 'organization');
+    for (const it of r.items) assert.equal(it.kind, persons.includes(it.crmId) ? 'person' : 'organization');
     assert.equal(sim.count(PERSON_FIND) + sim.count(ORG_FIND), 0);
     // persons: pages 0, 1, empty 2; organizations: page 0, empty 1.
     assert.equal(sim.count(SEARCH), 5);
@@ -312,12 +312,12 @@ describe('poller (CRM simulator, real mapping file)', function () {
       searchIdentities: (opts) => client.searchIdentities(opts),
     };
     const r = await poller({ source: shifting }).run();
-    assert.ok(!r.items.some((i) => i.id === persons[3]), 'the shifted record was skipped by the pages');
+    assert.ok(!r.items.some((i) => i.crmId === persons[3]), 'the shifted record was skipped by the pages');
     assert.equal(r.advanced, false);
     assert.match(r.warnings.join(' '), /not advanced/);
     assert.deepEqual(store.getMeta(KEY), before);
     const next = await poller().run();
-    assert.ok(next.items.some((i) => i.id === persons[3]), 'read again by the next run');
+    assert.ok(next.items.some((i) => i.crmId === persons[3]), 'read again by the next run');
   });
 
   it('scan on a CRM that ignores identityType: each id once, without a kind, and a warning', async () => {
@@ -367,7 +367,7 @@ describe('poller (CRM simulator, real mapping file)', function () {
       const fresh = sim.addQuote({ identityId: orgs[0] }, { webhook: false });
       sim.updateRecord(invoices[0], { description: 'not a quote' }, { webhook: false });
       const r2 = await p.run();
-      assert.deepEqual(r2.items.map((i) => i.id), [changed.crmId, fresh.crmId], 'oldest change first, no invoice');
+      assert.deepEqual(r2.items.map((i) => i.crmId), [changed.crmId, fresh.crmId], 'oldest change first, no invoice');
       assert.equal(r2.items[0].modifyDate, changed.modifyDate);
       assert.equal(r2.full, false);
       assert.equal(r2.cursor?.id, fresh.crmId);
@@ -387,7 +387,7 @@ describe('poller (CRM simulator, real mapping file)', function () {
       const old = sim.addInvoice({ identityId: persons[2], modifyDate: formatCrmLocalTime(cursorMs - 600_000) }, { webhook: false });
       const r = await p.run();
       assert.deepEqual(ids(r.items), [tie.crmId, late.crmId].sort());
-      assert.ok(!r.items.some((i) => i.id === old.crmId), 'outside the overlap window');
+      assert.ok(!r.items.some((i) => i.crmId === old.crmId), 'outside the overlap window');
       assert.ok(r.skipped >= 1, 'the invoices the first run sent were read again and skipped');
       assert.equal(r.cursor?.modifyDate, first.cursor!.modifyDate);
       assert.deepEqual((await p.run()).items, [], 'the edge is remembered');
@@ -405,7 +405,7 @@ describe('poller (CRM simulator, real mapping file)', function () {
       const err = await rejectsWith(p.run(), 'HTTP_5XX');
       assert.equal(isFindUnsupported(err), false);
       assert.deepEqual(store.getMeta(`${KEY}:quote`), before);
-      assert.deepEqual((await p.run()).items.map((i) => i.id), [changed.crmId]);
+      assert.deepEqual((await p.run()).items.map((i) => i.crmId), [changed.crmId]);
     });
 
     it('quote/sales/find missing (404) → no quotes, the cursor untouched, one warning only; invoices are listed as usual', async () => {
@@ -437,7 +437,7 @@ describe('poller (CRM simulator, real mapping file)', function () {
       sim.faults.clear();
       const back = await qp.run();
       assert.equal(back.unsupported, undefined);
-      assert.deepEqual(back.items.map((i) => i.id), [quotes[2]]);
+      assert.deepEqual(back.items.map((i) => i.crmId), [quotes[2]]);
     });
 
     it('a CRM without any find: no quote or invoice poller fails; the identity poller scans', async () => {
