@@ -3,8 +3,8 @@
  * reader's order, on every message shape the shipped flows produce.
  */
 import assert from 'node:assert/strict';
-import { customerIdOf, entityOf, guidOf, isGuid, kindOf, mappingTypeOf, refOf, replaceGuids, requireCrmId } from '../lib/ref';
-import { isSyncError } from '../lib/errors';
+import { customerIdOf, entityOf, guidOf, isGuid, kindOf, mappingTypeOf, refOf, replaceGuids, requireCrmId } from '../../lib/ref';
+import { isSyncError } from '../../lib/errors';
 
 const ID = '3f2a1b4c-5d6e-4f70-8a9b-0c1d2e3f4a5b';
 const OTHER = '880d8361-1a2b-4c3d-8e4f-5a6b7c8d9e0f';
