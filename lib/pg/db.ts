@@ -22,21 +22,25 @@ export const PgOptionsSchema = z.object({
     .refine((s) => /^postgres(ql)?:\/\//i.test(s), 'a PostgreSQL connection string starts with postgres:// or postgresql://'),
   /** Overrides the URL's password (kept in credentials, never in the URL the flow saves). */
   password: z.string().optional(),
-  /** off: plain TCP; require: TLS without checking the certificate; verify: TLS, certificate checked (with `ca` if given). */
-  tls: z.enum(['off', 'require', 'verify']).default('off'),
+  /**
+   * off: plain TCP (a database on the same host or private network); on: TLS with the server's
+   * certificate checked against the system's roots and `ca` if given. There is no TLS without the
+   * check: the package never turns certificate checks off.
+   */
+  tls: z.enum(['off', 'on']).default('off'),
   ca: z.string().optional(),
   maxConnections: z.number().int().min(1).max(100).default(10),
   connectTimeoutMs: z.number().int().min(100).default(10_000),
 });
 export type PgOptions = z.input<typeof PgOptionsSchema>;
 
-/** The options from the environment: DATABASE_URL, DATABASE_PASSWORD, DATABASE_TLS (off | require | verify). */
+/** The options from the environment: DATABASE_URL, DATABASE_PASSWORD, DATABASE_TLS (off | on). */
 export function pgOptionsFromEnv(env: Record<string, string | undefined> = process.env): Partial<PgOptions> {
   const o: Partial<PgOptions> = {};
   if (env.DATABASE_URL) o.connectionString = env.DATABASE_URL;
   if (env.DATABASE_PASSWORD) o.password = env.DATABASE_PASSWORD;
   const tls = env.DATABASE_TLS?.trim().toLowerCase();
-  if (tls === 'off' || tls === 'require' || tls === 'verify') o.tls = tls;
+  if (tls === 'off' || tls === 'on') o.tls = tls;
   return o;
 }
 
@@ -61,7 +65,7 @@ export function poolConfig(input: PgOptions): PoolConfig {
     idleTimeoutMillis: 30_000,
     application_name: 'node-red-contrib-siagh-sync',
   };
-  if (o.tls !== 'off') cfg.ssl = o.tls === 'verify' ? { rejectUnauthorized: true, ...(o.ca ? { ca: o.ca } : {}) } : { rejectUnauthorized: false };
+  if (o.tls === 'on') cfg.ssl = { rejectUnauthorized: true, ...(o.ca ? { ca: o.ca } : {}) };
   return cfg;
 }
 

@@ -29,20 +29,21 @@ describe('PostgreSQL connection and migrations (real server)', function () {
   });
 
   it('options: DATABASE_URL and friends from the environment; unusable strings are refused with the reason', () => {
-    assert.deepEqual(pgOptionsFromEnv({ DATABASE_URL: 'postgres://a@h/db', DATABASE_PASSWORD: 'pw', DATABASE_TLS: 'Verify' }), {
+    assert.deepEqual(pgOptionsFromEnv({ DATABASE_URL: 'postgres://a@h/db', DATABASE_PASSWORD: 'pw', DATABASE_TLS: 'On' }), {
       connectionString: 'postgres://a@h/db',
       password: 'pw',
-      tls: 'verify',
+      tls: 'on',
     });
     assert.deepEqual(pgOptionsFromEnv({}), {});
     assert.throws(() => poolConfig({ connectionString: '' }), /connection string is needed/);
     assert.throws(() => poolConfig({ connectionString: 'mysql://a@h/db' }), /starts with postgres:\/\//);
     assert.throws(() => poolConfig({ connectionString: 'postgres://a@h:5432' }), /names no database/);
-    const cfg = poolConfig({ connectionString: 'postgres://a@h/db', password: 'pw', tls: 'require' });
+    const cfg = poolConfig({ connectionString: 'postgres://a@h/db', password: 'pw', tls: 'on' });
     assert.equal(new URL(String(cfg.connectionString)).password, 'pw');
     assert.equal(new URL(String(poolConfig({ connectionString: 'postgres://a:old@h/db', password: 'p@ss word' }).connectionString)).password, encodeURIComponent('p@ss word'));
-    assert.deepEqual(cfg.ssl, { rejectUnauthorized: false });
-    assert.deepEqual(poolConfig({ connectionString: 'postgres://a@h/db', tls: 'verify', ca: 'PEM' }).ssl, { rejectUnauthorized: true, ca: 'PEM' });
+    assert.deepEqual(cfg.ssl, { rejectUnauthorized: true });
+    assert.deepEqual(poolConfig({ connectionString: 'postgres://a@h/db', tls: 'on', ca: 'PEM' }).ssl, { rejectUnauthorized: true, ca: 'PEM' });
+    assert.throws(() => poolConfig({ connectionString: 'postgres://a@h/db', tls: 'require' as 'on' }), /PostgreSQL store/);
     assert.equal(poolConfig({ connectionString: 'postgres://a@h/db' }).ssl, undefined);
   });
 
