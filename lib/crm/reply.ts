@@ -4,6 +4,7 @@
  */
 import { SyncError } from '../errors';
 import type { HttpReply } from '../http/http-core';
+import { clip } from '../oplog/scrub';
 
 /** Server texts meaning "no such record" (English, Persian; Arabic yeh tolerated). */
 const NOT_FOUND_RE = /not\s*found|not\s*exist|doesn'?t\s*exist|یافت\s*نشد|يافت\s*نشد|وجود\s*ندارد|وجود\s*نداره|پیدا\s*نشد/i;
@@ -73,12 +74,12 @@ export function messageDetails(r: HttpReply): string[] {
  * OAuth fields are tried in turn, then the raw text (shortened).
  */
 export function serverMessage(data: unknown, text: string): string | undefined {
-  if (typeof data === 'string' && data.trim()) return clip(data);
+  if (typeof data === 'string' && data.trim()) return oneLine(data);
   if (data && typeof data === 'object' && !Array.isArray(data)) {
     const o = data as Record<string, unknown>;
     for (const k of ['message', 'Message', 'errorMessage', 'ErrorMessage', 'error_description', 'error', 'Error', 'title', 'detail', 'ExceptionMessage']) {
       const v = o[k];
-      if (typeof v === 'string' && v.trim()) return clip(v);
+      if (typeof v === 'string' && v.trim()) return oneLine(v);
       if (v && typeof v === 'object') {
         const inner = serverMessage(v, '');
         if (inner) return inner;
@@ -87,17 +88,17 @@ export function serverMessage(data: unknown, text: string): string | undefined {
     // ASP.NET validation problem: { errors: { field: ["text"] } }
     if (o.errors && typeof o.errors === 'object') {
       const texts = Object.entries(o.errors as Record<string, unknown>).flatMap(([f, v]) => (Array.isArray(v) ? v.map((x) => `${f}: ${String(x)}`) : []));
-      if (texts.length) return clip(texts.join('; '));
+      if (texts.length) return oneLine(texts.join('; '));
     }
   }
   const t = text.replace(/\s+/g, ' ').trim();
   if (!t || /^\s*</.test(t)) return undefined;
-  return clip(t);
+  return oneLine(t);
 }
 
-function clip(s: string): string {
-  const t = s.replace(/\s+/g, ' ').trim();
-  return t.length > 300 ? t.slice(0, 300) + '…' : t;
+/** The server's text on one line, at most 300 characters and …. */
+function oneLine(s: string): string {
+  return clip(s.replace(/\s+/g, ' ').trim(), 301);
 }
 
 /** For replies with status ≥ 500: JSON whose message says "not found" is an answer, not a fault. */
