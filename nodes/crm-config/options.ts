@@ -3,10 +3,10 @@
  * shared by every node that uses it; a redeploy closes it (no timers or sockets left).
  */
 import type { CrmClient } from '../../lib/crm/client';
+import { envRefName } from '../../lib/env';
 import { SyncError } from '../../lib/errors';
 import type { Node, NodeAPI, NodeDef } from '../shared/red';
 import type { RetryListener } from '../shared/config-support';
-import { envRefName } from '../../lib/env';
 import { num } from '../shared/support';
 
 export interface CrmConfigDef extends NodeDef {

@@ -29,10 +29,10 @@ import {
   WebhookType,
 } from '../../lib/sync/webhook';
 import { ReplayEvent } from '../../lib/oplog/entry';
+import { hideSecrets } from '../../lib/oplog/scrub';
 import { SyncQueue } from '../../lib/queue/sync-queue';
 import type { Node, NodeAPI, NodeDef, NodeMessage, Request, Response } from '../shared/red';
 import { storeSettings } from '../shared/store-ref';
-import { hideSecrets } from '../../lib/oplog/scrub';
 import { num, updateTrace } from '../shared/support';
 
 interface CrmWebhookDef extends NodeDef {

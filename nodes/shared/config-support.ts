@@ -3,10 +3,10 @@
  * redeploy), retry notifications for the nodes that use it, and the Test connection endpoint.
  */
 import type { RetryInfo } from '../../lib/http/http-core';
-import { SyncError, toSyncError } from '../../lib/errors';
-import type { NodeAPI, Request, Response } from './red';
 import { envRefName } from '../../lib/env';
+import { SyncError, toSyncError } from '../../lib/errors';
 import { hideSecrets } from '../../lib/oplog/scrub';
+import type { NodeAPI, Request, Response } from './red';
 
 export type RetryListener = (info: RetryInfo) => void;
 

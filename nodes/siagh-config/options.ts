@@ -3,10 +3,10 @@
  * index) per config node, shared by every node that uses it; a redeploy closes it.
  */
 import type { SiaghClient } from '../../lib/siagh/client';
+import { envRefName } from '../../lib/env';
 import { SyncError } from '../../lib/errors';
 import type { Node, NodeAPI, NodeDef } from '../shared/red';
 import type { RetryListener } from '../shared/config-support';
-import { envRefName } from '../../lib/env';
 import { num } from '../shared/support';
 
 export interface SiaghConfigDef extends NodeDef {
