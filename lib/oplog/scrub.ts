@@ -1,10 +1,14 @@
 /**
- * Text that goes into the sync log, the failed list and the stats is scrubbed here first: known
- * secrets (the config nodes' passwords, as the caller passes them) become ***, as do the values of
- * anything that looks like a credential in a URL, a header, JSON or prose (`token=…`,
- * `password: …`, `"secret":"…"`, `Bearer …`, `https://user:pass@host`). Control characters become
- * spaces (one log line stays one line) and the text is clipped.
+ * The one place secrets are scrubbed from text. What goes into the sync log, the failed list and
+ * the stats is scrubbed here first (`scrubText`): known secrets (the config nodes' passwords, as
+ * the caller passes them) become ***, as do the values of anything that looks like a credential in
+ * a URL, a header, JSON or prose (`token=…`, `password: …`, `"secret":"…"`, `Bearer …`,
+ * `https://user:pass@host`). Control characters become spaces (one log line stays one line) and
+ * the text is clipped. Error messages, traces and reports hide the known secrets (`hideSecrets`);
+ * `KnownSecrets` gathers them from the deployed nodes' credentials and the environment.
  */
+import { createHash } from 'node:crypto';
+import { resolveEnv } from '../env';
 
 /** Keys whose `key=value` (query strings, cookies, form bodies) value is always hidden. */
 const EQ_KEYS = String.raw`(?:access_?token|refresh_?token|id_?token|token|password|passwd|pwd|pass|secret|client_?secret|api[_-]?key|apikey|key|sessionid|session_?id|asp\.net_sessionid|session|sid|auth|authorization|cookie|signature|sig|code_?verifier)`;
@@ -21,7 +25,8 @@ const CONTROL_RE = /[\u0000-\u001f\u007f\u2028\u2029]+/g;
 
 export const MAX_TEXT = 300;
 
-function clip(s: string, n: number): string {
+/** At most `n` characters: a longer text is cut and ends in …. */
+export function clip(s: string, n: number): string {
   return s.length > n ? s.slice(0, Math.max(0, n - 1)) + '…' : s;
 }
 
@@ -60,4 +65,58 @@ export function scrubField(value: unknown, secrets: ReadonlyArray<string | undef
   if (typeof value !== 'string' && typeof value !== 'number') return undefined;
   const s = scrubText(String(value), secrets, max);
   return s ? s : undefined;
+}
+
+/** Credential fields whose values are secrets (password, token, apiKey …). */
+const SECRET_CREDENTIAL = /pass|secret|token|key|pwd/i;
+/** Environment variables named like secrets; their values (6 characters or more) are hidden too. */
+const SECRET_ENV = /PASSWORD|SECRET|TOKEN|API_?KEY/i;
+
+/**
+ * The secrets to hide, from credential objects (each field named like a secret) and the
+ * environment: each value of 3 characters or more, what it names when it is a `${NAME}`
+ * reference, and their MD5 in hex, lower and upper case (Siagh logs in with the MD5 of the password).
+ */
+export function secretsOf(credentials: Iterable<Record<string, unknown>>, env: Record<string, string | undefined> = process.env): string[] {
+  const out = new Set<string>();
+  const add = (v: unknown) => {
+    if (typeof v !== 'string' || v.length < 3) return;
+    for (const s of [v, resolveEnv(v, env)]) {
+      if (s.length < 3) continue;
+      out.add(s);
+      const md5 = createHash('md5').update(s, 'utf8').digest('hex');
+      out.add(md5);
+      out.add(md5.toUpperCase());
+    }
+  };
+  for (const creds of credentials) for (const [k, v] of Object.entries(creds)) if (SECRET_CREDENTIAL.test(k)) add(v);
+  for (const [k, v] of Object.entries(env)) if (SECRET_ENV.test(k) && v && v.length >= 6) add(v);
+  return [...out];
+}
+
+/**
+ * `secretsOf` the credentials `read` hands to `collect`, cached for `ttlMs` (it is asked for each
+ * logged message). `read` may throw (a runtime between flows): what it collected before, and the
+ * environment's secrets, still count.
+ */
+export class KnownSecrets {
+  private cache: { at: number; list: string[] } | undefined;
+
+  constructor(
+    private readonly read: (collect: (credentials: Record<string, unknown>) => void) => void,
+    private readonly ttlMs = 5000,
+  ) {}
+
+  list(): string[] {
+    const now = Date.now();
+    if (this.cache && now - this.cache.at < this.ttlMs) return this.cache.list;
+    const creds: Record<string, unknown>[] = [];
+    try {
+      this.read((c) => creds.push(c));
+    } catch {
+      // the patterns still apply
+    }
+    this.cache = { at: now, list: secretsOf(creds) };
+    return this.cache.list;
+  }
 }

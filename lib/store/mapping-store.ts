@@ -37,41 +37,38 @@
  *   torn last line of a crash, which is ignored) refuses the open too, naming the line.
  * - Per-entity claims (FIFO, with lease) so two messages for one entity never both create in Siagh.
  *
+ * Where each part lives: `mapping-record.ts` (the record, its keys and their normalisation),
+ * `mapping-file.ts` (file format, load, backup, read and write for tools), `mapping-writer.ts`
+ * (group commits, lock, compaction), `mapping-claims.ts` (the claims table). This file is the
+ * store itself: the in-memory indexes, reads and writes, and one instance per file.
+ *
  * Records handed out are frozen; do not try to change them, store a new one.
  */
 import * as fs from 'node:fs';
-import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { randomUUID } from 'node:crypto';
-import { Low } from 'lowdb';
 import { SyncError } from '../errors';
-import { toAsciiDigits } from '../text/normalize';
-import { DurableJsonFile, UnreadableFileError, copyFileAtomic, writeFileAtomic, writeFileAtomicChunks } from './atomic-file';
-import { acquireLock, describeHolder, lockOwner, releaseLock, startHeartbeat, LOCK_HEARTBEAT_MS, type LockInfo } from './file-lock';
-import { Journal, JournalClosedError, JournalCorruptError } from './journal';
+import { ClaimTable } from './mapping-claims';
+import { emptyMappingFile, loadMappingFile, nullProto, snapshotPieces, type MappingFileV1, type MappingJournalEntry } from './mapping-file';
+import {
+  badInput,
+  buildMappingRecord,
+  checkType,
+  ENTITY_TYPES,
+  errText,
+  normalizeCrmId,
+  normalizeCustomerNumber,
+  normalizeSiaghCode,
+  TYPE_LABEL,
+  type EntityType,
+  type MappingInput,
+  type MappingRecord,
+} from './mapping-record';
+import { MappingWriter } from './mapping-writer';
 
-export type EntityType = 'contact' | 'quote' | 'invoice';
-export const ENTITY_TYPES: readonly EntityType[] = ['contact', 'quote', 'invoice'];
-
-export interface MappingRecord {
-  entityType: EntityType;
-  /** Lower-case CRM GUID. */
-  crmId: string;
-  /** Contact Code, or pre-invoice document number / return code. */
-  siaghCode: string;
-  customerNumber?: string;
-  /** Checksum of the last synced content. */
-  checksum?: string;
-  /** ISO time of the last write. */
-  syncedAt: string;
-  /** 'webhook' | 'poll' | 'import' | 'replay' | 'manual' | … */
-  source: string;
-  /** Small facts, e.g. {returnCode, documentNumber}. At most 8 KB as JSON. */
-  extra?: Record<string, unknown>;
-}
-
-/** What store() accepts: a record without syncedAt (defaults to now); the code may be a number. */
-export type MappingInput = Omit<MappingRecord, 'syncedAt' | 'siaghCode'> & { syncedAt?: string; siaghCode: string | number };
+export { ENTITY_TYPES, normalizeCrmId, normalizeCustomerNumber, normalizeSiaghCode } from './mapping-record';
+export type { EntityType, MappingInput, MappingRecord } from './mapping-record';
+export { journalPathFor, MAPPING_FILE_VERSION, readMappingFile, writeMappingFile } from './mapping-file';
+export type { MappingFileV1, MappingJournalEntry } from './mapping-file';
 
 export interface MappingStoreOptions {
   /** Extra wait before a commit starts, to gather more changes (default 0: the next loop turn). */
@@ -112,87 +109,12 @@ export interface MappingStoreStats {
   lockLost?: string;
 }
 
-/** One journal line: an absolute change, so replaying it twice is harmless. */
-export type MappingJournalEntry =
-  | { op: 'put'; rec: MappingRecord }
-  | { op: 'del'; type: EntityType; crmId: string }
-  | { op: 'meta'; key: string; value?: unknown };
-
-/** The file format. `version` allows future migrations. */
-export interface MappingFileV1 {
-  version: 1;
-  mappings: Record<EntityType, Record<string, MappingRecord>>;
-  meta: Record<string, unknown>;
-}
-
-export const MAPPING_FILE_VERSION = 1;
-const EXTRA_MAX_BYTES = 8192;
 const DEFAULT_LEASE_MS = 60_000;
 const DEFAULT_WAIT_MS = 60_000;
 const DEFAULT_BACKUP_INTERVAL_MS = 60_000;
 const DEFAULT_COMPACT_BYTES = 16 * 1024 * 1024;
 const DEFAULT_COMPACT_ENTRIES = 50_000;
 const DEFAULT_LOCK_CHECK_MS = 5_000;
-/** Records per piece of a snapshot written by compaction (about 0.3 MB, 1–3 ms of work). */
-const SNAPSHOT_PIECE_RECORDS = 1000;
-
-const TYPE_LABEL: Record<EntityType, string> = { contact: 'contact', quote: 'quote (pre-invoice)', invoice: 'invoice' };
-
-// ---------------------------------------------------------------------------------------------
-// normalisation
-
-function badInput(message: string): SyncError {
-  return new SyncError('BAD_INPUT', message);
-}
-
-function checkType(t: unknown): EntityType {
-  if (t === 'contact' || t === 'quote' || t === 'invoice') return t;
-  throw badInput(`Unknown mapping entity type ${JSON.stringify(t)}: use 'contact', 'quote' or 'invoice'.`);
-}
-
-/** CRM ids are GUIDs: compared lower-case, without surrounding braces or blanks. */
-export function normalizeCrmId(id: unknown): string {
-  if (typeof id !== 'string' && typeof id !== 'number') throw badInput('A CRM id (GUID text) is required for a mapping.');
-  let s = String(id).trim().toLowerCase();
-  if (s.startsWith('{') && s.endsWith('}')) s = s.slice(1, -1).trim();
-  if (!s || s.length > 200) throw badInput(`CRM id ${JSON.stringify(String(id).slice(0, 60))} is empty or too long.`);
-  return s;
-}
-
-/** Siagh codes compare as text with ASCII digits and no surrounding blanks (12 and "12" are equal). */
-export function normalizeSiaghCode(code: unknown): string {
-  if (typeof code === 'number') {
-    if (!Number.isFinite(code)) throw badInput(`Siagh code ${code} is not a valid code.`);
-    return String(code);
-  }
-  if (typeof code !== 'string') throw badInput('A Siagh code is required for a mapping.');
-  const s = toAsciiDigits(code).trim();
-  if (!s || s.length > 100) throw badInput(`Siagh code ${JSON.stringify(code.slice(0, 60))} is empty or too long.`);
-  return s;
-}
-
-export function normalizeCustomerNumber(cn: unknown): string | undefined {
-  if (cn === undefined || cn === null) return undefined;
-  if (typeof cn !== 'string' && typeof cn !== 'number') throw badInput('A customer number must be text.');
-  const s = toAsciiDigits(String(cn)).trim();
-  return s || undefined;
-}
-
-function keyOf(t: EntityType, crmId: string): string {
-  return `${t}\u0000${crmId}`;
-}
-
-function nullProto<T>(o: Record<string, T> | undefined | null): Record<string, T> {
-  const out = o && typeof o === 'object' && !Array.isArray(o) ? o : ({} as Record<string, T>);
-  Object.setPrototypeOf(out, null);
-  return out;
-}
-
-function errText(e: unknown): string {
-  const msg = e instanceof Error ? e.message : String(e);
-  const code = e instanceof Error ? (e as NodeJS.ErrnoException).code : undefined;
-  return code && !msg.startsWith(code) ? `${code}: ${msg}` : msg;
-}
 
 // ---------------------------------------------------------------------------------------------
 // registry
@@ -219,19 +141,6 @@ function canonicalPath(filePath: string): string {
 }
 
 // ---------------------------------------------------------------------------------------------
-// claims
-
-interface ClaimWaiter {
-  resolve(token: string): void;
-  reject(err: Error): void;
-  leaseMs: number;
-  timer?: NodeJS.Timeout;
-}
-interface ClaimState {
-  token: string;
-  leaseTimer: NodeJS.Timeout;
-  queue: ClaimWaiter[];
-}
 
 /** Options of one write: how soon its commit must start. */
 export interface CommitOptions {
@@ -252,11 +161,10 @@ export class MappingStore {
   /** Problems found at open that did not stop it (duplicate codes in a hand-edited file, backup failed …). */
   readonly warnings: string[] = [];
 
-  private readonly db: Low<MappingFileV1>;
-  private readonly adapter: DurableJsonFile<MappingFileV1>;
   private readonly opts: Required<MappingStoreOptions>;
-  private lock: LockInfo | undefined;
-  private stopHeartbeat: (() => void) | undefined;
+  private readonly writer: MappingWriter;
+  /** The file's meta area (cursors, job progress); the records live in `recs`. */
+  private data: MappingFileV1 = emptyMappingFile();
 
   /**
    * The records, per type, by CRM id, in order of last write. A Map rather than the file's plain
@@ -270,20 +178,7 @@ export class MappingStore {
   private readonly counts: Record<EntityType, number> = { contact: 0, quote: 0, invoice: 0 };
   private readonly sources = new Map<string, number>();
 
-  private readonly claims = new Map<string, ClaimState>();
-
-  private readonly journal: Journal<MappingJournalEntry>;
-  /** Size of the snapshot file as last read or written. */
-  private snapshotBytes: number | undefined;
-  private snapshotWrites = 0;
-  private compactions = 0;
-  private lastCompactAt: string | undefined;
-  private compactScheduled = false;
-  /** Set when another process took the lock: every write rejects with it. */
-  private lost: SyncError | undefined;
-  private lastWriteAt: string | undefined;
-  private lastBackupMs = 0;
-  private backupAt: string | undefined;
+  private readonly claims = new ClaimTable();
   private closed = false;
 
   private constructor(filePath: string, opts: MappingStoreOptions) {
@@ -298,19 +193,12 @@ export class MappingStore {
       compactEntries: Math.max(1, opts.compactEntries ?? DEFAULT_COMPACT_ENTRIES),
       lockCheckMs: Math.max(1, opts.lockCheckMs ?? DEFAULT_LOCK_CHECK_MS),
     };
-    this.adapter = new DurableJsonFile<MappingFileV1>(filePath);
-    this.db = new Low<MappingFileV1>(this.adapter, MappingStore.emptyFile());
-    this.journal = new Journal<MappingJournalEntry>(journalPathFor(filePath), {
-      commitDelayMs: this.opts.commitDelayMs,
-      compactBytes: this.opts.compactBytes,
-      compactEntries: this.opts.compactEntries,
-      onCompactDue: () => this.scheduleCompaction(),
-      beforeCommit: () => this.checkLock(),
-    });
-  }
-
-  private static emptyFile(): MappingFileV1 {
-    return { version: 1, mappings: { contact: nullProto({}), quote: nullProto({}), invoice: nullProto({}) }, meta: nullProto({}) };
+    this.writer = new MappingWriter(
+      filePath,
+      this.opts,
+      () => snapshotPieces(ENTITY_TYPES.map((t) => this.recs[t]), JSON.stringify(this.data.meta)),
+      (msg) => this.warn(msg),
+    );
   }
 
   /**
@@ -370,184 +258,51 @@ export class MappingStore {
 
   private static async create(filePath: string, opts: MappingStoreOptions): Promise<MappingStore> {
     const s = new MappingStore(filePath, opts);
-    s.lock = await acquireLock(filePath);
+    await s.writer.acquire();
     try {
       await s.load();
     } catch (e) {
-      await releaseLock(s.lockPath, s.lock.token);
+      await s.writer.abandon();
       throw e;
     }
-    s.stopHeartbeat = startHeartbeat(s.lockPath, s.lock.token, LOCK_HEARTBEAT_MS, {
-      checkMs: s.opts.lockCheckMs,
-      onLost: (holder) => s.lockLost(holder),
-    });
-    if (s.journal.compactionDue || s.journal.hasOld) s.scheduleCompaction();
     return s;
-  }
-
-  private get lockPath(): string {
-    return `${this.filePath}.lock`;
   }
 
   /** Path of the journal beside the snapshot. */
   get journalPath(): string {
-    return this.journal.path;
+    return this.writer.journal.path;
   }
 
-  private lockLost(holder: Partial<LockInfo>): void {
-    if (this.lost || this.closed) return;
-    this.lost = new SyncError(
-      'STORE_LOCKED',
-      `Another process took over the data folder of the mapping file ${this.filePath}: its lock ${this.lockPath} now belongs to ${describeHolder(holder)}. ` +
-        `This process has stopped writing mappings (this change was not saved) so that the two do not overwrite each other. ` +
-        `Only one Node-RED process may use a data folder: stop the other process or give it a different folder, then restart or redeploy this one.`,
-    );
-    this.stopHeartbeat?.();
-    this.journal.fail(this.lost);
-  }
-
-  /**
-   * Before every commit and snapshot write: is the lock still ours? Reads the token (a small file;
-   * an inode comparison is not enough: a new lock file often gets the number of the deleted one).
-   */
-  private async checkLock(): Promise<void> {
-    if (this.lost) throw this.lost;
-    if (!this.lock) return;
-    const who = await lockOwner(this.lockPath, this.lock.token).catch(() => 'ours' as const); // unreadable now: the periodic check looks again
-    if (who === 'ours') return;
-    if (who === 'missing') return;
-    this.lockLost(who);
-    throw this.lost!;
-  }
-
-  private get bakPath(): string {
-    return `${this.filePath}.bak`;
-  }
-
-  private async describeBackup(): Promise<string> {
-    const bak = this.bakPath;
-    let st: fs.Stats;
-    try {
-      st = await fsp.stat(bak);
-    } catch {
-      return `No backup ${bak} exists. Move the damaged file away to start with an empty mapping (every entity is then treated as new, which can create duplicates in Siagh), or restore it from your own backups.`;
-    }
-    let verdict = '';
-    try {
-      const parsed = JSON.parse(await fsp.readFile(bak, 'utf8')) as Partial<MappingFileV1>;
-      if (parsed && parsed.mappings) {
-        const n = ENTITY_TYPES.reduce((sum, t) => sum + Object.keys(parsed.mappings?.[t] ?? {}).length, 0);
-        verdict = ` It is readable and holds ${n} mappings.`;
-      }
-    } catch {
-      verdict = ' Warning: the backup is not readable either.';
-    }
-    return (
-      `Restore the last good copy: stop Node-RED, copy ${bak} (from ${st.mtime.toISOString()}) over ${this.filePath}, and start again.${verdict} ` +
-      `The journal ${this.journal.path} (the changes since the file was last written) is replayed over it; changes folded into the file between the backup and the damage are not in either, so sync those again.`
-    );
-  }
-
+  /** Read the file and the journal, index every record, copy the backup, then start the writer. */
   private async load(): Promise<void> {
-    const file = this.filePath;
-    try {
-      await this.db.read();
-    } catch (e) {
-      if (e instanceof UnreadableFileError) {
-        throw new SyncError(
-          'STORE_IO',
-          `The mapping file ${file} cannot be read (${e.reason}). The store refused to start so that no mapping is lost. ${await this.describeBackup()}`,
-          { cause: e },
-        );
-      }
-      throw new SyncError('STORE_IO', `Cannot read the mapping file ${file} (${errText(e)}). Check its permissions.`, { cause: e });
-    }
-    const existed = this.adapter.lastBytes !== undefined;
-    this.snapshotBytes = this.adapter.lastBytes;
-    if (!existed) {
-      if (fs.existsSync(this.bakPath)) {
-        throw new SyncError(
-          'STORE_IO',
-          `The mapping file ${file} is missing but its backup ${this.bakPath} exists. Copy the backup to ${file} to keep the mappings, or delete the backup to start with an empty mapping.`,
-        );
-      }
-      const j = this.journal.path;
-      if (nonEmpty(j) || nonEmpty(this.journal.oldPath)) {
-        throw new SyncError(
-          'STORE_IO',
-          `The mapping file ${file} is missing but its journal ${j} exists (it only holds the changes since the file was last written). Restore ${file} from your backups, or move the journal away to start with an empty mapping.`,
-        );
-      }
-      this.db.data = MappingStore.emptyFile();
-      await this.db.write(); // the file exists from now on
-      this.snapshotBytes = this.adapter.lastBytes;
-      return;
-    }
-    const data = this.db.data as unknown;
-    if (!data || typeof data !== 'object' || Array.isArray(data)) {
-      throw new SyncError('STORE_IO', `The mapping file ${file} does not hold a mapping store (no JSON object). ${await this.describeBackup()}`);
-    }
-    const d = data as Partial<MappingFileV1> & { version?: unknown };
-    if (typeof d.version === 'number' && d.version > MAPPING_FILE_VERSION) {
-      throw new SyncError(
-        'STORE_IO',
-        `The mapping file ${file} has format version ${d.version}, written by a newer version of node-red-contrib-siagh-sync. Upgrade the package, or restore ${this.bakPath} if it is older.`,
-      );
-    }
-    if (d.version !== MAPPING_FILE_VERSION || !d.mappings || typeof d.mappings !== 'object') {
-      throw new SyncError('STORE_IO', `The mapping file ${file} is not a mapping store of format version 1 (found version ${JSON.stringify(d.version)}). ${await this.describeBackup()}`);
-    }
-    const mappings = d.mappings as Partial<Record<EntityType, Record<string, MappingRecord>>>;
-    const clean: MappingFileV1 = {
-      version: 1,
-      mappings: { contact: nullProto(mappings.contact), quote: nullProto(mappings.quote), invoice: nullProto(mappings.invoice) },
-      meta: nullProto(d.meta as Record<string, unknown> | undefined),
-    };
-    this.db.data = clean;
-    try {
-      await this.journal.open((e) => applyEntry(clean, e));
-    } catch (e) {
-      if (e instanceof JournalCorruptError) {
-        throw new SyncError(
-          'STORE_IO',
-          `The mapping journal ${e.file} is damaged at line ${e.line} (${e.reason}). The store refused to start so that no mapping is lost. ` +
-            `Lines 1 to ${e.line - 1} are intact; a damaged line in the middle is not a crash (that only tears the last line): check the disk, ` +
-            `then repair or remove that line by hand (every later line is still applied), or restore ${file} and the journal from your backups.`,
-          { cause: e },
-        );
-      }
-      throw new SyncError('STORE_IO', `Cannot read the mapping journal ${this.journal.path} (${errText(e)}). Check its permissions.`, { cause: e });
-    }
-    for (const t of ENTITY_TYPES) {
-      const m = clean.mappings[t];
-      for (const crmId in m) {
-        let rec = m[crmId];
-        if (!rec || typeof rec !== 'object' || typeof rec.siaghCode !== 'string' || typeof rec.source !== 'string') {
-          this.warn(`Dropped an unusable ${t} mapping for CRM id ${crmId} found in the file.`);
-          delete m[crmId];
-          continue;
+    const loaded = await loadMappingFile(this.filePath, this.writer.journal);
+    this.data = loaded.data;
+    if (!loaded.created) {
+      const clean = loaded.data;
+      for (const t of ENTITY_TYPES) {
+        const m = clean.mappings[t];
+        for (const crmId in m) {
+          let rec = m[crmId];
+          if (!rec || typeof rec !== 'object' || typeof rec.siaghCode !== 'string' || typeof rec.source !== 'string') {
+            this.warn(`Dropped an unusable ${t} mapping for CRM id ${crmId} found in the file.`);
+            delete m[crmId];
+            continue;
+          }
+          if (rec.entityType !== t || rec.crmId !== crmId) m[crmId] = rec = { ...rec, entityType: t, crmId }; // hand-edited file
+          const holder = this.byCode[t].get(rec.siaghCode);
+          if (holder !== undefined) {
+            this.warn(`The file maps Siagh ${TYPE_LABEL[t]} code ${rec.siaghCode} to two CRM ids (${holder} and ${crmId}); lookups by code return ${holder}.`);
+          }
+          if (rec.extra) Object.freeze(rec.extra);
+          Object.freeze(rec);
+          this.recs[t].set(crmId, rec);
+          this.addIndexes(rec, holder === undefined);
         }
-        if (rec.entityType !== t || rec.crmId !== crmId) m[crmId] = rec = { ...rec, entityType: t, crmId }; // hand-edited file
-        const holder = this.byCode[t].get(rec.siaghCode);
-        if (holder !== undefined) {
-          this.warn(`The file maps Siagh ${TYPE_LABEL[t]} code ${rec.siaghCode} to two CRM ids (${holder} and ${crmId}); lookups by code return ${holder}.`);
-        }
-        if (rec.extra) Object.freeze(rec.extra);
-        Object.freeze(rec);
-        this.recs[t].set(crmId, rec);
-        this.addIndexes(rec, holder === undefined);
+        clean.mappings[t] = nullProto({}); // the Map holds them from now on
       }
-      clean.mappings[t] = nullProto({}); // the Map holds them from now on
+      await this.writer.backup.copyNow();
     }
-    if (this.opts.backup) {
-      try {
-        await copyFileAtomic(file, this.bakPath);
-        this.lastBackupMs = Date.now();
-        this.backupAt = new Date(this.lastBackupMs).toISOString();
-      } catch (e) {
-        this.warn(`Could not copy the mapping file to its backup ${this.bakPath} (${errText(e)}).`);
-      }
-    }
+    this.writer.start(loaded);
   }
 
   private warn(msg: string): void {
@@ -600,7 +355,7 @@ export class MappingStore {
 
   /** Durable writes made by this instance: journal commits and snapshot writes (the open's initial write included). */
   get writeCount(): number {
-    return this.adapter.writeCount + this.snapshotWrites + this.journal.writeCount;
+    return this.writer.writeCount;
   }
 
   lookup(entityType: EntityType, crmId: string): MappingRecord | undefined {
@@ -670,61 +425,18 @@ export class MappingStore {
       total: this.counts.contact + this.counts.quote + this.counts.invoice,
       byType,
       bySource,
-      lastWriteAt: this.lastWriteAt,
-      fileBytes: this.snapshotBytes === undefined ? undefined : this.snapshotBytes + this.journal.bytes,
-      backupAt: this.backupAt,
-      journalBytes: this.journal.bytes,
-      journalEntries: this.journal.entries,
-      compactions: this.compactions,
-      lastCompactAt: this.lastCompactAt,
-      lockLost: this.lost?.message,
+      ...this.writer.stats(),
     };
   }
 
   getMeta<T = unknown>(key: string): T | undefined {
     this.assertOpen();
-    const v = this.db.data.meta[String(key)];
+    const v = this.data.meta[String(key)];
     return v === undefined ? undefined : (structuredClone(v) as T);
   }
 
   // ------------------------------------------------------------------------------------------
   // writes
-
-  private buildRecord(input: MappingInput): MappingRecord {
-    if (!input || typeof input !== 'object') throw badInput('store() needs a mapping record.');
-    const entityType = checkType(input.entityType);
-    const crmId = normalizeCrmId(input.crmId);
-    const siaghCode = normalizeSiaghCode(input.siaghCode);
-    if (typeof input.source !== 'string' || !input.source.trim() || input.source.length > 100) {
-      throw badInput(`The mapping for CRM id ${crmId} needs a source ('webhook', 'poll', 'import', 'replay', 'manual' …).`);
-    }
-    let syncedAt: string;
-    if (input.syncedAt === undefined) syncedAt = new Date().toISOString();
-    else {
-      const ms = Date.parse(String(input.syncedAt));
-      if (Number.isNaN(ms)) throw badInput(`syncedAt ${JSON.stringify(input.syncedAt)} of the mapping for CRM id ${crmId} is not a date.`);
-      syncedAt = new Date(ms).toISOString();
-    }
-    const rec: MappingRecord = { entityType, crmId, siaghCode, syncedAt, source: input.source.trim() };
-    const cn = normalizeCustomerNumber(input.customerNumber);
-    if (cn !== undefined) rec.customerNumber = cn;
-    if (input.checksum !== undefined && input.checksum !== null && input.checksum !== '') {
-      if (typeof input.checksum !== 'string' || input.checksum.length > 200) throw badInput(`The checksum of the mapping for CRM id ${crmId} must be text (at most 200 characters).`);
-      rec.checksum = input.checksum;
-    }
-    if (input.extra !== undefined && input.extra !== null) {
-      if (typeof input.extra !== 'object' || Array.isArray(input.extra)) throw badInput(`extra of the mapping for CRM id ${crmId} must be an object.`);
-      let json: string;
-      try {
-        json = JSON.stringify(input.extra);
-      } catch (e) {
-        throw badInput(`extra of the mapping for CRM id ${crmId} cannot be saved as JSON (${errText(e)}).`);
-      }
-      if (json.length > EXTRA_MAX_BYTES) throw badInput(`extra of the mapping for CRM id ${crmId} is ${json.length} bytes; keep it under ${EXTRA_MAX_BYTES} (small facts only).`);
-      rec.extra = Object.freeze(JSON.parse(json) as Record<string, unknown>);
-    }
-    return Object.freeze(rec);
-  }
 
   /**
    * Save a mapping; resolves with the stored record once it is durable on disk. Throws
@@ -735,7 +447,7 @@ export class MappingStore {
    */
   async store(input: MappingInput, opts: { claimToken?: string } & CommitOptions = {}): Promise<MappingRecord> {
     this.assertWritable();
-    const rec = this.buildRecord(input);
+    const rec = buildMappingRecord(input);
     const t = rec.entityType;
     const holder = this.byCode[t].get(rec.siaghCode);
     if (holder !== undefined && holder !== rec.crmId) {
@@ -778,7 +490,7 @@ export class MappingStore {
     this.assertWritable();
     const k = String(key);
     if (!k) throw badInput('A meta key must not be empty.');
-    const meta = this.db.data.meta;
+    const meta = this.data.meta;
     let stored: unknown;
     if (value === undefined) {
       if (!(k in meta)) return;
@@ -798,12 +510,8 @@ export class MappingStore {
   }
 
   /** Resolves when every change made so far is on disk. */
-  async flush(): Promise<void> {
-    try {
-      await this.journal.flush();
-    } catch (e) {
-      throw this.writeError(e);
-    }
+  flush(): Promise<void> {
+    return this.writer.flush();
   }
 
   /**
@@ -813,89 +521,18 @@ export class MappingStore {
    */
   async compact(): Promise<void> {
     this.assertWritable();
-    try {
-      await this.journal.compact(() => this.captureSnapshot());
-    } catch (e) {
-      if (this.lost) throw this.lost;
-      throw new SyncError('STORE_IO', `Could not write the mapping file ${this.filePath} (${errText(e)}); the changes are safe in the journal ${this.journal.path}. Check free disk space and permissions.`, {
-        retryable: true,
-        cause: e,
-      });
-    }
-    this.compactions++;
-    this.lastCompactAt = new Date().toISOString();
-    await this.maybeBackup();
+    await this.writer.compact();
   }
-
-  // ------------------------------------------------------------------------------------------
-  // journal and compaction
 
   private assertWritable(): void {
     this.assertOpen();
-    if (this.lost) throw this.lost;
+    const lost = this.writer.lost;
+    if (lost) throw lost;
   }
 
   /** Append the change to the journal; resolves once it is durable. */
-  private async persist(entry: MappingJournalEntry, withinMs?: number): Promise<void> {
-    try {
-      await this.journal.append(entry, { withinMs });
-    } catch (e) {
-      throw this.writeError(e);
-    }
-    this.lastWriteAt = new Date().toISOString();
-  }
-
-  private writeError(e: unknown): SyncError {
-    if (this.lost) return this.lost;
-    if (e instanceof SyncError) return e;
-    if (e instanceof JournalClosedError) return new SyncError('STORE_IO', `The mapping store ${this.filePath} is closed (the node was stopped or redeployed).`);
-    const cause = e instanceof Error && e.cause !== undefined ? e.cause : e;
-    return new SyncError(
-      'STORE_IO',
-      `Could not write the mapping journal ${this.journal.path} (${errText(cause)}). The change is kept in memory and written with the next change; check free disk space and permissions.`,
-      { retryable: true, cause: e },
-    );
-  }
-
-  private scheduleCompaction(): void {
-    if (this.compactScheduled || this.closed || this.lost) return;
-    this.compactScheduled = true;
-    setImmediate(() => {
-      this.compactScheduled = false;
-      if (this.closed || this.lost || this.journal.isCompacting) return;
-      this.compact().catch((e: unknown) => this.warn(`Background compaction failed: ${errText(e)}`));
-    });
-  }
-
-  /**
-   * Called by the journal right after it set the current journal aside: returns the writer of the
-   * new snapshot, which walks the record Maps live, piece by piece, with the event loop running in
-   * between. So the snapshot holds, for each record, its value at the rotation or a later one (or
-   * lacks a record deleted meanwhile): every such later change is also in the new journal, whose
-   * replay over this snapshot gives the exact state (entries are absolute set/delete).
-   */
-  private captureSnapshot(): () => Promise<void> {
-    const maps = ENTITY_TYPES.map((t) => this.recs[t]);
-    const metaJson = JSON.stringify(this.db.data.meta);
-    return async () => {
-      await this.checkLock(); // never overwrite the file of a process that took the folder over
-      this.snapshotBytes = await writeFileAtomicChunks(this.filePath, snapshotPieces(maps, metaJson));
-      this.snapshotWrites++;
-    };
-  }
-
-  private async maybeBackup(): Promise<void> {
-    if (!this.opts.backup) return;
-    const now = Date.now();
-    if (now - this.lastBackupMs < this.opts.backupIntervalMs) return;
-    this.lastBackupMs = now;
-    try {
-      // The snapshot is only replaced by a rename, so the copy is of a whole file.
-      await copyFileAtomic(this.filePath, this.bakPath);
-      this.backupAt = new Date(now).toISOString();
-    } catch (e) {
-      this.warn(`Could not update the backup ${this.bakPath} (${errText(e)}).`);
-    }
+  private persist(entry: MappingJournalEntry, withinMs?: number): Promise<void> {
+    return this.writer.persist(entry, withinMs);
   }
 
   // ------------------------------------------------------------------------------------------
@@ -912,93 +549,43 @@ export class MappingStore {
       this.assertOpen();
       const t = checkType(entityType);
       const id = normalizeCrmId(crmId);
-      const key = keyOf(t, id);
       const leaseMs = Math.max(1, opts.leaseMs ?? this.opts.leaseMs);
       const waitMs = Math.max(0, opts.waitMs ?? this.opts.waitMs);
-      const st = this.claims.get(key);
-      if (!st) return Promise.resolve(this.grant(key, leaseMs, []));
-      if (waitMs === 0) return Promise.reject(this.busy(t, id, 0));
-      return new Promise<string>((resolve, reject) => {
-        const w: ClaimWaiter = { resolve, reject, leaseMs };
-        w.timer = setTimeout(() => {
-          const cur = this.claims.get(key);
-          const i = cur ? cur.queue.indexOf(w) : -1;
-          if (i >= 0) cur!.queue.splice(i, 1);
-          reject(this.busy(t, id, waitMs));
-        }, waitMs);
-        st.queue.push(w);
-      });
+      return this.claims.claim(t, id, leaseMs, waitMs);
     } catch (e) {
       return Promise.reject(e);
     }
   }
 
-  private busy(t: EntityType, id: string, waitMs: number): SyncError {
-    return new SyncError(
-      'MAPPING_BUSY',
-      `Another message for CRM ${TYPE_LABEL[t]} ${id} is still being processed` +
-        (waitMs ? ` and did not finish within ${Math.round(waitMs / 100) / 10} s` : '') +
-        '; try this message again later.',
-      { retryable: true },
-    );
-  }
-
-  private grant(key: string, leaseMs: number, queue: ClaimWaiter[]): string {
-    const token = randomUUID();
-    const leaseTimer = setTimeout(() => {
-      const cur = this.claims.get(key);
-      if (cur && cur.token === token) this.handOff(key, cur);
-    }, leaseMs);
-    leaseTimer.unref();
-    this.claims.set(key, { token, leaseTimer, queue });
-    return token;
-  }
-
-  private handOff(key: string, st: ClaimState): void {
-    clearTimeout(st.leaseTimer);
-    const next = st.queue.shift();
-    if (!next) {
-      this.claims.delete(key);
-      return;
-    }
-    if (next.timer) clearTimeout(next.timer);
-    next.resolve(this.grant(key, next.leaseMs, st.queue));
-  }
-
   /** Give a claim back. A wrong or expired token does nothing. */
   release(entityType: EntityType, crmId: string, token: string): void {
-    let key: string;
+    let t: EntityType;
+    let id: string;
     try {
-      key = keyOf(checkType(entityType), normalizeCrmId(crmId));
+      t = checkType(entityType);
+      id = normalizeCrmId(crmId);
     } catch {
       return;
     }
-    const st = this.claims.get(key);
-    if (st && st.token === token) this.handOff(key, st);
+    this.claims.release(t, id, token);
   }
 
   /** Extend a held claim's lease (its holder is still working). False for a wrong or expired token. */
   renewClaim(entityType: EntityType, crmId: string, token: string, leaseMs = this.opts.leaseMs): boolean {
-    let key: string;
+    let t: EntityType;
+    let id: string;
     try {
-      key = keyOf(checkType(entityType), normalizeCrmId(crmId));
+      t = checkType(entityType);
+      id = normalizeCrmId(crmId);
     } catch {
       return false;
     }
-    const st = this.claims.get(key);
-    if (!st || st.token !== token) return false;
-    clearTimeout(st.leaseTimer);
-    st.leaseTimer = setTimeout(() => {
-      const cur = this.claims.get(key);
-      if (cur && cur.token === token) this.handOff(key, cur);
-    }, Math.max(1, leaseMs));
-    st.leaseTimer.unref();
-    return true;
+    return this.claims.renew(t, id, token, leaseMs);
   }
 
   /** True while someone holds the claim on this entity. */
   isClaimed(entityType: EntityType, crmId: string): boolean {
-    return this.claims.has(keyOf(checkType(entityType), normalizeCrmId(crmId)));
+    return this.claims.has(checkType(entityType), normalizeCrmId(crmId));
   }
 
   // ------------------------------------------------------------------------------------------
@@ -1027,140 +614,15 @@ export class MappingStore {
   }
 
   private async shutdown(): Promise<void> {
-    for (const st of this.claims.values()) {
-      clearTimeout(st.leaseTimer);
-      for (const w of st.queue) {
-        if (w.timer) clearTimeout(w.timer);
-        w.reject(new SyncError('MAPPING_BUSY', `The mapping store ${this.filePath} was closed while this message waited for another one; try again.`, { retryable: true }));
-      }
-    }
-    this.claims.clear();
+    this.claims.closeAll(`The mapping store ${this.filePath} was closed while this message waited for another one; try again.`);
     try {
-      if (!this.lost) {
-        await this.flush();
-        // Leave one plain, complete file behind: fold what the journal holds into the snapshot.
-        // (A background compaction may be running: it only holds what came before its start, so look again.)
-        for (let i = 0; i < 3 && (this.journal.bytes > 0 || this.journal.hasOld || this.journal.isCompacting); i++) {
-          try {
-            await this.journal.compact(() => this.captureSnapshot());
-          } catch (e) {
-            if (!this.lost) this.warn(`Could not fold the journal into ${this.filePath} at close (${errText(e)}); it is replayed at the next open.`);
-            break;
-          }
-        }
-      }
+      await this.writer.close();
     } finally {
-      await this.journal.close().catch(() => undefined);
-      this.stopHeartbeat?.();
-      if (this.lock && !this.lost) await releaseLock(this.lockPath, this.lock.token);
-      this.lock = undefined;
-      this.db.data = MappingStore.emptyFile();
+      this.data = emptyMappingFile();
       for (const t of ENTITY_TYPES) this.recs[t].clear();
       for (const t of ENTITY_TYPES) this.byCode[t].clear();
       this.byCustomer.clear();
       this.sources.clear();
     }
   }
-}
-
-/** Write a mapping file directly (import tools, tests, the benchmark). Not for a file a store has open. */
-export async function writeMappingFile(filePath: string, data: MappingFileV1): Promise<void> {
-  await writeFileAtomic(filePath, JSON.stringify(data));
-  // A journal left beside it belongs to the file that was replaced.
-  for (const j of [journalPathFor(filePath), `${journalPathFor(filePath)}.old`]) fs.rmSync(j, { force: true });
-}
-
-/** `<file>.journal`: the changes since the snapshot `<file>` was written. */
-export function journalPathFor(filePath: string): string {
-  return `${filePath}.journal`;
-}
-
-function nonEmpty(file: string): boolean {
-  try {
-    return fs.statSync(file).size > 0;
-  } catch {
-    return false;
-  }
-}
-
-/** Apply one journal line to raw file data (replay). Throws on a line that is not a change. */
-function applyEntry(data: MappingFileV1, e: MappingJournalEntry): void {
-  if (!e || typeof e !== 'object') throw new Error('not a change record');
-  if (e.op === 'put') {
-    const rec = e.rec;
-    if (!rec || typeof rec !== 'object' || typeof rec.crmId !== 'string') throw new Error('a put without a record');
-    const t = checkType(rec.entityType);
-    const m = data.mappings[t];
-    delete m[rec.crmId]; // re-inserted: keeps the order of last write
-    m[rec.crmId] = rec;
-  } else if (e.op === 'del') {
-    if (typeof e.crmId !== 'string') throw new Error('a delete without a CRM id');
-    delete data.mappings[checkType(e.type)][e.crmId];
-  } else if (e.op === 'meta') {
-    if (typeof e.key !== 'string') throw new Error('a meta change without a key');
-    if (e.value === undefined) delete data.meta[e.key];
-    else data.meta[e.key] = e.value;
-  } else {
-    throw new Error(`unknown change ${JSON.stringify((e as { op?: unknown }).op)}`);
-  }
-}
-
-/**
- * The snapshot text in pieces of SNAPSHOT_PIECE_RECORDS records: for an unchanging store, the same
- * bytes as JSON.stringify of the file data. The Maps are walked live (see captureSnapshot); a
- * record stored again meanwhile moves to the end of its Map and is met twice: written once.
- */
-function* snapshotPieces(maps: Map<string, MappingRecord>[], metaJson: string): Generator<string> {
-  yield '{"version":1,"mappings":{';
-  for (let i = 0; i < ENTITY_TYPES.length; i++) {
-    yield `${i ? ',' : ''}${JSON.stringify(ENTITY_TYPES[i])}:{`;
-    const seen = new Set<string>();
-    let parts: string[] = [];
-    for (const [crmId, rec] of maps[i]) {
-      if (seen.has(crmId)) continue;
-      seen.add(crmId);
-      parts.push(`${seen.size > 1 ? ',' : ''}${JSON.stringify(crmId)}:${JSON.stringify(rec)}`);
-      if (parts.length >= SNAPSHOT_PIECE_RECORDS) {
-        yield parts.join('');
-        parts = [];
-      }
-    }
-    if (parts.length) yield parts.join('');
-    yield '}';
-  }
-  yield `},"meta":${metaJson}}`;
-}
-
-/**
- * Read the state a store on `filePath` holds on disk, without opening it (no lock): the snapshot
- * with the journal replayed over it (a torn last line ignored). For tools and tests that check
- * what is durable; not a substitute for MappingStore.open.
- */
-export function readMappingFile(filePath: string): MappingFileV1 {
-  const data = JSON.parse(fs.readFileSync(filePath, 'utf8')) as MappingFileV1;
-  for (const t of ENTITY_TYPES) data.mappings[t] = nullProto(data.mappings[t]);
-  data.meta = nullProto(data.meta);
-  const j = journalPathFor(filePath);
-  for (const f of [`${j}.old`, j]) {
-    let text: string;
-    try {
-      text = fs.readFileSync(f, 'utf8');
-    } catch {
-      continue;
-    }
-    const lines = text.split('\n');
-    lines.pop(); // after the last newline: empty, or a torn line
-    lines.forEach((l, i) => {
-      if (!l.trim()) return;
-      try {
-        applyEntry(data, JSON.parse(l) as MappingJournalEntry);
-      } catch (e) {
-        throw new Error(`${f} line ${i + 1}: ${errText(e)}`);
-      }
-    });
-  }
-  // plain objects for the caller (spread keeps any key as an own property)
-  for (const t of ENTITY_TYPES) data.mappings[t] = { ...data.mappings[t] };
-  data.meta = { ...data.meta };
-  return data;
 }

@@ -31,6 +31,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { CrmClient } from '../crm/client';
 import { SyncError, toSyncError, type SyncErrorCode } from '../errors';
+import { hideSecrets } from '../oplog/scrub';
 import type { SiaghClient } from '../siagh/client';
 import type { MappingInput, MappingStore } from '../store/mapping-store';
 import { writeFileAtomic } from '../store/atomic-file';
@@ -169,15 +170,6 @@ function cnKey(v: string | null | undefined): string {
   return v ? toAsciiDigits(String(v)).replace(/\s+/g, '').toLowerCase() : '';
 }
 
-function redactor(secrets: Array<string | undefined> | undefined): (s: string) => string {
-  const list = (secrets ?? []).filter((s): s is string => typeof s === 'string' && s.length >= 3);
-  return (s) => {
-    let out = s;
-    for (const x of list) out = out.split(x).join('***');
-    return out;
-  };
-}
-
 function emptyCounts(): ImportCounts {
   return { created: 0, linked: 0, skipped: 0, failed: 0, plannedCreate: 0, plannedLink: 0 };
 }
@@ -208,7 +200,7 @@ export async function runImport(deps: ImportDeps, opts: ImportOptions = {}): Pro
   const started = Date.now();
   const startedAt = new Date(started).toISOString();
   const dryRun = opts.dryRun === true;
-  const clean = redactor(opts.secrets);
+  const clean = (s: string) => hideSecrets(s, opts.secrets);
   const { concurrency, scheme, mapOpts, contactMap } = checkOptions(opts);
   const { siagh, crm, store } = deps;
   const saveWithinMs = Math.max(0, opts.saveWithinMs ?? IMPORT_SAVE_WITHIN_MS);

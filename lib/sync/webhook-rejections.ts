@@ -5,6 +5,7 @@
  * Memory is bounded: N entries (at most MAX_KEEP), each with clipped texts and at most a few
  * query fields and headers. Nothing here knows Node-RED.
  */
+import { clip, hideSecrets } from '../oplog/scrub';
 import { redactTokenParam } from './webhook';
 
 export const DEFAULT_KEEP = 50;
@@ -48,17 +49,6 @@ export interface RejectionSnapshot {
   /** Newest first. */
   recent: RejectionEntry[];
   keep: number;
-}
-
-function clip(s: string, max: number): string {
-  return s.length > max ? s.slice(0, max - 1) + '…' : s;
-}
-
-/** Each secret that occurs in a text replaced with ***. */
-export function hideSecrets(text: string, secrets: ReadonlyArray<string | undefined>): string {
-  let out = text;
-  for (const s of secrets) if (s && s.length >= 3) out = out.split(s).join('***');
-  return out;
 }
 
 /**

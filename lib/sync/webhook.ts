@@ -11,6 +11,8 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
+import { ENV_NAME_RE, envRefName } from '../env';
+import { clip, hideSecrets } from '../oplog/scrub';
 import { isGuid } from '../ref';
 
 export const WEBHOOK_EVENTS = ['Insert', 'Update', 'Delete'] as const;
@@ -229,17 +231,11 @@ export function tokenValues(input: unknown): unknown[] {
     .map(([, v]) => v);
 }
 
-function clipText(s: string, max: number): string {
-  return s.length > max ? s.slice(0, max - 1) + '…' : s;
-}
-
 /** An unknown field's value as the trace shows it: short, one line, secrets hidden. */
 function extraValue(name: string, v: unknown, secrets: ReadonlyArray<string | undefined>): string {
   if (SECRET_NAME.test(name)) return '***';
   if (typeof v === 'string') {
-    let t = v;
-    for (const sec of secrets) if (sec && sec.length >= 3) t = t.split(sec).join('***');
-    return clipText(t.replace(/[\p{Cc}\p{Cf}]+/gu, ' '), EXTRA_VALUE_SHOWN);
+    return clip(hideSecrets(v, secrets).replace(/[\p{Cc}\p{Cf}]+/gu, ' '), EXTRA_VALUE_SHOWN);
   }
   if (typeof v === 'number' || typeof v === 'boolean') return String(v);
   return `<${describeKind(v)}>`;
@@ -365,9 +361,6 @@ export interface TokenSource {
   unresolved?: string;
 }
 
-const ENV_REF = /^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$|^\$\(([A-Za-z_][A-Za-z0-9_]*)\)$/;
-export const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
 /**
  * The webhook token, failing closed: the node's credential when it holds a value; else the
  * variable the credential names (${NAME}, in case Node-RED left it unresolved); else the node's
@@ -376,10 +369,9 @@ export const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
  */
 export function resolveToken(credential: unknown, envName: unknown, env: Record<string, string | undefined>): TokenSource {
   const raw = typeof credential === 'string' ? credential.trim() : '';
-  const m = ENV_REF.exec(raw);
-  if (raw && !m) return { token: raw, from: 'credential' };
+  const ref = envRefName(raw);
+  if (raw && !ref) return { token: raw, from: 'credential' };
   const names: string[] = [];
-  const ref = m ? (m[1] ?? m[2]) : undefined;
   if (ref) names.push(ref);
   const fallback = typeof envName === 'string' && envName.trim() ? envName.trim() : envName === undefined || envName === null ? 'WEBHOOK_TOKEN' : '';
   if (fallback && ENV_NAME_RE.test(fallback) && !names.includes(fallback)) names.push(fallback);

@@ -3,10 +3,11 @@
  * shared by every node that uses it; a redeploy closes it (no timers or sockets left).
  */
 import type { CrmClient } from '../../lib/crm/client';
+import { envRefName } from '../../lib/env';
 import { SyncError } from '../../lib/errors';
 import type { Node, NodeAPI, NodeDef } from '../shared/red';
 import type { RetryListener } from '../shared/config-support';
-import { num, unresolvedEnvName } from '../shared/support';
+import { num } from '../shared/support';
 
 export interface CrmConfigDef extends NodeDef {
   baseUrl: string;
@@ -28,7 +29,9 @@ export interface CrmConfigNode extends Node<CrmCredentials> {
 
 export function crmClientOptions(def: { baseUrl?: string; timeout?: unknown; concurrency?: unknown; ca?: string }, creds: CrmCredentials) {
   for (const [label, value] of [['base URL', def.baseUrl], ['user name', creds.username], ['password', creds.password]] as const) {
-    const name = unresolvedEnvName(value);
+    // Still a reference after deploy: NAME is set nowhere. Never used as it stands (a literal
+    // "${NAME}" sent as a password is a failed login that counts toward a lock-out).
+    const name = envRefName(value);
     if (name) throw new SyncError('CONFIG', `The CRM config node's ${label} is \${${name}}, but the environment variable ${name} is not set. Set it for the Node-RED process (or enter the value) and deploy again.`);
   }
   if (!def.baseUrl) throw new SyncError('CONFIG', 'The CRM config node has no base URL. Open it and enter the CRM address, e.g. http://crm.example.com.');

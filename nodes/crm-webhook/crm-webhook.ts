@@ -29,10 +29,11 @@ import {
   WebhookType,
 } from '../../lib/sync/webhook';
 import { ReplayEvent } from '../../lib/oplog/entry';
+import { hideSecrets } from '../../lib/oplog/scrub';
 import { SyncQueue } from '../../lib/queue/sync-queue';
 import type { Node, NodeAPI, NodeDef, NodeMessage, Request, Response } from '../shared/red';
 import { storeSettings } from '../shared/store-ref';
-import { num, redact, updateTrace } from '../shared/support';
+import { num, updateTrace } from '../shared/support';
 
 interface CrmWebhookDef extends NodeDef {
   mode?: 'webhook' | 'echo';
@@ -145,10 +146,10 @@ export = function (RED: NodeAPI) {
       counts.rejected++;
       lastRejected = true;
       reply(msg, send, statusCode, problems && problems.length > 1 ? { accepted: false, error, problems } : { accepted: false, error });
-      rejections.add({ ...describeRequest(req, secrets), reason, status: statusCode, error: redact(error, secrets) });
+      rejections.add({ ...describeRequest(req, secrets), reason, status: statusCode, error: hideSecrets(error, secrets) });
       const now = Date.now();
       if (now - lastWarnAt >= WARN_EVERY_MS) {
-        node.warn(`Rejected a CRM webhook (${statusCode} ${reason}): ${redact(error, secrets)}` + (suppressed ? ` (and ${suppressed} more since the last warning)` : ''));
+        node.warn(`Rejected a CRM webhook (${statusCode} ${reason}): ${hideSecrets(error, secrets)}` + (suppressed ? ` (and ${suppressed} more since the last warning)` : ''));
         lastWarnAt = now;
         suppressed = 0;
       } else {
@@ -241,7 +242,7 @@ export = function (RED: NodeAPI) {
         // Not on disk: say so, so the CRM (or its operator) sends it again; polling also catches it.
         counts.accepted--;
         reply(msg, out, 503, { accepted: false, error: 'the change could not be queued (see the Node-RED log); send it again later' });
-        node.error(`A CRM webhook could not be queued: ${e instanceof Error ? redact(e.message, secrets) : String(e)}`);
+        node.error(`A CRM webhook could not be queued: ${e instanceof Error ? hideSecrets(e.message, secrets) : String(e)}`);
       }
       showStatus();
     }
@@ -300,7 +301,7 @@ export = function (RED: NodeAPI) {
       } catch (e) {
         // Never leave a request unanswered (and never answer one twice).
         if (!replied) reply(msg, out, 500, { accepted: false, error: 'the webhook could not be handled; see the Node-RED log' });
-        node.error(e instanceof Error ? redact(e.message, secrets) : 'crm-webhook failed');
+        node.error(e instanceof Error ? hideSecrets(e.message, secrets) : 'crm-webhook failed');
         done();
       }
     });

@@ -3,9 +3,10 @@
  * redeploy), retry notifications for the nodes that use it, and the Test connection endpoint.
  */
 import type { RetryInfo } from '../../lib/http/http-core';
+import { envRefName } from '../../lib/env';
 import { SyncError, toSyncError } from '../../lib/errors';
+import { hideSecrets } from '../../lib/oplog/scrub';
 import type { NodeAPI, Request, Response } from './red';
-import { redact, unresolvedEnvName } from './support';
 
 export type RetryListener = (info: RetryInfo) => void;
 
@@ -121,7 +122,7 @@ export function testConnectionValues(RED: NodeAPI, type: string, label: string, 
     values.password = '';
   }
   for (const [key, what] of [['baseUrl', 'base URL'], ['username', 'user name'], ['password', 'password']] as const) {
-    const name = unresolvedEnvName(values[key]);
+    const name = envRefName(values[key]);
     if (name) {
       throw new SyncError(
         'CONFIG',
@@ -145,7 +146,7 @@ export function registerTestEndpoint(RED: NodeAPI, type: 'crm-config' | 'siagh-c
     let secrets: string[] = [];
     const reply = (e: unknown) => {
       const err = toSyncError(e);
-      res.json({ ok: false, code: err.code, message: redact(err.message, secrets) } satisfies TestResult);
+      res.json({ ok: false, code: err.code, message: hideSecrets(err.message, secrets) } satisfies TestResult);
     };
     let values: Record<string, string>;
     try {
@@ -155,7 +156,7 @@ export function registerTestEndpoint(RED: NodeAPI, type: 'crm-config' | 'siagh-c
       return;
     }
     run(values)
-      .then((r) => res.json({ ...r, message: redact(r.message, secrets) }))
+      .then((r) => res.json({ ...r, message: hideSecrets(r.message, secrets) }))
       .catch(reply);
   });
 }

@@ -1,7 +1,7 @@
 /** Where the package keeps its files (mapping store, import reports): one rule for every node. */
 import os from 'node:os';
 import path from 'node:path';
-import { SyncError } from '../../lib/errors';
+import { expandEnv } from '../../lib/env';
 
 /**
  * A path from a node setting: `${VAR}` anywhere in it is replaced from the environment (an unset
@@ -11,12 +11,7 @@ import { SyncError } from '../../lib/errors';
 export function userPath(value: string | undefined, dflt: string, userDir: string | undefined, what: string): string {
   const base = userDir || path.join(os.homedir(), '.node-red');
   const raw = (value ?? '').trim() || dflt;
-  const expanded = raw.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_m, name: string) => {
-    const v = process.env[name];
-    if (v === undefined || v === '') throw new SyncError('CONFIG', `The ${what} uses \${${name}}, but that environment variable is not set.`);
-    return v;
-  });
-  return path.resolve(base, expanded);
+  return path.resolve(base, expandEnv(raw, what));
 }
 
 /**

@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { SyncError, toSyncError } from '../../lib/errors';
+import { clip, hideSecrets } from '../../lib/oplog/scrub';
 import type { ErrorFacts, SyncTrace } from '../../lib/oplog/trace';
 import type { Node, NodeMessage } from './red';
 
@@ -20,10 +21,6 @@ export function errorFacts(err: SyncError): ErrorFacts {
 
 const MAX_WARNINGS = 5;
 const MAX_TEXT = 140;
-
-function clip(s: string, n = MAX_TEXT): string {
-  return s.length > n ? s.slice(0, n - 1) + '…' : s;
-}
 
 /** The trace of a message, created on first use (a new traceId), kept across nodes. */
 export function traceOf(msg: NodeMessage): SyncTrace {
@@ -45,10 +42,10 @@ export function updateTrace(msg: NodeMessage, patch: Partial<Omit<SyncTrace, 'wa
   const { warnings, ...rest } = patch;
   for (const [k, v] of Object.entries(rest)) {
     if (v === undefined) continue;
-    (t as unknown as Record<string, unknown>)[k] = typeof v === 'string' ? clip(v) : v;
+    (t as unknown as Record<string, unknown>)[k] = typeof v === 'string' ? clip(v, MAX_TEXT) : v;
   }
   for (const w of warnings ?? []) {
-    const c = clip(w);
+    const c = clip(w, MAX_TEXT);
     if (!t.warnings.includes(c) && t.warnings.length < MAX_WARNINGS) t.warnings.push(c);
   }
   t.durationMs = Date.now() - t.startedAt;
@@ -88,22 +85,13 @@ function fitTrace(t: SyncTrace): void {
   }
 }
 
-/** Replace each secret that occurs in a text with ***. */
-export function redact(text: string, secrets: Array<string | undefined>): string {
-  let out = text;
-  for (const s of secrets) {
-    if (s && s.length >= 3) out = out.split(s).join('***');
-  }
-  return out;
-}
-
 /**
  * Report a failure the Node-RED way: the trace says `failed`, the status turns red with a short
  * reason, and `done(err)` hands the msg to Catch nodes (err.code is stable, e.g. CRM_NOT_FOUND).
  */
 export function fail(node: Node<any>, msg: NodeMessage, e: unknown, done: (err?: Error) => void, secrets: Array<string | undefined> = []): void {
   const err = toSyncError(e);
-  const message = redact(err.message, secrets);
+  const message = hideSecrets(err.message, secrets);
   // Always a fresh error without the original `cause`: Node-RED copies err.cause onto msg.error for
   // Catch and Debug nodes, and a transport cause (an AxiosError) holds the request it failed on —
   // for a login, its body with the password. The cause handed over instead is a plain object of
@@ -113,7 +101,7 @@ export function fail(node: Node<any>, msg: NodeMessage, e: unknown, done: (err?:
   const clean = new SyncError(err.code, message, {
     cause: { code: err.code, ...facts },
     status: err.status,
-    details: err.details.map((d) => redact(d, secrets)),
+    details: err.details.map((d) => hideSecrets(d, secrets)),
     column: err.column,
     path: err.path,
     retryable: err.retryable,
@@ -187,27 +175,6 @@ export class StatusCounter {
   summary(): string {
     return `${this.ok} ${this.label}` + (this.failed ? ` · ${this.failed} failed` : '');
   }
-}
-
-/**
- * `${NAME}` (the whole value) → process.env.NAME. Node-RED does this itself for deployed
- * properties and credentials; dialog values sent to a Test connection endpoint are raw.
- */
-export function resolveEnv(value: unknown): string {
-  if (typeof value !== 'string') return '';
-  const m = /^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$/.exec(value.trim()) ?? /^\$\(([A-Za-z_][A-Za-z0-9_]*)\)$/.exec(value.trim());
-  return m ? process.env[m[1]] ?? '' : value;
-}
-
-/**
- * The variable name when a value is still a `${NAME}` reference after deploy (Node-RED leaves it
- * as is when NAME is set nowhere), else undefined. Such a value must never be used as it stands:
- * a literal "${NAME}" sent as a password is a failed login that counts toward a lock-out.
- */
-export function unresolvedEnvName(value: unknown): string | undefined {
-  if (typeof value !== 'string') return undefined;
-  const m = /^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$/.exec(value.trim()) ?? /^\$\(([A-Za-z_][A-Za-z0-9_]*)\)$/.exec(value.trim());
-  return m ? m[1] : undefined;
 }
 
 /** A positive number from a node property, or the default. */

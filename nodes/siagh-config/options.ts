@@ -3,10 +3,11 @@
  * index) per config node, shared by every node that uses it; a redeploy closes it.
  */
 import type { SiaghClient } from '../../lib/siagh/client';
+import { envRefName } from '../../lib/env';
 import { SyncError } from '../../lib/errors';
 import type { Node, NodeAPI, NodeDef } from '../shared/red';
 import type { RetryListener } from '../shared/config-support';
-import { num, unresolvedEnvName } from '../shared/support';
+import { num } from '../shared/support';
 
 export interface SiaghConfigDef extends NodeDef {
   baseUrl: string;
@@ -31,7 +32,9 @@ export interface SiaghConfigNode extends Node<SiaghCredentials> {
 
 export function siaghClientOptions(def: { baseUrl?: string; saveFormDataPath?: string; indexMaxAge?: unknown; timeout?: unknown; concurrency?: unknown; ambiguousPreInvoice?: string; ca?: string }, creds: SiaghCredentials) {
   for (const [label, value] of [['base URL', def.baseUrl], ['user name', creds.username], ['password', creds.password]] as const) {
-    const name = unresolvedEnvName(value);
+    // Still a reference after deploy: NAME is set nowhere. Never used as it stands (a literal
+    // "${NAME}" sent as a password is a failed login that counts toward a lock-out).
+    const name = envRefName(value);
     if (name) throw new SyncError('CONFIG', `The Siagh config node's ${label} is \${${name}}, but the environment variable ${name} is not set. Set it for the Node-RED process (or enter the value) and deploy again.`);
   }
   if (!def.baseUrl) throw new SyncError('CONFIG', 'The Siagh config node has no base URL. Open it and enter the Siagh address, e.g. http://siagh.example.com.');

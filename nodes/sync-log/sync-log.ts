@@ -15,13 +15,13 @@
  * - Admin endpoints (editor): POST /siagh-sync/sync-log/:id/replay, POST …/:id/resolve,
  *   GET …/:id/stats, GET …/:id/failed.
  */
-import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { SyncError, toSyncError } from '../../lib/errors';
 import { describeOperation, Operation, ReplayEvent, Trigger, TRIGGERS } from '../../lib/oplog/entry';
 import { customerIdOf, isGuid } from '../../lib/ref';
 import { DEFAULT_MAX_AGE_DAYS, DEFAULT_MAX_ENTRIES, type FailedEntry, type FailedFilter } from '../../lib/oplog/failed-list';
 import { OpLog } from '../../lib/oplog/oplog';
+import { KnownSecrets } from '../../lib/oplog/scrub';
 import { Failure, SyncQueue } from '../../lib/queue/sync-queue';
 import { mappingFileIn } from '../../lib/store/data-folder';
 import { MappingStore } from '../../lib/store/mapping-store';
@@ -29,7 +29,7 @@ import { classify } from '../../lib/sync/retry-policy';
 import { jobOf } from '../shared/job';
 import { dataDirFor } from '../shared/store-ref';
 import type { Node, NodeAPI, NodeDef, NodeMessage, Request, Response } from '../shared/red';
-import { fail, num, resolveEnv, updateTrace } from '../shared/support';
+import { fail, num, updateTrace } from '../shared/support';
 
 interface SyncLogDef extends NodeDef {
   /** The sync-store config node (its data folder and queue). */
@@ -86,8 +86,6 @@ function decisionOf(payload: unknown): Decision {
 
 const instances = new Map<string, SyncLogApi>();
 const COMMANDS = new Set(['replay', 'stats', 'failed', 'resolve']);
-const SECRET_KEY = /pass|secret|token|key|pwd/i;
-const SECRETS_TTL_MS = 5000;
 /** At most this many events listed in a replay result (all are sent). */
 const LISTED = 100;
 
@@ -98,39 +96,13 @@ function filterOf(payload: unknown): FailedFilter {
 }
 
 export = function (RED: NodeAPI) {
-  /**
-   * Every credential value that looks like a secret, of every node deployed (the config nodes'
-   * passwords, a webhook token …), and its MD5 (Siagh logs in with the MD5 of the password), plus
-   * environment variables named like secrets. Cached briefly: it is read for each logged message.
-   */
-  let secretCache: { at: number; list: string[] } | undefined;
-  function knownSecrets(): string[] {
-    const now = Date.now();
-    if (secretCache && now - secretCache.at < SECRETS_TTL_MS) return secretCache.list;
-    const out = new Set<string>();
-    const add = (v: unknown) => {
-      if (typeof v !== 'string' || v.length < 3) return;
-      for (const s of [v, resolveEnv(v)]) {
-        if (s.length < 3) continue;
-        out.add(s);
-        const md5 = createHash('md5').update(s, 'utf8').digest('hex');
-        out.add(md5);
-        out.add(md5.toUpperCase());
-      }
-    };
-    try {
-      RED.nodes.eachNode((n) => {
-        const creds = RED.nodes.getCredentials(n.id);
-        if (!creds) return;
-        for (const [k, v] of Object.entries(creds)) if (SECRET_KEY.test(k)) add(v);
-      });
-    } catch {
-      // the runtime is between flows: the patterns still apply
-    }
-    for (const [k, v] of Object.entries(process.env)) if (/PASSWORD|SECRET|TOKEN|API_?KEY/i.test(k) && v && v.length >= 6) add(v);
-    secretCache = { at: now, list: [...out] };
-    return secretCache.list;
-  }
+  /** The secrets in the credentials of every node deployed (config nodes' passwords, a webhook token …). */
+  const secrets = new KnownSecrets((collect) =>
+    RED.nodes.eachNode((n) => {
+      const creds = RED.nodes.getCredentials(n.id);
+      if (creds) collect(creds);
+    }),
+  );
 
   function SyncLog(this: Node, def: SyncLogDef) {
     RED.nodes.createNode(this, def);
@@ -326,7 +298,7 @@ export = function (RED: NodeAPI) {
           fromHttp: msg.req !== undefined && msg.req !== null,
           defaultTrigger: trigger,
           review: msg.review,
-          secrets: knownSecrets(),
+          secrets: secrets.list(),
         });
       } catch (e) {
         node.warn(`sync-log could not describe a message: ${toSyncError(e).message}`);
