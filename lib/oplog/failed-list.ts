@@ -441,6 +441,17 @@ export class FailedList {
     return f.limit ? out.slice(0, Number(f.limit)) : out;
   }
 
+  /**
+   * Put whole entries as they are, least recently failed first (moving a failed list between
+   * backends: lib/store/transfer.ts); an entry with the same key is replaced. Returns how many.
+   */
+  restore(entries: FailedEntry[]): number {
+    const valid = entries.filter(validEntry).sort((a, b) => a.lastAt.localeCompare(b.lastAt));
+    for (const e of valid) this.put(structuredClone(e));
+    if (valid.length) this.save();
+    return valid.length;
+  }
+
   /** Note that these entries were sent for replay. */
   markReplayed(keys: string[], now = Date.now()): void {
     const at = new Date(now).toISOString();
