@@ -117,6 +117,13 @@ export async function migrate(pool: Pool, component: string, steps: readonly Mig
   const sorted = [...steps].sort((a, b) => a.version - b.version);
   const newest = sorted.length ? sorted[sorted.length - 1].version : 0;
   const c = await pool.connect();
+  // As in inTransaction: a connection cut mid-migration rejects the call (not an uncaught error)
+  // and the broken client is dropped.
+  let broken: Error | undefined;
+  const onError = (e: Error) => {
+    broken = e;
+  };
+  c.on('error', onError);
   try {
     await c.query('BEGIN');
     await c.query("SELECT pg_advisory_xact_lock(hashtext('siagh_sync:migrate'))");
@@ -139,26 +146,37 @@ export async function migrate(pool: Pool, component: string, steps: readonly Mig
     await c.query('COMMIT');
     return newest;
   } catch (e) {
-    await c.query('ROLLBACK').catch(() => undefined);
+    if (!broken && isTransientPgError(e)) broken = e as Error;
+    if (!broken) await c.query('ROLLBACK').catch(() => undefined);
     throw e;
   } finally {
-    c.release();
+    c.off('error', onError);
+    c.release(broken);
   }
 }
 
 /** Runs `fn` in a transaction on one connection: COMMIT on success, ROLLBACK on error. */
 export async function inTransaction<T>(pool: Pool, fn: (c: PoolClient) => Promise<T>): Promise<T> {
   const c = await pool.connect();
+  // A connection cut between two statements (a server restart) is reported here, not thrown
+  // from the client as an uncaught error; the broken client is then dropped, not pooled again.
+  let broken: Error | undefined;
+  const onError = (e: Error) => {
+    broken = e;
+  };
+  c.on('error', onError);
   try {
     await c.query('BEGIN');
     const out = await fn(c);
     await c.query('COMMIT');
     return out;
   } catch (e) {
-    await c.query('ROLLBACK').catch(() => undefined);
+    if (!broken && isTransientPgError(e)) broken = e as Error;
+    if (!broken) await c.query('ROLLBACK').catch(() => undefined);
     throw e;
   } finally {
-    c.release();
+    c.off('error', onError);
+    c.release(broken);
   }
 }
 
