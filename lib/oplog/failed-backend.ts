@@ -18,6 +18,8 @@ export interface FailedBackend {
   onDrop: ((r: DropReport) => void) | undefined;
   /** Entries this instance dropped by the bounds since open. */
   readonly dropped: number;
+  /** Drop reports made before onDrop was set (the bounds applied at open). */
+  takeEarlyDrops(): DropReport[];
   size(): Promise<number>;
   get(key: string): Promise<FailedEntry | undefined>;
   /** All entries, oldest failure first. */

@@ -31,6 +31,9 @@ export class FileFailedBackend implements FailedBackend {
   get dropped(): number {
     return this.list.dropped;
   }
+  takeEarlyDrops(): DropReport[] {
+    return this.list.takeEarlyDrops();
+  }
   async size(): Promise<number> {
     return this.list.size;
   }

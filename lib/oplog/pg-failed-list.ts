@@ -4,9 +4,11 @@
  *
  * One table (component `failed` in siagh_sync_schema): `siagh_sync_failed`, one row per key with
  * the whole entry as jsonb and the columns the filters read (event type, CRM id, entity, code,
- * first and last failure). A failure reads and updates its row under a row lock, so two instances
- * failing the same record count two attempts. The bounds (most entries, oldest last failure) are
- * applied after each failure; the age bound at most once a minute per instance, as in the file list.
+ * first and last failure). A failure reads and writes its row under a lock on its key (a
+ * transaction-scoped advisory lock: a row lock cannot hold a key that has no row yet), so two
+ * instances failing the same record count two attempts. The bounds (most entries, oldest last
+ * failure) are applied at open and after each failure; the age bound at most once a minute per
+ * instance, as in the file list.
  */
 import type { Pool, PoolClient } from 'pg';
 import { SyncError } from '../errors';
@@ -52,6 +54,8 @@ export class PgFailedList implements FailedBackend {
   private maxAgeMs = DEFAULT_MAX_AGE_DAYS * DAY;
   private lastAgeCheck = 0;
   private closed = false;
+  /** Drops made before anyone listened (at open). */
+  private earlyDrops: DropReport[] = [];
 
   private constructor(readonly pool: Pool) {}
 
@@ -64,6 +68,7 @@ export class PgFailedList implements FailedBackend {
     }
     const list = new PgFailedList(pool);
     list.setLimits(limits);
+    await list.prune(Date.now(), true); // as the file list at open: a lower bound applies at once
     return list;
   }
 
@@ -88,6 +93,10 @@ export class PgFailedList implements FailedBackend {
 
   get limits(): { maxEntries: number; maxAgeDays: number } {
     return { maxEntries: this.maxEntries, maxAgeDays: this.maxAgeMs / DAY };
+  }
+
+  takeEarlyDrops(): DropReport[] {
+    return this.earlyDrops.splice(0);
   }
 
   async size(): Promise<number> {
@@ -121,7 +130,8 @@ export class PgFailedList implements FailedBackend {
     const at = new Date(now).toISOString();
     const entry = await this.run(`could not record the failure of ${key}`, () =>
       inTransaction(this.pool, async (c) => {
-        const r = await c.query<{ entry: FailedEntry }>('SELECT entry FROM siagh_sync_failed WHERE key = $1 FOR UPDATE', [key]);
+        await c.query("SELECT pg_advisory_xact_lock(hashtext('siagh_sync:failed:' || $1))", [key]);
+        const r = await c.query<{ entry: FailedEntry }>('SELECT entry FROM siagh_sync_failed WHERE key = $1', [key]);
         const prev = r.rows[0]?.entry;
         const e: FailedEntry = {
           key,
@@ -187,10 +197,13 @@ export class PgFailedList implements FailedBackend {
     rows.sort((a, b) => a.last_at.getTime() - b.last_at.getTime() || a.key.localeCompare(b.key));
     this.dropped += rows.length;
     const r: DropReport = { count: rows.length, why, oldestAt: rows[0].last_at.toISOString(), keys: rows.slice(0, 5).map((x) => x.key) };
-    try {
-      this.onDrop?.(r);
-    } catch {
-      // the listener's trouble is its own
+    if (!this.onDrop) this.earlyDrops.push(r);
+    else {
+      try {
+        this.onDrop(r);
+      } catch {
+        // the listener's trouble is its own
+      }
     }
     return rows.length;
   }
