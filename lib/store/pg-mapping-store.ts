@@ -369,15 +369,23 @@ export class PgMappingStore implements MappingBackend {
     let pause = 10;
     for (;;) {
       const token = randomUUID();
-      const r = await this.run(`could not claim CRM ${TYPE_LABEL[t]} ${id}`, () =>
-        this.pool.query(
-          `INSERT INTO siagh_sync_claims AS c (entity_type, crm_id, token, expires_at) VALUES ($1, $2, $3, clock_timestamp() + $4 * interval '1 millisecond')
-           ON CONFLICT (entity_type, crm_id) DO UPDATE SET token = EXCLUDED.token, expires_at = EXCLUDED.expires_at WHERE c.expires_at <= clock_timestamp()
-           RETURNING token`,
-          [t, id, token, leaseMs],
-        ),
-      );
-      if (r.rowCount) return token;
+      let got: boolean;
+      try {
+        const r = await this.run(`could not claim CRM ${TYPE_LABEL[t]} ${id}`, () =>
+          this.pool.query(
+            `INSERT INTO siagh_sync_claims AS c (entity_type, crm_id, token, expires_at) VALUES ($1, $2, $3, clock_timestamp() + $4 * interval '1 millisecond')
+             ON CONFLICT (entity_type, crm_id) DO UPDATE SET token = EXCLUDED.token, expires_at = EXCLUDED.expires_at WHERE c.expires_at <= clock_timestamp()
+             RETURNING token`,
+            [t, id, token, leaseMs],
+          ),
+        );
+        got = !!r.rowCount;
+      } catch (e) {
+        // The server restarting while we wait: keep waiting (the claims are in its tables), up to waitMs.
+        if (!(e instanceof SyncError && e.retryable && Date.now() < deadline)) throw e;
+        got = false;
+      }
+      if (got) return token;
       const left = deadline - Date.now();
       if (left <= 0) throw this.busy(t, id, waitMs);
       await sleep(Math.min(left, pause * (0.5 + Math.random())));

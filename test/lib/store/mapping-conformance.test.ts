@@ -393,6 +393,24 @@ describe('mapping store on PostgreSQL: shared by instances (real server)', funct
       assert.ok(transient >= 1, 'the restart cut the pool’s connection: the next write failed retryably, a later one went through');
     });
 
+    it('claims live in the database: a claim held across a server restart still holds, and a waiter gets it when its lease ends', async () => {
+      const url = await server.database();
+      const a = await instance(url);
+      const b = await instance(url);
+      const held = await a.claim('quote', guid(11), { leaseMs: 1500 });
+      let got: string | undefined;
+      const waiting = b.claim('quote', guid(11), { waitMs: 20_000 }).then((t) => (got = t));
+      await sleep(100);
+      server.restart();
+      await sleep(300);
+      assert.equal(got, undefined, 'the restart did not free the claim');
+      await waiting;
+      assert.ok(got && got !== held);
+      assert.equal(await a.renewClaim('quote', guid(11), held), false, 'the first holder’s lease ended');
+      await b.release('quote', guid(11), got!);
+      assert.equal(await a.isClaimed('quote', guid(11)), false);
+    });
+
     it('a wrong password is a clear STORE_IO error without the secret', async () => {
       const url = await server.database();
       const p = openPool({ connectionString: url, password: 'wrong-secret-pw' }, () => undefined);
