@@ -22,7 +22,8 @@ import { randomUUID } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
 import { SyncError } from '../errors';
 import { describePgError, inTransaction, isTransientPgError, migrate, type Migration } from '../pg/db';
-import { ENTITY_TYPES, normalizeCrmId, normalizeCustomerNumber, normalizeSiaghCode, type CommitOptions, type EntityType, type MappingInput, type MappingRecord } from './mapping-store';
+import { badInput, buildMappingRecord, checkType, ENTITY_TYPES, errText, normalizeCrmId, normalizeCustomerNumber, normalizeSiaghCode, TYPE_LABEL, type EntityType, type MappingInput, type MappingRecord } from './mapping-record';
+import type { CommitOptions } from './mapping-store';
 import type { ClaimOptions, MappingBackend, MappingBackendStats } from './mapping-backend';
 
 export const MAPPING_COMPONENT = 'mapping';
@@ -59,10 +60,8 @@ export const MAPPING_MIGRATIONS: readonly Migration[] = [
   },
 ];
 
-const EXTRA_MAX_BYTES = 8192;
 const DEFAULT_LEASE_MS = 60_000;
 const DEFAULT_WAIT_MS = 60_000;
-const TYPE_LABEL: Record<EntityType, string> = { contact: 'contact', quote: 'quote (pre-invoice)', invoice: 'invoice' };
 const COLUMNS = 'entity_type, crm_id, siagh_code, customer_number, checksum, synced_at, source, extra';
 
 export interface PgMappingStoreOptions {
@@ -83,56 +82,6 @@ interface Row {
   synced_at: Date;
   source: string;
   extra: Record<string, unknown> | null;
-}
-
-function badInput(message: string): SyncError {
-  return new SyncError('BAD_INPUT', message);
-}
-
-function checkType(t: unknown): EntityType {
-  if (t === 'contact' || t === 'quote' || t === 'invoice') return t;
-  throw badInput(`Unknown mapping entity type ${JSON.stringify(t)}: use 'contact', 'quote' or 'invoice'.`);
-}
-
-function errText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
-
-/** The record store() writes, checked and normalised by the file store's rules. */
-function buildRecord(input: MappingInput): MappingRecord {
-  if (!input || typeof input !== 'object') throw badInput('store() needs a mapping record.');
-  const entityType = checkType(input.entityType);
-  const crmId = normalizeCrmId(input.crmId);
-  const siaghCode = normalizeSiaghCode(input.siaghCode);
-  if (typeof input.source !== 'string' || !input.source.trim() || input.source.length > 100) {
-    throw badInput(`The mapping for CRM id ${crmId} needs a source ('webhook', 'poll', 'import', 'replay', 'manual' …).`);
-  }
-  let syncedAt: string;
-  if (input.syncedAt === undefined) syncedAt = new Date().toISOString();
-  else {
-    const ms = Date.parse(String(input.syncedAt));
-    if (Number.isNaN(ms)) throw badInput(`syncedAt ${JSON.stringify(input.syncedAt)} of the mapping for CRM id ${crmId} is not a date.`);
-    syncedAt = new Date(ms).toISOString();
-  }
-  const rec: MappingRecord = { entityType, crmId, siaghCode, syncedAt, source: input.source.trim() };
-  const cn = normalizeCustomerNumber(input.customerNumber);
-  if (cn !== undefined) rec.customerNumber = cn;
-  if (input.checksum !== undefined && input.checksum !== null && input.checksum !== '') {
-    if (typeof input.checksum !== 'string' || input.checksum.length > 200) throw badInput(`The checksum of the mapping for CRM id ${crmId} must be text (at most 200 characters).`);
-    rec.checksum = input.checksum;
-  }
-  if (input.extra !== undefined && input.extra !== null) {
-    if (typeof input.extra !== 'object' || Array.isArray(input.extra)) throw badInput(`extra of the mapping for CRM id ${crmId} must be an object.`);
-    let json: string;
-    try {
-      json = JSON.stringify(input.extra);
-    } catch (e) {
-      throw badInput(`extra of the mapping for CRM id ${crmId} cannot be saved as JSON (${errText(e)}).`);
-    }
-    if (json.length > EXTRA_MAX_BYTES) throw badInput(`extra of the mapping for CRM id ${crmId} is ${json.length} bytes; keep it under ${EXTRA_MAX_BYTES} (small facts only).`);
-    rec.extra = Object.freeze(JSON.parse(json) as Record<string, unknown>);
-  }
-  return Object.freeze(rec);
 }
 
 function fromRow(r: Row): MappingRecord {
@@ -288,7 +237,7 @@ export class PgMappingStore implements MappingBackend {
    */
   async store(input: MappingInput, opts: { claimToken?: string } & CommitOptions = {}): Promise<MappingRecord> {
     this.assertOpen();
-    const rec = buildRecord(input);
+    const rec = buildMappingRecord(input);
     try {
       await inTransaction(this.pool, async (c: PoolClient) => {
         await c.query(
