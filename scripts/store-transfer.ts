@@ -23,7 +23,7 @@ import { describeTransfer, transferStore, type StoreSide } from '../lib/store/tr
 
 const USAGE = `Usage: npm run store:transfer -- --from <store> --to <store> [--dry-run]
   <store> is file:<data folder> or postgres (the database DATABASE_URL names;
-  DATABASE_PASSWORD and DATABASE_TLS=off|require|verify as for Node-RED).
+  DATABASE_PASSWORD and DATABASE_TLS=off|on as for Node-RED).
   Moves the mappings, meta values (poll cursors) and the failed list. Stop Node-RED and let the
   sync queue drain first: waiting jobs are not moved.
   --dry-run  report what would move and any conflicts; write nothing.`;
