@@ -25,3 +25,23 @@ for (const name of fs.readdirSync(nodesDir)) {
     fs.cpSync(path.join(src, entry), path.join(out, entry), { recursive: true });
   }
 }
+
+// examples/pipelines/ is produced from flows/ (the one source of the shipped flows), so that
+// Import > Examples offers them: here for dev runs and tests, and by prepack for the tarball.
+// Not in git (.gitignore). Each file is written whole (temp + rename) and only when it differs,
+// so builds running side by side (BUILD_OUT) never leave a half-written copy.
+const flowsDir = path.join(root, 'flows');
+const pipelinesDir = path.join(root, 'examples', 'pipelines');
+fs.mkdirSync(pipelinesDir, { recursive: true });
+const shipped = fs.readdirSync(flowsDir).filter((f) => f.endsWith('.json'));
+for (const f of shipped) {
+  const text = fs.readFileSync(path.join(flowsDir, f));
+  const dest = path.join(pipelinesDir, f);
+  if (fs.existsSync(dest) && fs.readFileSync(dest).equals(text)) continue;
+  const tmp = `${dest}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, text);
+  fs.renameSync(tmp, dest);
+}
+for (const f of fs.readdirSync(pipelinesDir)) {
+  if (f.endsWith('.json') && !shipped.includes(f)) fs.rmSync(path.join(pipelinesDir, f), { force: true });
+}

@@ -434,7 +434,6 @@ describe('crm-poll (Node-RED runtime)', function () {
   it('the shipped polling flow: inject every ${POLL_SECONDS} (POLL_INTERVAL_SECONDS or 300) → crm-poll → sync-queue → crm-fetch → lookup → upsert → store → sync-log → debug, failures and replay (into the queue) through sync-log, no function node', () => {
     const root = packageRoot();
     const text = fs.readFileSync(path.join(root, 'flows', 'polling-sync.json'), 'utf8');
-    assert.equal(fs.readFileSync(path.join(root, 'examples', 'pipelines', 'polling-sync.json'), 'utf8'), text, 'the example copy is identical');
     const flow = JSON.parse(text) as Array<Record<string, any>>;
     const byId = new Map(flow.map((x) => [x.id, x]));
     const next = (x: Record<string, any>) => (x.wires as string[][]).flat().map((id) => byId.get(id)!);

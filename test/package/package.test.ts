@@ -41,6 +41,13 @@ describe('package: npm pack → install into an empty user dir → Node-RED load
     }
     assert.ok(!files.some((f) => f.startsWith('dist/test/') || f.startsWith('test/')), 'tests are not packed');
     assert.ok(files.some((f) => f.startsWith('examples/')), 'examples packed');
+    // flows/ is the one source; the build produces examples/pipelines/ from it (not in git), and the tarball holds both.
+    const flows = fs.readdirSync(path.join(root, 'flows')).filter((f) => f.endsWith('.json'));
+    assert.equal(flows.length, 3, 'the three shipped flows');
+    for (const f of flows) {
+      assert.ok(files.includes(`flows/${f}`), `flows/${f} packed`);
+      assert.ok(files.includes(`examples/pipelines/${f}`), `examples/pipelines/${f} packed (Import > Examples)`);
+    }
     assert.ok(files.includes('resources/test-connection.js'), 'the editor resource (Test connection script) packed');
 
     const userDir = path.join(tmp, 'userdir');
@@ -51,7 +58,11 @@ describe('package: npm pack → install into an empty user dir → Node-RED load
       ['install', '--no-audit', '--no-update-notifier', '--no-fund', '--save', '--save-prefix=~', '--omit=dev', '--engine-strict', '--prefer-offline', '--', path.join(tmp, info.filename)],
       { cwd: userDir, stdio: 'pipe' },
     );
-    assert.ok(fs.existsSync(path.join(userDir, 'node_modules', pkg.name, 'package.json')));
+    const installed = path.join(userDir, 'node_modules', pkg.name);
+    assert.ok(fs.existsSync(path.join(installed, 'package.json')));
+    for (const f of flows) {
+      assert.equal(fs.readFileSync(path.join(installed, 'examples', 'pipelines', f), 'utf8'), fs.readFileSync(path.join(root, 'flows', f), 'utf8'), `the installed examples/pipelines/${f} is flows/${f}`);
+    }
 
     red = await startNodeRed({ userDir, settingsFile: writeSettings(userDir) });
     const res = await fetch(red.url + '/nodes', { headers: { Accept: 'application/json' } });
