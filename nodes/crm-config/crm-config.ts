@@ -6,10 +6,11 @@ import { CrmClient } from '../../lib/crm/client';
 import type { NodeAPI } from '../shared/red';
 import { clientHolder, ClientHolder, registerTestEndpoint } from '../shared/config-support';
 import { CrmConfigDef, CrmConfigNode, crmClientOptions } from './options';
+import { createNode, migrationSettings } from '../shared/saved-settings';
 
 export = function (RED: NodeAPI) {
   function CrmConfig(this: CrmConfigNode & { holder: ClientHolder<CrmClient> }, def: CrmConfigDef) {
-    RED.nodes.createNode(this, def);
+    def = createNode(RED, this, 'crm-config', def);
     this.baseUrl = def.baseUrl;
     const holder = clientHolder((onRetry) => new CrmClient({ ...crmClientOptions(def, this.credentials ?? {}), onRetry }));
     this.client = () => holder.get();
@@ -21,6 +22,7 @@ export = function (RED: NodeAPI) {
   }
 
   RED.nodes.registerType('crm-config', CrmConfig, {
+    settings: migrationSettings('crm-config'),
     credentials: { username: { type: 'text' }, password: { type: 'password' } },
   });
 

@@ -15,6 +15,7 @@ import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
 import { fail, num, StatusCounter, updateTrace } from '../shared/support';
 import { pick, refOfMsg } from '../shared/msg-input';
 import { holdJob } from '../shared/job';
+import { createNode, migrationSettings } from '../shared/saved-settings';
 
 type What = 'identity' | 'person' | 'organization' | 'quote' | 'invoice' | 'auto' | 'search';
 
@@ -35,7 +36,7 @@ function whatFromType(msg: NodeMessage, ref: FoundRef): What {
 
 export = function (RED: NodeAPI) {
   function CrmFetch(this: Node, def: CrmFetchDef) {
-    RED.nodes.createNode(this, def);
+    def = createNode(RED, this, 'crm-fetch', def);
     const node = this;
     const config = RED.nodes.getNode(def.crm) as CrmConfigNode | null;
     const counter = new StatusCounter(node, 'fetched');
@@ -108,5 +109,5 @@ export = function (RED: NodeAPI) {
       })().finally(letGo);
     });
   }
-  RED.nodes.registerType('crm-fetch', CrmFetch);
+  RED.nodes.registerType('crm-fetch', CrmFetch, { settings: migrationSettings('crm-fetch') });
 };

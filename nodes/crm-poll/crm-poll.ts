@@ -22,6 +22,7 @@ import type { CrmConfigNode } from '../crm-config/options';
 import { mappingFileFor } from '../shared/store-ref';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
 import { fail, num, updateTrace } from '../shared/support';
+import { createNode, migrationSettings } from '../shared/saved-settings';
 
 interface CrmPollDef extends NodeDef {
   crm: string;
@@ -69,7 +70,7 @@ function statusText(results: PollResult[]): string {
 
 export = function (RED: NodeAPI) {
   function CrmPoll(this: Node, def: CrmPollDef) {
-    RED.nodes.createNode(this, def);
+    def = createNode(RED, this, 'crm-poll', def);
     const node = this;
     const config = RED.nodes.getNode(def.crm) as CrmConfigNode | null;
     const abort = new AbortController();
@@ -201,5 +202,5 @@ export = function (RED: NodeAPI) {
       ).then(() => done(), () => done());
     });
   }
-  RED.nodes.registerType('crm-poll', CrmPoll);
+  RED.nodes.registerType('crm-poll', CrmPoll, { settings: migrationSettings('crm-poll') });
 };

@@ -34,6 +34,7 @@ import { SyncQueue } from '../../lib/queue/sync-queue';
 import type { Node, NodeAPI, NodeDef, NodeMessage, Request, Response } from '../shared/red';
 import { storeSettings } from '../shared/store-ref';
 import { num, updateTrace } from '../shared/support';
+import { createNode, migrationSettings } from '../shared/saved-settings';
 
 interface CrmWebhookDef extends NodeDef {
   mode?: 'webhook' | 'echo';
@@ -78,7 +79,7 @@ function isEmptyBody(v: unknown): boolean {
 
 export = function (RED: NodeAPI) {
   function CrmWebhook(this: Node<Creds>, def: CrmWebhookDef) {
-    RED.nodes.createNode(this, def);
+    def = createNode(RED, this, 'crm-webhook', def);
     const node = this;
     const mode = def.mode === 'echo' ? 'echo' : 'webhook';
     const expect: WebhookType | 'any' = EXPECT[String(def.expect ?? '').toLowerCase()] ?? 'any';
@@ -317,6 +318,7 @@ export = function (RED: NodeAPI) {
   }
 
   RED.nodes.registerType('crm-webhook', CrmWebhook, {
+    settings: migrationSettings('crm-webhook'),
     credentials: { token: { type: 'password' } },
   });
 

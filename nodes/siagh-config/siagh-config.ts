@@ -6,10 +6,11 @@ import { SiaghClient } from '../../lib/siagh/client';
 import type { NodeAPI } from '../shared/red';
 import { clientHolder, ClientHolder, registerTestEndpoint } from '../shared/config-support';
 import { SiaghConfigDef, SiaghConfigNode, siaghClientOptions } from './options';
+import { createNode, migrationSettings } from '../shared/saved-settings';
 
 export = function (RED: NodeAPI) {
   function SiaghConfig(this: SiaghConfigNode & { holder: ClientHolder<SiaghClient> }, def: SiaghConfigDef) {
-    RED.nodes.createNode(this, def);
+    def = createNode(RED, this, 'siagh-config', def);
     this.baseUrl = def.baseUrl;
     const holder = clientHolder((onRetry) => new SiaghClient({ ...siaghClientOptions(def, this.credentials ?? {}), onRetry }));
     this.client = () => holder.get();
@@ -21,6 +22,7 @@ export = function (RED: NodeAPI) {
   }
 
   RED.nodes.registerType('siagh-config', SiaghConfig, {
+    settings: migrationSettings('siagh-config'),
     credentials: { username: { type: 'text' }, password: { type: 'password' } },
   });
 

@@ -14,6 +14,7 @@ import type { SiaghConfigNode } from '../siagh-config/options';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
 import { mappingFileFor, reportsDirFor } from '../shared/store-ref';
 import { fail, num, updateTrace } from '../shared/support';
+import { createNode, migrationSettings } from '../shared/saved-settings';
 
 /** The shared field settings (lib/sync/field-settings.ts) are the same properties as siagh-upsert's. */
 interface SiaghImportDef extends NodeDef, FieldSettingsConfig {
@@ -59,7 +60,7 @@ function endStatus(r: ImportReport): { fill: 'green' | 'yellow' | 'red'; shape: 
 
 export = function (RED: NodeAPI) {
   function SiaghImport(this: Node, def: SiaghImportDef) {
-    RED.nodes.createNode(this, def);
+    def = createNode(RED, this, 'siagh-import', def);
     const node = this;
     const siaghCfg = RED.nodes.getNode(def.siagh) as SiaghConfigNode | null;
     const crmCfg = RED.nodes.getNode(def.crm) as CrmConfigNode | null;
@@ -143,5 +144,5 @@ export = function (RED: NodeAPI) {
         );
     });
   }
-  RED.nodes.registerType('siagh-import', SiaghImport);
+  RED.nodes.registerType('siagh-import', SiaghImport, { settings: migrationSettings('siagh-import') });
 };

@@ -25,6 +25,7 @@ import type { Node, NodeAPI, NodeMessage } from '../shared/red';
 import { fail, StatusCounter, traceOf, updateTrace } from '../shared/support';
 import { contactOptions, preInvoiceOptions, SiaghUpsertDef } from './options';
 import { holdJob, jobOf } from '../shared/job';
+import { createNode, migrationSettings } from '../shared/saved-settings';
 
 interface MappingLike {
   siaghCode: string;
@@ -69,7 +70,7 @@ function isIdentity(p: unknown): p is CrmIdentity {
 
 export = function (RED: NodeAPI) {
   function SiaghUpsert(this: Node, def: SiaghUpsertDef) {
-    RED.nodes.createNode(this, def);
+    def = createNode(RED, this, 'siagh-upsert', def);
     const node = this;
     const config = RED.nodes.getNode(def.siagh) as SiaghConfigNode | null;
     const counter = new StatusCounter(node, 'synced');
@@ -177,5 +178,5 @@ export = function (RED: NodeAPI) {
       })().finally(letGo);
     });
   }
-  RED.nodes.registerType('siagh-upsert', SiaghUpsert);
+  RED.nodes.registerType('siagh-upsert', SiaghUpsert, { settings: migrationSettings('siagh-upsert') });
 };

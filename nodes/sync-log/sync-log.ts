@@ -30,6 +30,7 @@ import { jobOf } from '../shared/job';
 import { dataDirFor } from '../shared/store-ref';
 import type { Node, NodeAPI, NodeDef, NodeMessage, Request, Response } from '../shared/red';
 import { fail, num, updateTrace } from '../shared/support';
+import { createNode, migrationSettings } from '../shared/saved-settings';
 
 interface SyncLogDef extends NodeDef {
   /** The sync-store config node (its data folder and queue). */
@@ -105,7 +106,7 @@ export = function (RED: NodeAPI) {
   );
 
   function SyncLog(this: Node, def: SyncLogDef) {
-    RED.nodes.createNode(this, def);
+    def = createNode(RED, this, 'sync-log', def);
     const node = this;
     const trigger: Trigger | 'auto' = def.trigger && (TRIGGERS as string[]).includes(def.trigger) ? def.trigger : 'auto';
     let dir = '';
@@ -390,7 +391,7 @@ export = function (RED: NodeAPI) {
     });
   }
 
-  RED.nodes.registerType('sync-log', SyncLog);
+  RED.nodes.registerType('sync-log', SyncLog, { settings: migrationSettings('sync-log') });
 
   // ------------------------------------------------------------------ admin endpoints (editor)
 

@@ -23,6 +23,7 @@ import { mappingFileFor } from '../shared/store-ref';
 import { fail, num, StatusCounter, updateTrace } from '../shared/support';
 import { holdJob } from '../shared/job';
 import { refOfMsg } from '../shared/msg-input';
+import { createNode, migrationSettings } from '../shared/saved-settings';
 
 interface SyncMappingDef extends NodeDef {
   /** The sync-store config node (its data folder holds the mapping file). */
@@ -59,7 +60,7 @@ function crmIdOf(msg: NodeMessage): string {
 
 export = function (RED: NodeAPI) {
   function SyncMapping(this: Node, def: SyncMappingDef) {
-    RED.nodes.createNode(this, def);
+    def = createNode(RED, this, 'sync-mapping', def);
     const node = this;
     const counter = new StatusCounter(node, def.operation === 'lookup' ? 'looked up' : def.operation === 'store' ? 'stored' : 'done');
     let file: string;
@@ -206,5 +207,5 @@ export = function (RED: NodeAPI) {
       ).then(() => done(), () => done());
     });
   }
-  RED.nodes.registerType('sync-mapping', SyncMapping);
+  RED.nodes.registerType('sync-mapping', SyncMapping, { settings: migrationSettings('sync-mapping') });
 };

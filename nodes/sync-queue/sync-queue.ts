@@ -12,6 +12,7 @@ import { eventOf, SyncQueue, Taken } from '../../lib/queue/sync-queue';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
 import { storeSettings } from '../shared/store-ref';
 import { fail, num, updateTrace } from '../shared/support';
+import { createNode, migrationSettings } from '../shared/saved-settings';
 
 interface SyncQueueDef extends NodeDef {
   store?: string;
@@ -22,7 +23,7 @@ const DECISIONS = ['linkDecision', 'reviewDecision'] as const;
 
 export = function (RED: NodeAPI) {
   function SyncQueueNode(this: Node, def: SyncQueueDef) {
-    RED.nodes.createNode(this, def);
+    def = createNode(RED, this, 'sync-queue', def);
     const node = this;
     const concurrency = Math.round(num(def.concurrency, 4, 1));
     const mine = new Map<string, string>(); // job id → lease token, for jobs this node sent
@@ -143,5 +144,5 @@ export = function (RED: NodeAPI) {
       ).then(() => done(), () => done());
     });
   }
-  RED.nodes.registerType('sync-queue', SyncQueueNode);
+  RED.nodes.registerType('sync-queue', SyncQueueNode, { settings: migrationSettings('sync-queue') });
 };

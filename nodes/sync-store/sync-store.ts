@@ -10,6 +10,7 @@ import { defaultDataDir, userPath } from '../shared/data-path';
 import type { Node, NodeAPI, NodeDef } from '../shared/red';
 import type { StoreSettings } from '../shared/store-ref';
 import { num } from '../shared/support';
+import { createNode, migrationSettings } from '../shared/saved-settings';
 
 interface SyncStoreDef extends NodeDef {
   backend?: 'file';
@@ -25,7 +26,7 @@ interface SyncStoreDef extends NodeDef {
 
 export = function (RED: NodeAPI) {
   function SyncStore(this: Node & { settings?: () => StoreSettings }, def: SyncStoreDef) {
-    RED.nodes.createNode(this, def);
+    def = createNode(RED, this, 'sync-store', def);
     const fromEnv: QueuePolicy = queuePolicyFromEnv(process.env);
     const blank = (v: unknown) => v === undefined || v === null || String(v).trim() === '';
     const policy: QueuePolicy = {
@@ -49,5 +50,5 @@ export = function (RED: NodeAPI) {
       return { dir, policy };
     };
   }
-  RED.nodes.registerType('sync-store', SyncStore);
+  RED.nodes.registerType('sync-store', SyncStore, { settings: migrationSettings('sync-store') });
 };

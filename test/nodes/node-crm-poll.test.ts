@@ -72,13 +72,13 @@ describe('crm-poll (Node-RED runtime)', function () {
     return fs.existsSync(file) ? (readOnDisk(file).meta as Record<string, any>) : {};
   }
 
-  /** crm-poll 'poll' → helper 'out'; Catch → helper 'caught'. */
+  /** crm-poll 'poll' (as this release saves it: version 1) → helper 'out'; Catch → helper 'caught'. */
   async function deploy(props: Record<string, unknown> = {}) {
     const cfg = configNodes(siagh.url, crm.url);
     const flow = [
       tab,
       ...cfg.nodes,
-      n({ id: 'poll', type: 'crm-poll', crm: 'crm', file: 'data/mappings.json', wires: [['out']], ...props }),
+      n({ id: 'poll', type: 'crm-poll', version: 1, crm: 'crm', file: 'data/mappings.json', wires: [['out']], ...props }),
       n({ id: 'out', type: 'helper' }),
       n({ id: 'c', type: 'catch', wires: [['caught']] }),
       n({ id: 'caught', type: 'helper' }),
@@ -368,7 +368,7 @@ describe('crm-poll (Node-RED runtime)', function () {
     const flow = [
       tab,
       ...cfg.nodes,
-      n({ id: 'poll', type: 'crm-poll', crm: 'crm', file: 'data/mappings.json', wires: [['fetch']] }),
+      n({ id: 'poll', type: 'crm-poll', version: 1, crm: 'crm', file: 'data/mappings.json', wires: [['fetch']] }),
       n({ id: 'fetch', type: 'crm-fetch', crm: 'crm', what: 'identity', wires: [['lookup']] }),
       n({ id: 'lookup', type: 'sync-mapping', operation: 'lookup', file: 'data/mappings.json', entityType: 'auto', claim: true, wires: [['up']] }),
       n({ id: 'up', type: 'siagh-upsert', siagh: 'siagh', mode: 'auto', wires: [['store']] }),
