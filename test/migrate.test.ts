@@ -158,8 +158,8 @@ describe('settings migrations (nodes/shared/migrate.ts)', () => {
       assert.equal(c.addressNames, true);
       assert.equal(c.genderValues, 'Female, Male');
       assert.equal(c.documentDiscount, 'none');
-      assert.equal(c.writeBack, true);
       assert.equal(c.crm, undefined, 'no CRM chosen: nothing is written back, as before');
+      assert.equal(c.writeBack, undefined, 'not ticked for a node without a CRM (it would warn at every deploy)');
       assert.equal(c.paymentType, '2');
       const set = migrateSettings('siagh-upsert', { ...old, salesCentre: '7', intermediary: '12' }).config;
       assert.deepEqual([set.salesCentre, set.intermediary], ['7', '12'], 'chosen values stay');

@@ -191,6 +191,8 @@ export interface E2eOptions {
   env?: Record<string, string>;
   /** Settings of the shipped flows' data store (cfg-store) to change, e.g. shorter retry delays. */
   store?: Record<string, unknown>;
+  /** Deploy these flows instead of the shipped ones (e.g. a flow saved by an older release). */
+  flows?: FlowNode[];
 }
 
 export interface WebhookReply {
@@ -270,9 +272,9 @@ export class E2eEnv {
     return this.red.url;
   }
 
-  /** The shipped flows as this environment deploys them (cfg-store patched with `opts.store`). */
+  /** The shipped flows (or `opts.flows`) as this environment deploys them (cfg-store patched with `opts.store`). */
   flows(): FlowNode[] {
-    return shippedFlows().map((n) => (n.id === 'cfg-store' && this.opts.store ? { ...n, ...this.opts.store } : n));
+    return (this.opts.flows ?? shippedFlows()).map((n) => (n.id === 'cfg-store' && this.opts.store ? { ...n, ...this.opts.store } : n));
   }
 
   /** A full deploy of the same flows again (every node stopped and started, as the editor's Deploy does). */

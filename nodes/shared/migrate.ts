@@ -137,8 +137,8 @@ export const MIGRATIONS: Record<MigratedType, NodeMigrations> = {
         why:
           'Sales centre and intermediary were saved empty at first; Siagh refuses an empty value, and the runtime ' +
           'has read empty as "auto" and 31 since: written out. The shared field settings and the VAT, discount and ' +
-          'document-discount settings were added with the defaults a missing value already meant; crm and writeBack ' +
-          'were added (without crm nothing is written back, as before).',
+          'document-discount settings were added with the defaults a missing value already meant. crm and writeBack ' +
+          'were added: left out, so a node without a CRM writes nothing back, as before, and says nothing about it.',
         replace: { salesCentre: [['', 'auto']], intermediary: [['', '31']] },
         add: {
           ...FIELD_SETTINGS_ADDED,
@@ -148,7 +148,6 @@ export const MIGRATIONS: Record<MigratedType, NodeMigrations> = {
           discountKey: '',
           discountPercentKey: '',
           documentDiscount: 'none',
-          writeBack: true,
         },
       },
     ],
