@@ -49,6 +49,7 @@ describe('package: npm pack → install into an empty user dir → Node-RED load
       assert.ok(files.includes(`examples/pipelines/${f}`), `examples/pipelines/${f} packed (Import > Examples)`);
     }
     assert.ok(files.includes('resources/test-connection.js'), 'the editor resource (Test connection script) packed');
+    assert.ok(files.includes('resources/migrate.js'), 'the editor resource (settings migrations) packed');
 
     const userDir = path.join(tmp, 'userdir');
     fs.mkdirSync(userDir);
@@ -79,6 +80,17 @@ describe('package: npm pack → install into an empty user dir → Node-RED load
     const script = await fetch(`${red.url}/resources/${pkg.name}/test-connection.js`);
     assert.equal(script.status, 200, 'resources/<package>/test-connection.js is served');
     assert.match(await script.text(), /siaghSyncTestConnection/);
+    // Every dialog migrates an old node's settings with resources/migrate.js and the tables the runtime exports.
+    const migrate = await fetch(`${red.url}/resources/${pkg.name}/migrate.js`);
+    assert.equal(migrate.status, 200, 'resources/<package>/migrate.js is served');
+    assert.match(await migrate.text(), /siaghSyncMigrate/);
+    const settings = (await (await fetch(`${red.url}/settings`)).json()) as Record<string, { current?: number } | undefined>;
+    for (const t of TYPES) {
+      const name = t.replace(/-([a-z0-9])/g, (_: string, c: string) => c.toUpperCase()) + 'Migrations';
+      assert.equal(typeof settings[name]?.current, 'number', `the editor gets ${name}`);
+      const html = fs.readFileSync(path.join(userDir, 'node_modules', pkg.name, 'dist', 'nodes', t, `${t}.html`), 'utf8');
+      assert.match(html, new RegExp(`<script type="text/javascript" src="resources/${pkg.name}/migrate.js"></script>`), `${t}.html loads it`);
+    }
     for (const t of ['crm-config', 'siagh-config']) {
       const html = fs.readFileSync(path.join(userDir, 'node_modules', pkg.name, 'dist', 'nodes', t, `${t}.html`), 'utf8');
       assert.match(html, new RegExp(`<script type="text/javascript" src="resources/${pkg.name}/test-connection.js"></script>`), `${t}.html loads it (relative URL)`);
