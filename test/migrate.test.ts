@@ -8,7 +8,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { applyStep, checkMigrations, MIGRATED_TYPES, migrateSettings, MIGRATIONS, migrationsSettingName, versionOf, type MigratedType } from '../nodes/shared/migrate';
 
-const root = path.resolve(__dirname, '..', '..');
+/** The package root: the nearest folder above with a package.json (wherever in test/ this file sits). */
+function packageRoot(): string {
+  for (let d = __dirname; d !== path.dirname(d); d = path.dirname(d)) if (fs.existsSync(path.join(d, 'package.json'))) return d;
+  throw new Error(`no package.json above ${__dirname}`);
+}
+const root = packageRoot();
 const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
 
 /** A node of `type` as the release before versions saved it (settings from git history). */
