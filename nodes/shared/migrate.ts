@@ -12,7 +12,7 @@
  *
  * To add or rename a setting: add the step `{from: N, to: N + 1, …}` to its type below, raise its
  * `current` to N + 1, set `version: { value: N + 1 }` in the node's .html defaults, and add a case to
- * test/migrate.test.ts (ARCHITECTURE.md, "a setting").
+ * test/nodes/migrate.test.ts (ARCHITECTURE.md, "a setting").
  */
 import { z } from 'zod';
 

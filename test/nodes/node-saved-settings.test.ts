@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { configNodes, helper, n, nodeModule, startSims, tab, tmpDir, waitFor } from './helpers/node-env';
+import { configNodes, helper, n, nodeModule, startSims, tab, tmpDir, waitFor } from '../helpers/node-env';
 
 const NODES = () => [nodeModule('crm-config'), nodeModule('siagh-config'), nodeModule('crm-poll')];
 

@@ -12,8 +12,8 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { nationalIdWithCheckDigit } from '../sim/seed';
-import { countMatching, CRM_LIST_RE, E2eEnv, FlowNode, PACKAGE_ROOT } from './helpers/e2e';
+import { nationalIdWithCheckDigit } from '../../sim/seed';
+import { countMatching, CRM_LIST_RE, E2eEnv, FlowNode, PACKAGE_ROOT } from '../helpers/e2e';
 
 const FIXTURES = path.join(PACKAGE_ROOT, 'test', 'fixtures', 'saved-flows');
 const QUOTE_FIND_RE = /^POST \/api\/v2\/crmobject\/quote\/sales\/find$/i;

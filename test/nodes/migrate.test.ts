@@ -6,14 +6,10 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { applyStep, checkMigrations, MIGRATED_TYPES, migrateSettings, MIGRATIONS, migrationsSettingName, versionOf, type MigratedType } from '../nodes/shared/migrate';
+import { applyStep, checkMigrations, MIGRATED_TYPES, migrateSettings, MIGRATIONS, migrationsSettingName, versionOf, type MigratedType } from '../../nodes/shared/migrate';
+import { BUILD_ROOT, REPO_ROOT } from '../helpers/paths';
 
-/** The package root: the nearest folder above with a package.json (wherever in test/ this file sits). */
-function packageRoot(): string {
-  for (let d = __dirname; d !== path.dirname(d); d = path.dirname(d)) if (fs.existsSync(path.join(d, 'package.json'))) return d;
-  throw new Error(`no package.json above ${__dirname}`);
-}
-const root = packageRoot();
+const root = REPO_ROOT;
 const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
 
 /** A node of `type` as the release before versions saved it (settings from git history). */
@@ -93,8 +89,8 @@ describe('settings migrations (nodes/shared/migrate.ts)', () => {
 
     it('each .html saves the current version as its `version` default (source and build)', () => {
       for (const t of MIGRATED_TYPES) {
-        for (const dir of ['nodes', path.join('dist', 'nodes')]) {
-          const html = fs.readFileSync(path.join(root, dir, t, `${t}.html`), 'utf8');
+        for (const dir of [path.join(root, 'nodes'), path.join(BUILD_ROOT, 'nodes')]) {
+          const html = fs.readFileSync(path.join(dir, t, `${t}.html`), 'utf8');
           const m = /defaults: \{[\s\S]*?\n\s+version: \{ value: (\d+) \}/.exec(html);
           assert.ok(m, `${dir}/${t}.html has a version default`);
           assert.equal(Number(m[1]), MIGRATIONS[t].current, `${dir}/${t}.html saves version ${MIGRATIONS[t].current}`);
