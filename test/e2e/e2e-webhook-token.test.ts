@@ -64,6 +64,14 @@ describe('e2e: the webhook token fails closed (shipped flows, real Node-RED)', f
     return { status: res.status, body, text };
   }
 
+  /** Restarts Node-RED and waits out the polling run it makes at start, so its CRM reads are not counted as the webhook's. */
+  async function restartQuiet(vars: Record<string, string>): Promise<void> {
+    const lists = countMatching(env.crm, CRM_LIST_RE);
+    await env.restart(vars);
+    await env.waitFor('the polling run after the restart', () => countMatching(env.crm, CRM_LIST_RE) > lists, 15_000).catch(() => undefined);
+    await env.waitQuiet('the polling run after the restart', () => [...env.crm.counts.entries()], { quietMs: 500 });
+  }
+
   before(async function () {
     this.timeout(180_000);
     // As `npm start` runs: no WEBHOOK_TOKEN anywhere.
@@ -90,7 +98,7 @@ describe('e2e: the webhook token fails closed (shipped flows, real Node-RED)', f
       assert.ok(creds['cfg-crm'], 'the other credentials stay');
     });
     editCredentials(credFile, (creds) => assert.deepEqual(hooks.filter((id) => creds[id]), [], 'no webhook token in the credentials file'));
-    await env.restart({ WEBHOOK_TOKEN: ENV_TOKEN });
+    await restartQuiet({ WEBHOOK_TOKEN: ENV_TOKEN });
 
     const p = person('closed');
     const rec = env.crm.addPerson(p, { webhook: false });
@@ -133,7 +141,7 @@ describe('e2e: the webhook token fails closed (shipped flows, real Node-RED)', f
   });
 
   it('ENABLE_WEBHOOKS=false: 200 {accepted:false, disabled:true}, nothing fetched or written; a missing token is still 401', async () => {
-    await env.restart({ ENABLE_WEBHOOKS: 'false' });
+    await restartQuiet({ ENABLE_WEBHOOKS: 'false' });
     const rec = env.crm.addPerson(person('disabled'), { webhook: false });
     const before = writes();
     const r = await get(`/webhook/crm/identity?${query(rec.crmId, ENV_TOKEN)}`);
