@@ -4,6 +4,25 @@
  * these types; everything else in the core takes these types only.
  */
 
+// ---------- both clients ----------
+
+/** A client's connection for the operator's console: times and counts only, never a token or password. */
+export interface ConnectionState {
+  system: 'crm' | 'siagh';
+  loggedIn: boolean;
+  /** ISO time of the current session's login. */
+  lastLoginAt?: string;
+  /** Age of the current token or session (ms). */
+  sessionAgeMs?: number;
+  /** When the token expires / is renewed (ISO). */
+  expiresAt?: string;
+  /** No login is tried before this (ISO): a lock-out or refused credentials cool-down. */
+  loginBlockedUntil?: string;
+  /** Why logins wait (CRM_LOCKED_OUT, CRM_BAD_CREDENTIALS). */
+  blockedBy?: string;
+  logins: number;
+}
+
 // ---------- Siagh ----------
 
 /** What the Siagh login reply tells us (never the session id: that stays inside the client). */

@@ -13,7 +13,7 @@ import { SyncError, isSyncError } from '../errors';
 import { HttpCore, HttpOptions, HttpReply } from '../http/http-core';
 import { sleep } from '../http/limiter';
 import { toAsciiDigits } from '../text/normalize';
-import type { CrmIdentity, CrmIdentitySummary, CrmIdentityWrite, CrmQuote, IdentityKind } from '../types';
+import type { ConnectionState, CrmIdentity, CrmIdentitySummary, CrmIdentityWrite, CrmQuote, IdentityKind } from '../types';
 import { findPages, positiveInt, searchIdentityPages, type CrmDocKind, type CrmFindPage, type IdentityFindOptions, type IdentitySearchOptions, type PageLimits } from './paging';
 import { CRM_PATHS } from './paths';
 import { expectOk } from './reply';
@@ -84,6 +84,11 @@ export class CrmClient {
   /** The token state for a status display (never the token itself). */
   sessionInfo(): CrmSessionInfo {
     return this.session.info();
+  }
+
+  /** The connection for the operator's console (never the token). */
+  connectionState(now = Date.now()): ConnectionState {
+    return this.session.connectionState(now);
   }
 
   /** Log in now (normally done lazily). Resolves when a valid token is held. */

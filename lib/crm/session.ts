@@ -14,6 +14,7 @@ import { SingleFlight } from '../http/limiter';
 import { CRM_PATHS } from './paths';
 import { looksNotFound, messageDetails, serverMessage } from './reply';
 import { parseLoginReply } from './schemas';
+import type { ConnectionState } from '../types';
 
 export interface CrmSessionOptions {
   username: string;
@@ -43,6 +44,7 @@ interface Session {
   token: string;
   expiresAtText: string;
   refreshAt: number;
+  loggedInAt: number;
 }
 
 /** Lifetime used when the login reply's expiry is already past by our clock (clock trouble). */
@@ -85,6 +87,19 @@ export class CrmSession {
       expiresAt: this.session?.expiresAtText,
       refreshAt: this.session?.refreshAt,
       loginBlockedUntil: b,
+      logins: this.logins,
+    };
+  }
+
+  /** The connection for the operator's console: login time, token age, cool-down (never the token). */
+  connectionState(now = Date.now()): ConnectionState {
+    const b = this.blocked && this.blocked.until > now ? this.blocked : undefined;
+    const s = this.session;
+    return {
+      system: 'crm',
+      loggedIn: s !== undefined,
+      ...(s ? { lastLoginAt: new Date(s.loggedInAt).toISOString(), sessionAgeMs: Math.max(0, now - s.loggedInAt), expiresAt: new Date(s.refreshAt).toISOString() } : {}),
+      ...(b ? { loginBlockedUntil: new Date(b.until).toISOString(), blockedBy: b.code } : {}),
       logins: this.logins,
     };
   }
@@ -137,6 +152,7 @@ export class CrmSession {
         token: reply.accessToken,
         expiresAtText: reply.expiresAtText,
         refreshAt: this.refreshTime(reply.expiresAtMs, now, r.headers['date']),
+        loggedInAt: now,
       };
       return reply.accessToken;
     }

@@ -8,6 +8,8 @@ import { entityOf, refOf, type RecordEntity } from '../ref';
 import type { IdentityKind } from '../types';
 import type { TraceFields } from './trace';
 import { scrubField, scrubText } from './scrub';
+import type { PartyFacts } from './history';
+import { isIranianMobile, phoneKey } from '../text/normalize';
 
 export type Trigger = 'webhook' | 'poll' | 'import' | 'replay' | 'manual';
 export const TRIGGERS: readonly Trigger[] = ['webhook', 'poll', 'import', 'replay', 'manual'];
@@ -82,6 +84,8 @@ export interface Operation {
   entity?: string;
   /** For a failure with msg.review: its facts, clipped and scrubbed (reviewOf). */
   review?: Record<string, unknown>;
+  /** Who the record is (name, mobile, national code), for the console's search; never written to the log. */
+  party?: PartyFacts;
 }
 
 /** The error codes of review items: the operator decides, then the item is replayed with the decision. */
@@ -263,5 +267,25 @@ export function describeOperation(input: OperationInput): Operation {
     const review = reviewOf(input.review, secrets);
     if (review) op.review = review;
   }
+  if (type === 'Identity') {
+    const party = partyOf(p, secrets);
+    if (party) op.party = party;
+  }
   return op;
+}
+
+/**
+ * Who a CRM identity is (msg.payload after crm-fetch): its name (nickName, else first and last
+ * name), its first mobile (else first phone), national code and customer number. Undefined when
+ * the payload carries none of them (a webhook's bare event).
+ */
+export function partyOf(p: Record<string, unknown>, secrets: ReadonlyArray<string | undefined> = []): PartyFacts | undefined {
+  const text = (v: unknown, max = 120) => (typeof v === 'string' && v.trim() ? scrubField(v.trim(), secrets, max) : undefined);
+  const name = text(p.nickName) ?? text([p.firstName, p.lastName].filter((x) => typeof x === 'string' && x.trim()).join(' '));
+  const phones = Array.isArray(p.phoneContacts) ? (p.phoneContacts as unknown[]).map((x) => obj(x)) : [];
+  const numbers = phones.map((x) => text(x.phoneNumber, 40)).filter((x): x is string => !!x);
+  const mobile = numbers.find((n) => isIranianMobile(phoneKey(n))) ?? numbers[0];
+  const facts: PartyFacts = { name, mobile, nationalCode: text(p.nationalCode, 20), customerNumber: text(p.customerNumber, 40) };
+  for (const k of Object.keys(facts) as Array<keyof PartyFacts>) if (facts[k] === undefined) delete facts[k];
+  return Object.keys(facts).length ? facts : undefined;
 }

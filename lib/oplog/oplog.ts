@@ -12,6 +12,7 @@ import { REVIEW_CODES, type Operation } from './entry';
 import { DropReport, FailedEntry, FailedFilter, FailedLimits, FailedList, checkFilter } from './failed-list';
 import { LogWriter, LogWriterOptions } from './log-writer';
 import { OpStats, StatsSnapshot } from './stats';
+import { OpHistory } from './history';
 import { SyncError } from '../errors';
 
 export const LOG_FILE = 'sync-log.jsonl';
@@ -48,6 +49,8 @@ export class OpLog {
     readonly writer: LogWriter,
     readonly failed: FailedList,
     readonly stats: OpStats,
+    /** Recent lines per party and the last outcome per pipeline (the console's questions). */
+    readonly history: OpHistory,
   ) {
     this.logFile = writer.file;
     this.failedFile = failed.file;
@@ -97,10 +100,12 @@ export class OpLog {
     }
     const failed = await FailedList.open(path.join(dir, FAILED_FILE), { maxEntries: opts.maxEntries, maxAgeDays: opts.maxAgeDays });
     const logFile = path.join(dir, LOG_FILE);
-    // Counters first, from the file as it is; the writer starts after, so nothing is counted twice.
-    const stats = await OpStats.fromFile(logFile);
+    // Counters and history first, from the file as it is, in one pass; the writer starts after,
+    // so nothing is counted twice.
+    const history = new OpHistory();
+    const stats = await OpStats.fromFile(logFile, Date.now(), (line) => history.add(line));
     const writer = new LogWriter(logFile, opts);
-    return new OpLog(dir, writer, failed, stats);
+    return new OpLog(dir, writer, failed, stats, history);
   }
 
   /**
@@ -165,6 +170,7 @@ export class OpLog {
   record(op: Operation, now = Date.now()): RecordResult {
     this.writer.append(op.line);
     this.stats.add(op.line, now);
+    this.history.add(op.line, op.party);
     const line = op.line;
     if (line.status === 'retrying' || line.status === 'waiting') return {};
     if (line.status === 'failed') {

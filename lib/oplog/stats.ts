@@ -133,10 +133,26 @@ export class OpStats {
   }
 
   /**
-   * Counters rebuilt from a log file (the current one; rotated files are not read). Lines that are
-   * not JSON are skipped. A missing file gives empty counters starting now.
+   * Outcomes per minute over the last `minutes` (at most 24 h), oldest first, one entry per minute
+   * (empty minutes as zeros): the console's small chart.
    */
-  static async fromFile(file: string, now = Date.now()): Promise<OpStats> {
+  perMinute(minutes: number, now = Date.now()): Array<{ t: string; ok: number; failed: number }> {
+    const n = Math.max(1, Math.min(WINDOW / MINUTE, Math.floor(minutes)));
+    const last = Math.floor(now / MINUTE);
+    const out: Array<{ t: string; ok: number; failed: number }> = [];
+    for (let m = last - n + 1; m <= last; m++) {
+      const b = this.buckets.get(m);
+      out.push({ t: new Date(m * MINUTE).toISOString(), ok: b?.ok ?? 0, failed: b?.failed ?? 0 });
+    }
+    return out;
+  }
+
+  /**
+   * Counters rebuilt from a log file (the current one; rotated files are not read). Lines that are
+   * not JSON are skipped. A missing file gives empty counters starting now. `onLine` sees every
+   * line read (the history index is built in the same pass).
+   */
+  static async fromFile(file: string, now = Date.now(), onLine?: (line: LogLine) => void): Promise<OpStats> {
     const stats = new OpStats(now);
     try {
       await fsp.access(file);
@@ -149,6 +165,7 @@ export class OpStats {
       try {
         const line = JSON.parse(text) as LogLine;
         if (line && typeof line === 'object' && (line.status === 'ok' || line.status === 'failed')) stats.add(line, now);
+        if (onLine && line && typeof line === 'object' && typeof line.time === 'string') onLine(line);
       } catch {
         // a torn last line (killed mid-write) or foreign text: skip it
       }

@@ -28,7 +28,7 @@ import { createHash } from 'node:crypto';
 import { SyncError } from '../errors';
 import { HttpCore, HttpOptions, HttpReply, HttpRequest } from '../http/http-core';
 import { SingleFlight } from '../http/limiter';
-import type { PreInvoiceInput, PreInvoiceSaveResult, SiaghContact, SiaghContactSaveResult, SiaghFieldList, SiaghSessionInfo } from '../types';
+import type { ConnectionState, PreInvoiceInput, PreInvoiceSaveResult, SiaghContact, SiaghContactSaveResult, SiaghFieldList, SiaghSessionInfo } from '../types';
 import { ContactIndex } from './contact-index';
 import { encodeSegments, encodeValue } from './ctrl-values';
 import { fieldValue } from './fields';
@@ -155,6 +155,20 @@ export class SiaghClient {
   /** What the last login said (user, branch, fiscal year); undefined before the first login. */
   get sessionInfo(): SiaghSessionInfo | undefined {
     return this.#session ? { ...this.#session.info } : undefined;
+  }
+
+  /** The session for the operator's console: login time and age, never the session id. */
+  connectionState(now = Date.now()): ConnectionState & { contacts: number; contactsLoadedAt?: string } {
+    const info = this.#session?.info;
+    const loaded = this.contacts.loadedAt;
+    return {
+      system: 'siagh',
+      loggedIn: info !== undefined,
+      ...(info ? { lastLoginAt: new Date(info.loggedInAt).toISOString(), sessionAgeMs: Math.max(0, now - info.loggedInAt) } : {}),
+      logins: this.logins,
+      contacts: this.contacts.size,
+      ...(loaded !== undefined ? { contactsLoadedAt: new Date(loaded).toISOString() } : {}),
+    };
   }
 
   /** Logins performed by this client. */

@@ -14,6 +14,7 @@ export = function (RED: NodeAPI) {
     this.baseUrl = def.baseUrl;
     const holder = clientHolder((onRetry) => new CrmClient({ ...crmClientOptions(def, this.credentials ?? {}), onRetry }));
     this.client = () => holder.get();
+    this.connectionState = () => holder.peek()?.connectionState();
     this.onRetry = (l) => holder.onRetry(l);
     this.on('close', (_removed: boolean, done: () => void) => {
       holder.close();

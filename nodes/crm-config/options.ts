@@ -25,6 +25,8 @@ export interface CrmConfigNode extends Node<CrmCredentials> {
   baseUrl: string;
   client(): CrmClient;
   onRetry(listener: RetryListener): () => void;
+  /** The client's connection for the operator's console; undefined while no client was needed yet (creates none). */
+  connectionState(): ReturnType<CrmClient['connectionState']> | undefined;
 }
 
 export function crmClientOptions(def: { baseUrl?: string; timeout?: unknown; concurrency?: unknown; ca?: string }, creds: CrmCredentials) {

@@ -12,6 +12,8 @@ export type RetryListener = (info: RetryInfo) => void;
 
 export interface ClientHolder<C extends { close(): void }> {
   get(): C;
+  /** The client if one was made (never makes one). */
+  peek(): C | undefined;
   onRetry(listener: RetryListener): () => void;
   close(): void;
 }
@@ -36,6 +38,9 @@ export function clientHolder<C extends { close(): void }>(make: (onRetry: RetryL
       if (closed) throw new SyncError('NETWORK', 'The client was closed (redeploy or shutdown).');
       if (!client) client = make(notify);
       return client;
+    },
+    peek() {
+      return closed ? undefined : client;
     },
     onRetry(listener) {
       listeners.add(listener);

@@ -28,6 +28,8 @@ export interface SiaghConfigNode extends Node<SiaghCredentials> {
   baseUrl: string;
   client(): SiaghClient;
   onRetry(listener: RetryListener): () => void;
+  /** The client's connection for the operator's console; undefined while no client was needed yet (creates none). */
+  connectionState(): ReturnType<SiaghClient['connectionState']> | undefined;
 }
 
 export function siaghClientOptions(def: { baseUrl?: string; saveFormDataPath?: string; indexMaxAge?: unknown; timeout?: unknown; concurrency?: unknown; ambiguousPreInvoice?: string; ca?: string }, creds: SiaghCredentials) {
