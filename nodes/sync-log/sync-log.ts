@@ -28,6 +28,7 @@ import { MappingStore } from '../../lib/store/mapping-store';
 import { classify } from '../../lib/sync/retry-policy';
 import { jobOf } from '../shared/job';
 import { dataDirFor } from '../shared/store-ref';
+import { registerSyncLog } from '../shared/sync-log-registry';
 import type { Node, NodeAPI, NodeDef, NodeMessage, Request, Response } from '../shared/red';
 import { fail, num, updateTrace } from '../shared/support';
 import { createNode, migrationSettings } from '../shared/saved-settings';
@@ -247,6 +248,8 @@ export = function (RED: NodeAPI) {
       },
     };
     instances.set(node.id, api);
+    // The operator's console replays and resolves through this node too.
+    const unregister = dir ? registerSyncLog({ id: node.id, name: node.name, dir, canReplay, replay: api.replay, resolve: api.resolve }) : () => undefined;
 
     node.on('input', (msg: NodeMessage, send, done) => {
       const topic = typeof msg.topic === 'string' ? msg.topic.trim().toLowerCase() : '';
@@ -379,6 +382,7 @@ export = function (RED: NodeAPI) {
     node.on('close', (_removed: boolean, done: () => void) => {
       closed = true;
       if (instances.get(node.id) === api) instances.delete(node.id);
+      unregister();
       offError?.();
       offDrop?.();
       opening
