@@ -1,0 +1,185 @@
+/**
+ * The operator's console, below the editor: the per-party history an OpLog keeps (built from the
+ * log file at start, kept by record(), bounded), the search with Persian spelling variants
+ * (ي/ی, ك/ک, ZWNJ, Persian digits), the failures grouped by reason with paging, and answers that
+ * come from memory (the log file may be gone meanwhile).
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as consoleView from '../lib/console/console';
+import { describeOperation } from '../lib/oplog/entry';
+import { OpHistory } from '../lib/oplog/history';
+import { OpLog } from '../lib/oplog/oplog';
+import { MappingStore } from '../lib/store/mapping-store';
+
+const A = '3f2a1b4c-5d6e-4f70-8a9b-0c1d2e3f4a5b';
+const B = '4a2a1b4c-5d6e-4f70-8a9b-0c1d2e3f4a5c';
+const C = '5b2a1b4c-5d6e-4f70-8a9b-0c1d2e3f4a5d';
+
+function tmp(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'siagh-sync-console-'));
+}
+
+/** A synced CRM person as sync-log sees it at the end of the pipeline. */
+function synced(crmId: string, person: Record<string, unknown>, trace: Record<string, unknown> = {}) {
+  return describeOperation({
+    trace: { traceId: `t-${crmId.slice(0, 4)}`, trigger: 'webhook', entity: 'person', crmId, action: 'created', durationMs: 120, ...trace },
+    payload: { crmId, kind: 'person', ...person },
+  });
+}
+
+function failedOp(crmId: string, code: string, message = 'm', extra: Record<string, unknown> = {}) {
+  return describeOperation({ trace: { traceId: 't', trigger: 'webhook', entity: 'person', crmId, action: 'failed', error: { code, message } }, ...extra });
+}
+
+describe('console: OpHistory', () => {
+  it('finds a party by any Persian spelling of its name, by Persian-digit mobile and national code, by ids', () => {
+    const h = new OpHistory();
+    // Arabic kaf and yeh, a ZWNJ between the two parts of the first name
+    const op = synced(A, { nickName: 'علي‌رضا كريمي', phoneContacts: [{ phoneNumber: '021-88776655' }, { phoneNumber: '0912 123 4567' }], nationalCode: '0012345679', customerNumber: '1001' }, { siaghCode: '8301' });
+    h.add(op.line, op.party);
+    const other = synced(B, { nickName: 'مریم احمدی', phoneContacts: [{ phoneNumber: '09350000000' }] });
+    h.add(other.line, other.party);
+
+    for (const q of ['علیرضا کریمی', 'علی رضا کریمی', 'علي‌رضا', 'كريمي', 'کریمی', ' ﻋﻠﻲ ', '۰۹۱۲۱۲۳۴۵۶۷', '+98 912 123 4567', '۰۰۱۲۳۴۵۶۷۹', A.toUpperCase(), '۸۳۰۱', '1001']) {
+      const found = h.findParties(q).map((p) => p.crmId);
+      assert.deepEqual(found, [A], `"${q}" finds A only, got ${JSON.stringify(found)}`);
+    }
+    const p = h.party(A)!;
+    assert.equal(p.name, 'علي‌رضا كريمي', 'shown as the CRM spells it');
+    assert.equal(p.mobile, '0912 123 4567', 'the mobile, not the landline');
+    assert.equal(p.siaghCode, '8301');
+    assert.deepEqual(h.findParties('احمدی').map((x) => x.crmId), [B]);
+    assert.deepEqual(h.findParties('ناشناس'), []);
+    assert.deepEqual(h.findParties('ی'), [], 'one letter matches nothing');
+  });
+
+  it('stays bounded: lines past maxLines leave the ring and their keys, the least recently seen parties go first', () => {
+    const h = new OpHistory({ maxLines: 5, maxParties: 2 });
+    for (let i = 0; i < 4; i++) h.add(synced(A, { nickName: 'الف' }, { durationMs: i }).line);
+    for (let i = 0; i < 4; i++) h.add(synced(B, { nickName: 'ب' }, { durationMs: 10 + i }).line);
+    assert.equal(h.size, 5);
+    const a = h.timeline([`crm:${A}`]);
+    assert.equal(a.total, 1, 'three of A\u2019s four lines fell out');
+    assert.equal(a.items[0].durationMs, 3);
+    const b = h.timeline([`crm:${B}`], { limit: 2 });
+    assert.equal(b.total, 4);
+    assert.deepEqual(b.items.map((l) => l.durationMs), [13, 12], 'newest first, one page');
+    assert.deepEqual(h.timeline([`crm:${B}`], { offset: 2, limit: 2 }).items.map((l) => l.durationMs), [11, 10]);
+    h.add(synced(C, { nickName: 'ج' }).line);
+    assert.equal(h.partyCount, 2);
+    assert.equal(h.party(A), undefined, 'A was seen least recently');
+    // Keys whose lines all left are gone, not kept as empty lists.
+    for (let i = 0; i < 5; i++) h.add(synced(C, { nickName: 'ج' }).line);
+    assert.equal(h.timeline([`crm:${B}`]).total, 0);
+    assert.equal((h as unknown as { byKey: Map<string, number[]> }).byKey.size, 1);
+  });
+
+  it('keeps the last success and failure per pipeline', () => {
+    const h = new OpHistory();
+    h.add(synced(A, {}, { trigger: 'poll' }).line);
+    h.add(failedOp(B, 'HTTP_5XX').line);
+    h.add(synced(C, {}, { trigger: 'webhook' }).line);
+    const last = h.lastPerPipeline();
+    assert.deepEqual(Object.keys(last), ['poll', 'webhook']);
+    assert.equal(last.poll.ok?.crmId, A);
+    assert.equal(last.poll.failed, undefined);
+    assert.equal(last.webhook.ok?.crmId, C);
+    assert.equal(last.webhook.failed?.error?.code, 'HTTP_5XX');
+  });
+
+  it('the party facts stay in memory: the log line carries no name, mobile or national code', () => {
+    const op = synced(A, { firstName: 'رضا', lastName: 'کریمی', phoneContacts: [{ phoneNumber: '09121234567' }], nationalCode: '0012345679' });
+    assert.deepEqual(op.party, { name: 'رضا کریمی', mobile: '09121234567', nationalCode: '0012345679' });
+    const text = JSON.stringify(op.line);
+    for (const s of ['رضا', '09121234567', '0012345679']) assert.ok(!text.includes(s), `${s} not in ${text}`);
+  });
+});
+
+describe('console: answers from an OpLog', () => {
+  const opened: OpLog[] = [];
+  const stores: MappingStore[] = [];
+  afterEach(async () => {
+    for (const l of opened.splice(0)) await l.release();
+    for (const s of stores.splice(0)) await s.close();
+  });
+
+  it('builds the history from the log file at start, then answers from memory even with the file gone', async () => {
+    const dir = tmp();
+    const first = await OpLog.acquire(dir, { flushMs: 0 });
+    first.record(synced(A, { nickName: 'علی کریمی' }, { siaghCode: '8301', customerNumber: '1001' }));
+    first.record(failedOp(A, 'HTTP_5XX', 'Siagh answered 503'));
+    await first.release();
+
+    const log = await OpLog.acquire(dir, { flushMs: 60_000 });
+    opened.push(log);
+    // Lines from the file: found by id and customer number (names are not in the log).
+    let r = consoleView.search({ log }, A);
+    assert.equal(r.hits.length, 1);
+    assert.deepEqual(r.hits[0].timeline.items.map((l) => l.status), ['failed', 'ok'], 'newest first');
+    assert.equal(r.hits[0].timeline.items[0].error?.message, 'Siagh answered 503');
+    assert.equal(r.hits[0].timeline.items[1].durationMs, 120);
+    assert.deepEqual(consoleView.search({ log }, '۱۰۰۱').hits.map((h) => h.crmId), [A], 'customer number in Persian digits');
+    assert.deepEqual(consoleView.search({ log }, 'کریمی').hits, [], 'no name known from the file');
+
+    // A new sync brings the name; the file is removed: answers do not need it.
+    log.record(synced(A, { nickName: 'علي كريمي' }, { action: 'updated' }));
+    fs.rmSync(path.join(dir, 'sync-log.jsonl'), { force: true });
+    r = consoleView.search({ log }, 'علی کریمی');
+    assert.equal(r.hits.length, 1);
+    assert.equal(r.hits[0].name, 'علي كريمي');
+    assert.deepEqual(r.hits[0].timeline.items.map((l) => l.action), ['updated', 'failed', 'created']);
+    assert.equal(r.hits[0].timeline.total, 3);
+    const page2 = consoleView.search({ log }, A, { offset: 1, limit: 1 }).hits[0].timeline;
+    assert.deepEqual([page2.total, page2.offset, page2.items.map((l) => l.action)], [3, 1, ['failed']]);
+
+    const now = consoleView.now({ log }, { minutes: 30 });
+    assert.equal(now.perMinute.length, 30);
+    const minute = now.perMinute.at(-1)!;
+    assert.deepEqual([minute.ok, minute.failed], [2, 1], 'the last minute: two successes, one failure');
+    assert.equal(now.lastPerPipeline.webhook.ok?.action, 'updated');
+    assert.equal(now.lastPerPipeline.webhook.failed?.error?.code, 'HTTP_5XX');
+    assert.equal(now.history.lines, 3);
+    assert.equal(now.queue, undefined, 'no queue open for this folder');
+  });
+
+  it('groups failures by reason (review items first) and pages a group; a success takes its entry out', async () => {
+    const dir = tmp();
+    const log = await OpLog.acquire(dir, { flushMs: 60_000 });
+    opened.push(log);
+    const ids = Array.from({ length: 5 }, (_, i) => `${String(i + 1).repeat(8)}-5d6e-4f70-8a9b-0c1d2e3f4a5b`);
+    ids.forEach((id, i) => log.record(failedOp(id, 'HTTP_5XX', `down ${i}`), Date.now() + i));
+    log.record(failedOp(A, 'LINK_NEEDS_REVIEW', 'same mobile', { review: { code: 'LINK_NEEDS_REVIEW', crm: { name: 'شرکت' }, siagh: { code: 8301, name: 'رضا' }, matchedBy: 'mobile' } }));
+    log.record(synced(B, { nickName: 'مریم' }));
+    log.record(failedOp(B, 'CRM_NOT_FOUND'));
+
+    let f = consoleView.failures({ log }, { limit: 2 });
+    assert.equal(f.total, 7);
+    assert.deepEqual(f.groups.map((g) => [g.code, g.count, g.review]), [['LINK_NEEDS_REVIEW', 1, true], ['HTTP_5XX', 5, false], ['CRM_NOT_FOUND', 1, false]]);
+    assert.equal((f.groups[0].items[0].review as any).siagh.code, 8301);
+    assert.deepEqual(f.groups[1].items.map((e) => e.message), ['down 4', 'down 3'], 'most recent first');
+    assert.equal(f.groups[2].items[0].name, 'مریم', 'the name, when the party was synced since start');
+    f = consoleView.failures({ log }, { code: 'http_5xx', offset: 4, limit: 2 });
+    assert.deepEqual(f.groups.find((g) => g.code === 'HTTP_5XX')!.items.map((e) => e.message), ['down 0']);
+
+    log.record(synced(ids[0], {}));
+    assert.equal(consoleView.failures({ log }).groups.find((g) => g.code === 'HTTP_5XX')!.count, 4);
+  });
+
+  it('search reaches the mapping store: by Siagh code or customer number, with the mappings of each party', async () => {
+    const dir = tmp();
+    const log = await OpLog.acquire(dir, { flushMs: 60_000 });
+    opened.push(log);
+    const mappings = await MappingStore.open(path.join(dir, 'mappings.json'));
+    stores.push(mappings);
+    await mappings.store({ entityType: 'contact', crmId: C, siaghCode: 9100, customerNumber: 'CN-77', source: 'import' });
+    const byCode = consoleView.search({ log, mappings }, '۹۱۰۰');
+    assert.deepEqual(byCode.hits.map((h) => h.crmId), [C]);
+    assert.equal(byCode.hits[0].mappings[0].siaghCode, '9100');
+    assert.equal(byCode.hits[0].timeline.total, 0, 'imported, never logged here');
+    assert.deepEqual(consoleView.search({ log, mappings }, 'CN-77').hits.map((h) => h.crmId), [C]);
+    assert.deepEqual(consoleView.search({ log, mappings }, C.toUpperCase()).hits[0].mappings.map((m) => m.entityType), ['contact']);
+  });
+});
