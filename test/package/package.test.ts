@@ -1,7 +1,7 @@
 /**
  * The package as integrators get it: `npm pack` gives a tarball that installs into an empty
  * Node-RED user dir the way the Palette Manager installs it, and Node-RED 4.1 starts with the
- * five node types registered and no load errors.
+ * five node types registered, the console plugin loaded, and no load errors.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -15,6 +15,8 @@ const root = REPO_ROOT;
 const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
 /** Every node set the package declares (the five nodes and the import node). */
 const TYPES = Object.keys(pkg['node-red'].nodes as Record<string, string>);
+/** The editor plugins it declares (the operator's console). */
+const PLUGINS = Object.keys((pkg['node-red'].plugins ?? {}) as Record<string, string>);
 
 describe('package: npm pack → install into an empty user dir → Node-RED loads it', function () {
   this.timeout(240_000);
@@ -38,6 +40,11 @@ describe('package: npm pack → install into an empty user dir → Node-RED load
       assert.ok(files.includes(`dist/nodes/${t}/${t}.js`), `${t}.js packed`);
       assert.ok(files.includes(`dist/nodes/${t}/${t}.html`), `${t}.html packed`);
       assert.ok(files.some((f) => f.startsWith(`dist/nodes/${t}/locales/en-US/`)), `${t} locales packed`);
+    }
+    for (const p of PLUGINS) {
+      assert.ok(files.includes(`dist/nodes/${p}/${p}.js`), `plugin ${p}.js packed`);
+      assert.ok(files.includes(`dist/nodes/${p}/${p}.html`), `plugin ${p}.html packed`);
+      for (const lang of ['en-US', 'fa']) assert.ok(files.includes(`dist/nodes/${p}/locales/${lang}/${p}.json`), `plugin ${p} ${lang} catalogue packed`);
     }
     assert.ok(!files.some((f) => f.startsWith('dist/test/') || f.startsWith('test/')), 'tests are not packed');
     assert.ok(files.some((f) => f.startsWith('examples/')), 'examples packed');
@@ -76,6 +83,18 @@ describe('package: npm pack → install into an empty user dir → Node-RED load
     }
     assert.deepEqual(ours.flatMap((s) => s.types).sort(), [...TYPES].sort());
     assert.doesNotMatch(red.log(), /\[warn\].*siagh-sync|Error loading|version_mismatch/i);
+    // The console plugin is loaded (its sidebar tab) and answers its routes.
+    assert.deepEqual(PLUGINS, ['sync-console']);
+    const plugins = (await (await fetch(red.url + '/plugins', { headers: { Accept: 'application/json' } })).json()) as Array<{ id: string; module: string; enabled: boolean; err?: string; plugins?: Array<{ id: string }> }>;
+    const ourPlugins = plugins.filter((p) => p.module === pkg.name);
+    assert.deepEqual(ourPlugins.map((p) => p.id), PLUGINS.map((p) => `${pkg.name}/${p}`));
+    for (const p of ourPlugins) {
+      assert.equal(p.err, undefined, `plugin load error: ${p.err}`);
+      assert.equal(p.enabled, true);
+    }
+    const stores = await fetch(red.url + '/siagh-sync/console/stores');
+    assert.equal(stores.status, 200);
+    assert.deepEqual(((await stores.json()) as { stores: unknown[] }).stores, [], 'no flow deployed: no data folder');
     // The config dialogs load their one Test connection script from the package's resources/ folder.
     const script = await fetch(`${red.url}/resources/${pkg.name}/test-connection.js`);
     assert.equal(script.status, 200, 'resources/<package>/test-connection.js is served');

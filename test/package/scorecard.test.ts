@@ -96,4 +96,17 @@ describe('Flow Library scorecard rules (offline)', () => {
     assert.ok(nonConfig.length >= 4);
     for (const t of nonConfig) assert.ok(used.has(t), `an example uses ${t}`);
   });
+
+  it('every editor plugin .js has its .html (registerPlugin, a sidebar tab) and both catalogues beside it', () => {
+    const plugins = Object.entries((pkg['node-red'].plugins ?? {}) as Record<string, string>);
+    assert.ok(plugins.length >= 1, 'the console plugin is declared');
+    for (const [id, file] of plugins) {
+      const js = path.join(root, file);
+      assert.ok(fs.existsSync(js), `${file} is built`);
+      const html = fs.readFileSync(js.replace(/\.js$/, '.html'), 'utf8');
+      assert.match(html, new RegExp(`RED\\.plugins\\.registerPlugin\\('${id}'`), `${id}.html registers plugin ${id}`);
+      assert.match(html, /RED\.sidebar\.addTab\(/);
+      for (const lang of ['en-US', 'fa']) assert.ok(fs.existsSync(path.join(path.dirname(js), 'locales', lang, `${id}.json`)), `${id} ${lang} catalogue`);
+    }
+  });
 });
