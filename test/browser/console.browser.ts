@@ -180,6 +180,7 @@ for (const lang of ['en-US', 'fa']) {
       const rows = await orgHit.locator('.sync-console-op').evaluateAll((els) => els.map((e) => e.className));
       assert.match(rows[0], /sync-console-op-ok/, rows.join(' | '));
       assert.match(rows.at(-1)!, /sync-console-op-failed/, rows.join(' | '));
+      await orgHit.scrollIntoViewIfNeeded();
       await shot(page, `console-${tag}-resolved`);
 
       // Nothing secret on screen.
