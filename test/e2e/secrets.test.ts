@@ -5,7 +5,7 @@
  * issued during the run. Then every place an operator can see is searched: each message the
  * flows' debug nodes publish (captured on the editor's /comms websocket), the Node-RED log,
  * sync-log.jsonl, failed.json, mappings.json, the import report, the /health and test-echo
- * replies and a flow export (GET /flows). Zero hits for every secret.
+ * replies, a flow export (GET /flows) and the operator's console's views. Zero hits for every secret.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -114,6 +114,12 @@ describe('secrets: no password, hash, token or session id anywhere an operator c
     await settle(env, [p3], { timeoutMs: 20_000 });
     const health = await (await fetch(`${env.url}/health`)).text();
     const flowsExport = await (await fetch(`${env.url}/flows`)).text();
+    // The operator's console: every view it has, for the shipped flows' data folder.
+    const consoleGet = async (p: string) => (await fetch(`${env.url}/siagh-sync/console${p}`)).text();
+    const consoleStores = await consoleGet('/stores');
+    const storeId = (JSON.parse(consoleStores) as { stores: Array<{ id: string }> }).stores[0].id;
+    const consoleViews = [consoleStores, await consoleGet(`/${storeId}/now`), await consoleGet(`/${storeId}/failures?limit=100`), await consoleGet(`/${storeId}/search?q=${ghost}`), await consoleGet(`/${storeId}/search?q=${p3.crmId}`)];
+    assert.match(consoleViews[2], /"groups":\[\{/, 'the console lists the failures');
     await sleep(500); // the last debug messages and log lines
 
     assert.ok(crmTokens.size >= 2, `CRM tokens seen: ${crmTokens.size}`);
@@ -130,6 +136,7 @@ describe('secrets: no password, hash, token or session id anywhere an operator c
       '/health': health,
       'test echo': echo.text,
       'GET /flows': flowsExport,
+      'the console (its admin routes)': consoleViews.join('\n'),
     };
     for (const [where, text] of Object.entries(places)) assert.ok(text.length > 0, `${where} is not empty`);
     assert.match(places['sync-log.jsonl'], /"status":"failed"/, 'the failures were logged');
