@@ -17,6 +17,7 @@ import { MappingStore } from '../lib/store/mapping-store';
 const A = '3f2a1b4c-5d6e-4f70-8a9b-0c1d2e3f4a5b';
 const B = '4a2a1b4c-5d6e-4f70-8a9b-0c1d2e3f4a5c';
 const C = '5b2a1b4c-5d6e-4f70-8a9b-0c1d2e3f4a5d';
+const D = '6c2a1b4c-5d6e-4f70-8a9b-0c1d2e3f4a5e';
 
 function tmp(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'siagh-sync-console-'));
@@ -69,12 +70,30 @@ describe('console: OpHistory', () => {
     assert.deepEqual(b.items.map((l) => l.durationMs), [13, 12], 'newest first, one page');
     assert.deepEqual(h.timeline([`crm:${B}`], { offset: 2, limit: 2 }).items.map((l) => l.durationMs), [11, 10]);
     h.add(synced(C, { nickName: 'ج' }).line);
-    assert.equal(h.partyCount, 2);
+    assert.equal(h.partyCount, 3, 'one over the bound until the next trim');
+    h.add(synced(D, { nickName: 'د' }).line);
+    assert.equal(h.partyCount, 2, 'trimmed to the bound');
     assert.equal(h.party(A), undefined, 'A was seen least recently');
+    assert.equal(h.party(B), undefined);
+    assert.ok(h.party(D));
     // Keys whose lines all left are gone, not kept as empty lists.
     for (let i = 0; i < 5; i++) h.add(synced(C, { nickName: 'ج' }).line);
     assert.equal(h.timeline([`crm:${B}`]).total, 0);
-    assert.equal((h as unknown as { byKey: Map<string, number[]> }).byKey.size, 1);
+    assert.equal(h.timeline([`crm:${D}`]).total, 0);
+    assert.equal((h as unknown as { byKey: Map<string, unknown> }).byKey.size, 1);
+  });
+
+  it('by default holds the last 100,000 lines and about 50,000 parties, however many come', () => {
+    const h = new OpHistory();
+    const id = (i: number) => `${i.toString(16).padStart(8, '0')}-5d6e-4f70-8a9b-0c1d2e3f4a5b`;
+    const t0 = Date.now();
+    for (let i = 0; i < 130_000; i++) h.add({ time: new Date(t0 + i).toISOString(), trigger: 'poll', status: 'ok', entity: 'person', crmId: id(i % 70_000), action: 'unchanged', customerNumber: String(i % 70_000) });
+    assert.equal(h.size, 100_000);
+    assert.ok(h.partyCount >= 50_000 && h.partyCount <= 55_000, `${h.partyCount} parties`);
+    const keys = (h as unknown as { byKey: Map<string, unknown> }).byKey;
+    assert.ok(keys.size <= 2 * 70_000, `${keys.size} keys`);
+    assert.equal(h.timeline([`crm:${id(0)}`]).total, 1, 'line 0 left; line 70,000 is held');
+    assert.equal(h.timeline([`crm:${id(40_000)}`]).total, 2, 'lines 40,000 and 110,000');
   });
 
   it('keeps the last success and failure per pipeline', () => {

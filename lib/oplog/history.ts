@@ -5,8 +5,8 @@
  * - The last `maxLines` log lines (default 100,000) in a ring, and for each party key (CRM id,
  *   Siagh code, customer number, document number) the positions of its lines. A line that falls
  *   out of the ring leaves its keys' lists, so memory stays bounded however long it runs.
- * - The parties seen (at most `maxParties`, default 50,000, the least recently seen dropped
- *   first): CRM id, Siagh code, customer number, and — only from records synced since start, never
+ * - The parties seen (at most `maxParties`, default 50,000, and 10 % more between two trims; the
+ *   least recently seen dropped first): CRM id, Siagh code, customer number, and — only from records synced since start, never
  *   written to the log — name, mobile and national code as comparison keys (lib/text/normalize.ts),
  *   so a search by name finds ي/ی, ك/ک and ZWNJ spellings alike.
  * - The last success and the last failure per pipeline (the line's trigger).
@@ -83,7 +83,8 @@ export class OpHistory {
   private ring: Array<LogLine | undefined>;
   /** Sequence number of the next line; line n sits at ring[n % maxLines]. */
   private next = 0;
-  private byKey = new Map<string, number[]>();
+  /** Per key, its lines' sequence numbers (oldest first) from `head` on; dropped ones are skipped, then cut away in bulk. */
+  private byKey = new Map<string, { seqs: number[]; head: number }>();
   private parties = new Map<string, PartyState>();
   private lastByTrigger = new Map<string, PipelineLast>();
 
@@ -113,15 +114,19 @@ export class OpHistory {
       for (const k of lineKeys(old)) {
         const list = this.byKey.get(k);
         if (!list) continue;
-        while (list.length && list[0] <= seq - this.maxLines) list.shift();
-        if (!list.length) this.byKey.delete(k);
+        while (list.head < list.seqs.length && list.seqs[list.head] <= seq - this.maxLines) list.head++;
+        if (list.head >= list.seqs.length) this.byKey.delete(k);
+        else if (list.head > 64 && list.head * 2 > list.seqs.length) {
+          list.seqs = list.seqs.slice(list.head);
+          list.head = 0;
+        }
       }
     }
     this.ring[slot] = line;
     for (const k of lineKeys(line)) {
       const list = this.byKey.get(k);
-      if (list) list.push(seq);
-      else this.byKey.set(k, [seq]);
+      if (list) list.seqs.push(seq);
+      else this.byKey.set(k, { seqs: [seq], head: 0 });
     }
     if (line.status === 'ok' || line.status === 'failed') {
       const trig = line.trigger || 'unknown';
@@ -155,9 +160,13 @@ export class OpHistory {
       p.nationalKey = nationalIdKey(facts.nationalCode);
     }
     this.parties.set(id, p);
-    if (this.parties.size > this.maxParties) {
-      const oldest = this.parties.keys().next().value;
-      if (oldest !== undefined) this.parties.delete(oldest);
+    // Trimmed in batches (a Map walked from its start after much delete/set churn is slow one by one).
+    if (this.parties.size > this.maxParties + Math.max(1, Math.floor(this.maxParties / 10))) {
+      let over = this.parties.size - this.maxParties;
+      for (const k of this.parties.keys()) {
+        if (over-- <= 0) break;
+        this.parties.delete(k);
+      }
     }
   }
 
@@ -207,7 +216,11 @@ export class OpHistory {
   timeline(keys: string[], opts: { offset?: number; limit?: number } = {}): Page<LogLine> {
     const floor = this.next - this.maxLines;
     const seqs = new Set<number>();
-    for (const k of keys) for (const s of this.byKey.get(k) ?? []) if (s >= floor) seqs.add(s);
+    for (const k of keys) {
+      const list = this.byKey.get(k);
+      if (!list) continue;
+      for (let i = list.head; i < list.seqs.length; i++) if (list.seqs[i] >= floor) seqs.add(list.seqs[i]);
+    }
     const sorted = [...seqs].sort((a, b) => b - a);
     const offset = Math.max(0, Math.floor(opts.offset ?? 0));
     const limit = Math.max(1, Math.floor(opts.limit ?? 50));

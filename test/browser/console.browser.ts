@@ -3,7 +3,7 @@
  * the three shipped flows and both simulators, in English and in Persian (right to left):
  * failures and a review item are produced through the webhook flow, the console groups them with
  * counts; a customer whose CRM name is spelled with Arabic ي/ك and a ZWNJ is found by its Persian
- * spelling; "Replay all" of a group syncs the record that now exists and fails the other again;
+ * spelling; a burst of 25 webhooks is counted while the operator keeps refreshing; "Replay all" of a group syncs the record that now exists and fails the other again;
  * "Link" resolves the review item; the counts change as it happens. Screenshots in
  * test-output/screenshots/console-*.png.
  */
@@ -152,6 +152,22 @@ for (const lang of ['en-US', 'fa']) {
       await page.locator('.sync-console-q').fill('۰۹۳۵۱۱۱۲۲۳۳');
       await page.locator('.sync-console-search-go').click();
       await until('the hit by mobile', async () => (await page.locator(`.sync-console-hit[data-crm-id="${customer.crmId}"]`).count()) === 1, 10_000);
+
+      // A burst of 25 webhooks while the operator keeps refreshing: the console keeps answering, and counts them.
+      const storeId = await page.locator('.sync-console-store').inputValue();
+      const okBefore = ((await (await fetch(`${ed.red.url}/siagh-sync/console/${storeId}/now`)).json()) as { last24h: { ok: number } }).last24h.ok;
+      const burst = Array.from({ length: 25 }, (_, i) => sims.crm.addPerson({ nickName: `مشتری انبوه ${i}` }, { webhook: false }).crmId);
+      const sent = Promise.all(burst.map((id) => hook(id, 'Insert')));
+      for (let i = 0; i < 3; i++) {
+        await page.locator('.sync-console-refresh').click();
+        await page.waitForTimeout(150);
+      }
+      assert.deepEqual((await sent).map((r) => r.status), Array(25).fill(200));
+      await untilShown(page, 'the burst synced', async () => {
+        const now = (await (await fetch(`${ed.red.url}/siagh-sync/console/${storeId}/now`)).json()) as { last24h: { ok: number } };
+        return now.last24h.ok >= okBefore + 25;
+      });
+      assert.doesNotMatch(await text(page, '.sync-console-result'), /✘/, 'no refresh failed');
 
       // One of the missing records appears in the CRM; "Replay all" of the group: it syncs, the other fails again.
       sims.crm.addPerson({ crmId: later, nickName: 'مشتری دیررس' }, { webhook: false });
