@@ -8,11 +8,11 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import * as consoleView from '../lib/console/console';
-import { describeOperation } from '../lib/oplog/entry';
-import { OpHistory } from '../lib/oplog/history';
-import { OpLog } from '../lib/oplog/oplog';
-import { MappingStore } from '../lib/store/mapping-store';
+import * as consoleView from '../../../lib/console/console';
+import { describeOperation } from '../../../lib/oplog/entry';
+import { OpHistory } from '../../../lib/oplog/history';
+import { OpLog } from '../../../lib/oplog/oplog';
+import { MappingStore } from '../../../lib/store/mapping-store';
 
 const A = '3f2a1b4c-5d6e-4f70-8a9b-0c1d2e3f4a5b';
 const B = '4a2a1b4c-5d6e-4f70-8a9b-0c1d2e3f4a5c';

@@ -9,9 +9,9 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { installTarball, packedTarball, waitFor } from './helpers/e2e';
-import { CRM_USER, SIAGH_USER, startSims } from './helpers/node-env';
-import { NodeRedProcess, startNodeRed, writeSettings } from './helpers/nodered-process';
+import { installTarball, packedTarball, waitFor } from '../helpers/e2e';
+import { CRM_USER, SIAGH_USER, startSims } from '../helpers/node-env';
+import { NodeRedProcess, startNodeRed, writeSettings } from '../helpers/nodered-process';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const bcrypt = require(require.resolve('bcryptjs', { paths: [path.dirname(require.resolve('node-red/package.json'))] })) as { hashSync(s: string, rounds: number): string };
