@@ -27,9 +27,9 @@ const CUSTOMER_CRM_SPELLING = 'علي‌رضا كريمي';
 /** As an operator types it on a Persian keyboard. */
 const CUSTOMER_TYPED = 'علیرضا کریمی';
 
+/** The text of the first match now ('' when none): read at once, as the console may redraw between two calls. */
 async function text(page: Page, selector: string): Promise<string> {
-  const l = page.locator(selector);
-  return (await l.count()) ? (await l.first().innerText()).trim() : '';
+  return ((await page.locator(selector).allInnerTexts())[0] ?? '').trim();
 }
 
 async function failedCount(page: Page): Promise<number> {
@@ -51,6 +51,11 @@ async function widenSidebar(page: Page, by: number): Promise<void> {
   await page.mouse.move(x - by / 2, y, { steps: 5 });
   await page.mouse.move(x - by, y, { steps: 5 });
   await page.mouse.up();
+}
+
+/** Scroll an element into view for a screenshot; the console may redraw it meanwhile (new data), then try again. */
+async function scrollTo(l: ReturnType<Page['locator']>): Promise<void> {
+  await until('the element in view', async () => l.scrollIntoViewIfNeeded({ timeout: 2000 }).then(() => true, () => false), 10_000);
 }
 
 /** Wait until the console (refreshed by its button) shows what `probe` wants. */
@@ -146,7 +151,7 @@ for (const lang of ['en-US', 'fa']) {
       assert.equal(await text(page, `.sync-console-hit[data-crm-id="${customer.crmId}"] .sync-console-name`), CUSTOMER_CRM_SPELLING);
       assert.equal(await hit.locator('.sync-console-mapping[data-entity="contact"]').count(), 1);
       assert.equal(await hit.locator('.sync-console-op-ok').count(), 1);
-      await hit.scrollIntoViewIfNeeded();
+      await scrollTo(hit);
       await shot(page, `console-${tag}-search`);
       // A mobile written with Persian digits finds it too.
       await page.locator('.sync-console-q').fill('۰۹۳۵۱۱۱۲۲۳۳');
@@ -172,7 +177,6 @@ for (const lang of ['en-US', 'fa']) {
       // One of the missing records appears in the CRM; "Replay all" of the group: it syncs, the other fails again.
       sims.crm.addPerson({ crmId: later, nickName: 'مشتری دیررس' }, { webhook: false });
       const replayAll = page.locator('.sync-console-group[data-code="CRM_NOT_FOUND"] .sync-console-replay-group');
-      await replayAll.scrollIntoViewIfNeeded();
       await replayAll.click();
       await until('the replay answer', async () => /^✔/.test(await text(page, '.sync-console-result')), 10_000);
       await untilShown(page, 'the group to shrink to the record still missing', async () => (await groupCount(page, 'CRM_NOT_FOUND')) === 1 && (await page.locator(`.sync-console-item[data-crm-id="${later}"]`).count()) === 0);
@@ -181,7 +185,6 @@ for (const lang of ['en-US', 'fa']) {
 
       // Resolve the review item: link the organization to the Siagh contact.
       const link = page.locator(`.sync-console-item[data-crm-id="${org.crmId}"] button.sync-console-link`);
-      await link.scrollIntoViewIfNeeded();
       await link.click();
       await until('the Siagh contact to take the CRM organization\u2019s name', async () => sims.siagh.contact(reza.Code)?.Name === ORG_NAME, 30_000);
       // No click on Refresh: the console looks again by itself after an action and every few seconds.
@@ -196,7 +199,7 @@ for (const lang of ['en-US', 'fa']) {
       const rows = await orgHit.locator('.sync-console-op').evaluateAll((els) => els.map((e) => e.className));
       assert.match(rows[0], /sync-console-op-ok/, rows.join(' | '));
       assert.match(rows.at(-1)!, /sync-console-op-failed/, rows.join(' | '));
-      await orgHit.scrollIntoViewIfNeeded();
+      await scrollTo(orgHit);
       await shot(page, `console-${tag}-resolved`);
 
       // Nothing secret on screen.
