@@ -73,7 +73,8 @@ export async function runQueueBench(opts: QueueBenchOptions = {}): Promise<Queue
     );
     const enqMs = performance.now() - t0;
     const enqSyncs = syncs;
-    if (q.stats().total !== n) throw new Error(`the queue holds ${q.stats().total} jobs after ${n} enqueues`);
+    const held = (await q.stats()).total;
+    if (held !== n) throw new Error(`the queue holds ${held} jobs after ${n} enqueues`);
     log(`  enqueue:  ${fmtInt((n / enqMs) * 1000)} jobs/s (${fmtInt(n)} in ${fmtMs(enqMs)}; ${fmtInt(enqSyncs)} fdatasyncs, ${round(n / Math.max(1, enqSyncs), 1)} jobs per commit)`);
 
     // Take and complete.
@@ -86,7 +87,7 @@ export async function runQueueBench(opts: QueueBenchOptions = {}): Promise<Queue
       Array.from({ length: loops }, async () => {
         for (;;) {
           const ta = performance.now();
-          const batch = q.take(takeBatch);
+          const batch = await q.take(takeBatch);
           takeMs += performance.now() - ta;
           takes++;
           if (!batch.length) {
@@ -100,7 +101,7 @@ export async function runQueueBench(opts: QueueBenchOptions = {}): Promise<Queue
     );
     const compMs = performance.now() - t1;
     const compSyncs = syncs - enqSyncs;
-    const left = q.stats().total;
+    const left = (await q.stats()).total;
     if (done !== n || left !== 0) throw new Error(`${done} of ${n} jobs completed, ${left} left in the queue`);
     log(`  complete: ${fmtInt((n / compMs) * 1000)} jobs/s (${fmtInt(n)} in ${fmtMs(compMs)}; ${fmtInt(compSyncs)} fdatasyncs, ${round(n / Math.max(1, compSyncs), 1)} jobs per commit; ${takes} take() calls, ${fmtMs(takeMs)} in take())`);
     const totalMs = enqMs + compMs;

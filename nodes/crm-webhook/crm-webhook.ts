@@ -30,9 +30,9 @@ import {
 } from '../../lib/sync/webhook';
 import { ReplayEvent } from '../../lib/oplog/entry';
 import { hideSecrets } from '../../lib/oplog/scrub';
-import { SyncQueue } from '../../lib/queue/sync-queue';
+import type { QueueBackend } from '../../lib/queue/queue-backend';
 import type { Node, NodeAPI, NodeDef, NodeMessage, Request, Response } from '../shared/red';
-import { storeSettings } from '../shared/store-ref';
+import { openQueueFor, storeSettings } from '../shared/store-ref';
 import { num, updateTrace } from '../shared/support';
 import { createNode, migrationSettings } from '../shared/saved-settings';
 
@@ -204,11 +204,10 @@ export = function (RED: NodeAPI) {
     }
 
     // The queue of the data store (not needed by the test endpoint or with webhooks disabled).
-    const queueOpening: Promise<SyncQueue> | undefined =
+    const queueOpening: Promise<QueueBackend> | undefined =
       mode === 'webhook' && !disabled
         ? (async () => {
-            const st = storeSettings(RED, def.store);
-            return SyncQueue.open(st.dir, { policy: st.policy });
+            return openQueueFor(storeSettings(RED, def.store));
           })()
         : undefined;
     queueOpening?.catch((e) => {

@@ -4,7 +4,8 @@
  * with the policy from the environment. Nodes ask here; none builds a data path of its own.
  */
 import { SyncError } from '../../lib/errors';
-import { QueuePolicy, queuePolicyFromEnv } from '../../lib/queue/sync-queue';
+import type { QueueBackend } from '../../lib/queue/queue-backend';
+import { QueuePolicy, queuePolicyFromEnv, SyncQueue } from '../../lib/queue/sync-queue';
 import { MAPPING_FILE, mappingFileIn, REPORTS_DIR, reportsDirIn } from '../../lib/store/data-folder';
 import path from 'node:path';
 import { defaultDataDir, userPath } from './data-path';
@@ -34,6 +35,19 @@ export function storeSettings(RED: NodeAPI, id: unknown): StoreSettings {
     throw new SyncError('CONFIG', 'The data store this node points at (a sync-store config node) is not deployed or was deleted: open the node, choose a data store, and deploy.');
   }
   return defaultStoreSettings(RED);
+}
+
+/**
+ * The sync queue of a data store, shared by the nodes of this process (each calls `release()` when
+ * it closes). Nodes use it through `QueueBackend` only, so the backend is chosen here alone.
+ */
+export function openQueueFor(s: StoreSettings): Promise<QueueBackend> {
+  return SyncQueue.open(s.dir, { policy: s.policy });
+}
+
+/** The queue of the data store in `dir` if a node of this process has it open (for the operator's stats). */
+export function peekQueueIn(dir: string): QueueBackend | undefined {
+  return SyncQueue.peek(dir);
 }
 
 /**
