@@ -433,6 +433,10 @@ describe('sync queue on PostgreSQL: several instances, one database', function (
     assert.equal(accepted.size, 300);
     assert.deepEqual([...accepted].filter((k) => !delivered.has(k)), [], 'every accepted change was delivered');
     assert.equal((await qs[1].stats()).total, 0);
+    // The instances listen again after the restart: an enqueue on one still wakes another.
+    const woken = new Promise<void>((resolve) => qs[1].onChange(resolve));
+    await retrying(() => qs[0].enqueue(ident(9999)));
+    await Promise.race([woken, sleep(5000).then(() => assert.fail('no wake-up after the restart'))]);
   });
 
   it('a wrong password or an unusable connection string is a clear error', async () => {
