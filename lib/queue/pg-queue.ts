@@ -333,7 +333,9 @@ export class PgQueue implements QueueBackend {
 
   async take(max: number, now = Date.now()): Promise<Taken[]> {
     if (this.closed || max <= 0) return [];
-    await this.sweepNow(now);
+    // Leases run out by the clock, as in the file queue's sweep: a `now` given for the take itself
+    // (a test looking ahead) does not end other carriers' leases early.
+    await this.sweepNow();
     const taken = await this.tx('take jobs', async (c) => {
       // Ready: not leased, due, the oldest of its record with no job of the record in flight, and
       // not waiting for a record that still has a job. Rows another taker holds are skipped.
