@@ -32,7 +32,7 @@ import { ReplayEvent } from '../../lib/oplog/entry';
 import { hideSecrets } from '../../lib/oplog/scrub';
 import type { QueueBackend } from '../../lib/queue/queue-backend';
 import type { Node, NodeAPI, NodeDef, NodeMessage, Request, Response } from '../shared/red';
-import { openQueueFor, storeSettings } from '../shared/store-ref';
+import { openQueueFor, storeProblemText, storeSettings } from '../shared/store-ref';
 import { num, updateTrace } from '../shared/support';
 import { createNode, migrationSettings } from '../shared/saved-settings';
 
@@ -211,7 +211,7 @@ export = function (RED: NodeAPI) {
           })()
         : undefined;
     queueOpening?.catch((e) => {
-      node.status({ fill: 'red', shape: 'dot', text: e?.code === 'STORE_LOCKED' ? 'data folder locked' : 'queue error' });
+      node.status({ fill: 'red', shape: 'dot', text: storeProblemText(e) });
       node.error(`crm-webhook cannot open the sync queue: ${e instanceof Error ? e.message : String(e)}`);
     });
 

@@ -137,3 +137,19 @@ export function dataDirFor(RED: NodeAPI, def: { store?: unknown; dir?: unknown }
   if (typeof def.dir === 'string' && def.dir.trim() && !def.store) return userPath(def.dir, defaultDataDir(), RED.settings.userDir, what);
   return storeSettings(RED, def.store).dir;
 }
+
+/**
+ * The short status text of a store that could not be opened: the data folder locked, or the
+ * PostgreSQL reason (wrong password, unknown database, not answering); the node's error says
+ * what to do.
+ */
+export function storeProblemText(e: unknown): string {
+  const err = e as { code?: string; cause?: { code?: string }; message?: string };
+  if (err?.code === 'STORE_LOCKED') return 'data folder locked';
+  const pgCode = err?.cause?.code ?? err?.code ?? '';
+  if (pgCode === '28P01' || pgCode === '28000') return 'PostgreSQL: wrong user or password';
+  if (pgCode === '3D000') return 'PostgreSQL: unknown database';
+  if (['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT'].includes(pgCode) || /^57P/.test(pgCode)) return 'waiting for PostgreSQL';
+  if (/^PostgreSQL store:/.test(String(err?.message ?? ''))) return 'PostgreSQL: bad settings';
+  return 'queue error';
+}

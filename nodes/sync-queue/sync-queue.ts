@@ -11,7 +11,7 @@ import { OpLog } from '../../lib/oplog/oplog';
 import type { QueueBackend } from '../../lib/queue/queue-backend';
 import { eventOf, Taken } from '../../lib/queue/sync-queue';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
-import { openQueueFor, storeSettings } from '../shared/store-ref';
+import { openQueueFor, storeProblemText, storeSettings } from '../shared/store-ref';
 import { fail, num, updateTrace } from '../shared/support';
 import { createNode, migrationSettings } from '../shared/saved-settings';
 
@@ -148,7 +148,7 @@ export = function (RED: NodeAPI) {
         void showStatus();
       },
       (e) => {
-        node.status({ fill: 'red', shape: 'dot', text: e?.code === 'STORE_LOCKED' ? 'data folder locked' : 'queue error' });
+        node.status({ fill: 'red', shape: 'dot', text: storeProblemText(e) });
         node.error(`sync-queue cannot open the queue: ${e instanceof Error ? e.message : String(e)}`);
       },
     );

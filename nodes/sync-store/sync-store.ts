@@ -179,7 +179,8 @@ async function testPg(opts: PgOptions): Promise<{ message: string; details: Reco
   try {
     await c.connect();
     const v = await c.query<{ v: string; db: string }>("SELECT current_setting('server_version') AS v, current_database() AS db");
-    const { v: version, db } = v.rows[0];
+    const db = v.rows[0].db;
+    const version = v.rows[0].v.split(' ')[0]; // "15.18 (Debian 15.18-0+deb12u1)" → 15.18
     const t = await c.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [SCHEMA_TABLE]);
     let schema: Record<string, number> = {};
     if (t.rows[0]?.t) {
