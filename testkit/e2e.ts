@@ -189,7 +189,12 @@ export interface E2eOptions {
   webhooks?: boolean;
   /** More environment for Node-RED. MAX_RETRY_ATTEMPTS is 2 unless given here (see start()). */
   env?: Record<string, string>;
-  /** Settings of the shipped flows' data store (cfg-store) to change, e.g. shorter retry delays. */
+  /**
+   * Settings of the shipped flows' data store (cfg-store) to change, e.g. shorter retry delays.
+   * `{ backend: 'postgres', url }` runs the flows on a PostgreSQL store: `url` (password included,
+   * e.g. from PgServer.database()) goes to Node-RED as DATABASE_URL, and cfg-store's pgUrl stays
+   * blank, as an operator's would.
+   */
   store?: Record<string, unknown>;
   /** Deploy these flows instead of the shipped ones (e.g. a flow saved by an older release). */
   flows?: FlowNode[];
@@ -255,6 +260,7 @@ export class E2eEnv {
         RETRY_BASE_SECONDS: '0.5',
         RETRY_CHECK_DELAY_SECONDS: '1',
         ...(e.token ? { WEBHOOK_TOKEN: e.token } : {}),
+        ...(opts.store?.backend === 'postgres' && typeof opts.store.url === 'string' ? { DATABASE_URL: opts.store.url } : {}),
         ...opts.env,
       };
       await e.launch();
@@ -274,7 +280,8 @@ export class E2eEnv {
 
   /** The shipped flows (or `opts.flows`) as this environment deploys them (cfg-store patched with `opts.store`). */
   flows(): FlowNode[] {
-    return (this.opts.flows ?? shippedFlows()).map((n) => (n.id === 'cfg-store' && this.opts.store ? { ...n, ...this.opts.store } : n));
+    const { url: _url, ...store } = this.opts.store ?? {}; // a postgres url travels as DATABASE_URL
+    return (this.opts.flows ?? shippedFlows()).map((n) => (n.id === 'cfg-store' && this.opts.store ? { ...n, ...store } : n));
   }
 
   /** A full deploy of the same flows again (every node stopped and started, as the editor's Deploy does). */

@@ -152,6 +152,15 @@ export = function (RED: NodeAPI) {
     if (config) offRetry = config.onRetry(() => node.status({ fill: 'yellow', shape: 'ring', text: 'polling… (retrying)' }));
 
     node.on('input', (msg: NodeMessage, send, done) => {
+      if (!leader || msg.reset === true) return onInput(msg, send, done);
+      // A tick that comes before the first election (the deploy's first run) waits for it.
+      void leader.then(
+        () => (role === 'leader' ? onInput(msg, send, done) : done()),
+        () => done(),
+      );
+    });
+
+    function onInput(msg: NodeMessage, send: (m: NodeMessage) => void, done: (e?: Error) => void): void {
       if (msg.reset === true) {
         void (async () => {
           try {
@@ -163,11 +172,6 @@ export = function (RED: NodeAPI) {
             fail(node, msg, e, done);
           }
         })();
-        return;
-      }
-      if (leader && role !== 'leader' && msg.reset !== true) {
-        // Another instance polls (or the database cannot be asked now): this tick is not ours.
-        done();
         return;
       }
       if (running) {
@@ -223,7 +227,7 @@ export = function (RED: NodeAPI) {
           running = false;
         }
       })();
-    });
+    }
 
     node.on('close', (_removed: boolean, done: () => void) => {
       closed = true;
