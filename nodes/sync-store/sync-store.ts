@@ -150,7 +150,9 @@ function testOptions(RED: NodeAPI, body: Record<string, unknown>, text: (k: stri
   const deployedSame = !!found && configured !== undefined && configured === url;
   if (deployedSame) {
     const usePw = !password || password === UNCHANGED ? stored : password;
-    return storePgOptions({ pgUrl: url, pgTls: text('pgTls'), pgCa: text('pgCa') }, { pgPassword: usePw }, process.env);
+    const deployed = storePgOptions({ pgUrl: url, pgTls: text('pgTls'), pgCa: text('pgCa') }, { pgPassword: usePw }, process.env);
+    urlSecrets(deployed.connectionString, secrets); // DATABASE_URL may carry its password
+    return deployed;
   }
   if (!url || envRefName(url)) {
     throw new SyncError('CONFIG', 'Test connection reads no environment variable (DATABASE_URL included) from the dialog: type the connection string, or deploy the store and test it unchanged.');
@@ -162,14 +164,19 @@ function testOptions(RED: NodeAPI, body: Record<string, unknown>, text: (k: stri
   const tls = text('pgTls').trim() || 'off';
   const ca = text('pgCa').trim();
   const opts: PgOptions = { connectionString: url, tls: tls as 'off' | 'on', ...(password ? { password } : {}), ...(ca ? { ca } : {}) };
+  urlSecrets(url, secrets);
+  poolConfig(opts);
+  return opts;
+}
+
+/** The password inside a connection string, as written and decoded, to keep out of replies. */
+function urlSecrets(url: string, secrets: string[]): void {
   try {
     const u = new URL(url);
     if (u.password) secrets.push(decodeURIComponent(u.password), u.password);
   } catch {
     /* poolConfig says what is wrong */
   }
-  poolConfig(opts);
-  return opts;
 }
 
 async function testPg(opts: PgOptions): Promise<{ message: string; details: Record<string, unknown> }> {
