@@ -233,7 +233,7 @@ describe('console: answers from an OpLog', () => {
     assert.deepEqual(f.groups.map((g) => [g.code, g.count, g.review]), [['LINK_NEEDS_REVIEW', 1, true], ['HTTP_5XX', 5, false], ['CRM_NOT_FOUND', 1, false]]);
     assert.equal((f.groups[0].items[0].review as any).siagh.code, 8301);
     assert.deepEqual(f.groups[1].items.map((e) => e.message), ['down 4', 'down 3'], 'most recent first');
-    assert.equal(f.groups[2].items[0].name, 'مریم', 'the name, when the party was synced since start');
+    assert.equal(f.groups[2].items[0].name, 'مریم', 'the name, from the party\u2019s line');
     f = consoleView.failures({ log }, { code: 'http_5xx', offset: 4, limit: 2 });
     assert.deepEqual(f.groups.find((g) => g.code === 'HTTP_5XX')!.items.map((e) => e.message), ['down 0']);
 
