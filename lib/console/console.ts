@@ -51,7 +51,7 @@ export interface FailureItem {
   lastAt: string;
   replays?: number;
   lastReplayAt?: string;
-  /** The party's name, when it was synced since start. */
+  /** The party's name, when the history knows it (a line of it in the current log, or synced since). */
   name?: string;
   review?: Record<string, unknown>;
 }

@@ -2,14 +2,16 @@
  * One sync operation as the log sees it. `describeOperation` turns what a message carries (its
  * trace, a Catch node's error, the webhook fields) into a log line, and — for a failure — the
  * event that replays it. Only the trace fields and the error text are copied, each scrubbed
- * (scrub.ts); the record itself (msg.payload) is read for its id, type, event and subtype only.
+ * (scrub.ts); the record itself (msg.payload) is read for its id, type, event and subtype, and
+ * for what the console's search needs after a restart: an identity's display name and the
+ * comparison keys of its mobile and national code (partyOf), a document's customer (customerIdOf).
  */
-import { entityOf, refOf, type RecordEntity } from '../ref';
+import { customerIdOf, entityOf, refOf, type RecordEntity } from '../ref';
 import type { IdentityKind } from '../types';
 import type { TraceFields } from './trace';
 import { scrubField, scrubText } from './scrub';
 import type { PartyFacts } from './history';
-import { isIranianMobile, phoneKey } from '../text/normalize';
+import { isIranianMobile, nationalIdKey, phoneKey } from '../text/normalize';
 
 export type Trigger = 'webhook' | 'poll' | 'import' | 'replay' | 'manual';
 export const TRIGGERS: readonly Trigger[] = ['webhook', 'poll', 'import', 'replay', 'manual'];
@@ -36,8 +38,16 @@ export interface LogLine {
   status: OpStatus;
   entity?: string;
   crmId?: string;
+  /** A quote's or invoice's customer: its CRM id (the document's `identityId`), so the document shows in the customer's timeline. */
+  customerId?: string;
+  /** An identity's display name (partyOf), so the console finds it by name after a restart. */
+  name?: string;
   siaghCode?: string;
   customerNumber?: string;
+  /** An identity's mobile as its comparison key (phoneKey: `+989121234567`). */
+  mobileKey?: string;
+  /** An identity's national code as its comparison key (nationalIdKey). */
+  nationalKey?: string;
   documentNumber?: string;
   event?: string;
   action?: string;
@@ -84,7 +94,7 @@ export interface Operation {
   entity?: string;
   /** For a failure with msg.review: its facts, clipped and scrubbed (reviewOf). */
   review?: Record<string, unknown>;
-  /** Who the record is (name, mobile, national code), for the console's search; never written to the log. */
+  /** Who the record is (name, mobile, national code) as the CRM writes it, for the console's search (the line carries the name and the keys). */
   party?: PartyFacts;
 }
 
@@ -238,13 +248,20 @@ export function describeOperation(input: OperationInput): Operation {
     action = 'deleted';
   }
   const source = obj(obj(err).source);
+  // Who an identity is: the line carries its name and the keys of its mobile and national code, so
+  // the console's index (history.ts), rebuilt from the log at start, finds it again.
+  const party = type === 'Identity' ? partyOf(p, secrets) : undefined;
   const line: LogLine = {
     time: new Date(now).toISOString(),
     trigger,
     entity,
     crmId,
+    customerId: type === 'Quote' || type === 'Invoice' ? customerIdOf(input.payload) : undefined,
+    name: party?.name,
     siaghCode: scrubField(t.siaghCode, secrets, 40),
     customerNumber: scrubField(t.customerNumber, secrets, 40),
+    mobileKey: phoneKey(party?.mobile),
+    nationalKey: nationalIdKey(party?.nationalCode),
     documentNumber: scrubField(t.documentNumber, secrets, 40),
     event,
     action,
@@ -267,10 +284,7 @@ export function describeOperation(input: OperationInput): Operation {
     const review = reviewOf(input.review, secrets);
     if (review) op.review = review;
   }
-  if (type === 'Identity') {
-    const party = partyOf(p, secrets);
-    if (party) op.party = party;
-  }
+  if (party) op.party = party;
   return op;
 }
 

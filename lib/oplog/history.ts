@@ -5,19 +5,23 @@
  * - The last `maxLines` log lines (default 100,000) in a ring, and for each party key (CRM id,
  *   Siagh code, customer number, document number) the positions of its lines. A line that falls
  *   out of the ring leaves its keys' lists, so memory stays bounded however long it runs.
+ *   A quote's or invoice's line is also listed under its customer's CRM id (the line's
+ *   `customerId`), so the customer's timeline shows its documents.
  * - The parties seen (at most `maxParties`, default 50,000, and 10 % more between two trims; the
- *   least recently seen dropped first): CRM id, Siagh code, customer number, and — only from records synced since start, never
- *   written to the log — name, mobile and national code as comparison keys (lib/text/normalize.ts),
- *   so a search by name finds ي/ی, ك/ک and ZWNJ spellings alike.
+ *   least recently seen dropped first): CRM id, Siagh code, customer number, name, mobile and
+ *   national code, with comparison keys (lib/text/normalize.ts) so a search by name finds ي/ی,
+ *   ك/ک and ZWNJ spellings alike. The name and the mobile and national-code keys come from the log
+ *   line (entry.ts writes them for an identity), so the parties of the log file are found again
+ *   after a restart; a line written before it had them still loads, found by its ids only.
  * - The last success and the last failure per pipeline (the line's trigger).
  *
  * Built once at start from the current log file (in the same pass as the counters, see
  * OpLog), then kept current by OpLog.record(). Lines are the log's own (already scrubbed).
  */
-import { nationalIdKey, phoneKey, textKey, toAsciiDigits } from '../text/normalize';
+import { nationalIdKey, phoneKey, phoneLocal, textKey, toAsciiDigits } from '../text/normalize';
 import type { LogLine } from './entry';
 
-/** What a synced record tells about its party, besides the ids on the log line (kept in memory only). */
+/** What a synced record tells about its party as the CRM writes it (the log line carries the name and the keys). */
 export interface PartyFacts {
   name?: string;
   mobile?: string;
@@ -62,13 +66,27 @@ export interface Page<T> {
 const DEFAULT_MAX_LINES = 100_000;
 const DEFAULT_MAX_PARTIES = 50_000;
 
-/** The index keys of a line: crm:<guid>, siagh:<code>, cn:<customer number>, doc:<document number>. */
-export function lineKeys(line: Pick<LogLine, 'crmId' | 'siaghCode' | 'customerNumber' | 'documentNumber'>): string[] {
+/** A field of a line read back from the file: text, or nothing (a foreign line may hold anything). */
+function text(v: unknown): string | undefined {
+  return typeof v === 'string' && v ? v : undefined;
+}
+
+/**
+ * The index keys of a line: crm:<guid> (the record's, and a document's customer's), siagh:<code>,
+ * cn:<customer number>, doc:<document number>.
+ */
+export function lineKeys(line: Pick<LogLine, 'crmId' | 'customerId' | 'siaghCode' | 'customerNumber' | 'documentNumber'>): string[] {
   const keys: string[] = [];
-  if (line.crmId) keys.push(`crm:${line.crmId.toLowerCase()}`);
-  if (line.siaghCode) keys.push(`siagh:${toAsciiDigits(line.siaghCode).trim()}`);
-  if (line.customerNumber) keys.push(`cn:${toAsciiDigits(line.customerNumber).trim().toLowerCase()}`);
-  if (line.documentNumber) keys.push(`doc:${toAsciiDigits(line.documentNumber).trim().toLowerCase()}`);
+  const crmId = text(line.crmId)?.toLowerCase();
+  if (crmId) keys.push(`crm:${crmId}`);
+  const customerId = text(line.customerId)?.toLowerCase();
+  if (customerId && customerId !== crmId) keys.push(`crm:${customerId}`);
+  const siaghCode = text(line.siaghCode);
+  if (siaghCode) keys.push(`siagh:${toAsciiDigits(siaghCode).trim()}`);
+  const cn = text(line.customerNumber);
+  if (cn) keys.push(`cn:${toAsciiDigits(cn).trim().toLowerCase()}`);
+  const doc = text(line.documentNumber);
+  if (doc) keys.push(`doc:${toAsciiDigits(doc).trim().toLowerCase()}`);
   return keys;
 }
 
@@ -134,7 +152,7 @@ export class OpHistory {
       last[line.status] = line;
       this.lastByTrigger.set(trig, last);
     }
-    if (line.crmId) this.noteParty(line, facts);
+    if (text(line.crmId)) this.noteParty(line, facts);
   }
 
   private noteParty(line: LogLine, facts?: PartyFacts): void {
@@ -147,17 +165,21 @@ export class OpHistory {
     if (line.siaghCode) p.siaghCode = line.siaghCode;
     const cn = facts?.customerNumber ?? line.customerNumber;
     if (cn) p.customerNumber = cn;
-    if (facts?.name) {
-      p.name = facts.name;
-      p.nameKey = textKey(facts.name);
+    // As the CRM writes them when synced now; from the line's keys when read back from the file.
+    const name = facts?.name ?? text(line.name);
+    if (name) {
+      p.name = name;
+      p.nameKey = textKey(name);
     }
-    if (facts?.mobile) {
-      p.mobile = facts.mobile;
-      p.mobileKey = phoneKey(facts.mobile);
+    const mobileKey = facts?.mobile ? phoneKey(facts.mobile) : text(line.mobileKey);
+    if (facts?.mobile || mobileKey) {
+      p.mobile = facts?.mobile ?? phoneLocal(mobileKey!);
+      p.mobileKey = mobileKey;
     }
-    if (facts?.nationalCode) {
-      p.nationalCode = facts.nationalCode;
-      p.nationalKey = nationalIdKey(facts.nationalCode);
+    const nationalKey = facts?.nationalCode ? nationalIdKey(facts.nationalCode) : text(line.nationalKey);
+    if (facts?.nationalCode || nationalKey) {
+      p.nationalCode = facts?.nationalCode ?? nationalKey;
+      p.nationalKey = nationalKey;
     }
     this.parties.set(id, p);
     // Trimmed in batches (a Map walked from its start after much delete/set churn is slow one by one).

@@ -3,7 +3,7 @@
  * the three shipped flows and both simulators, in English and in Persian (right to left):
  * failures and a review item are produced through the webhook flow, the console groups them with
  * counts; a customer whose CRM name is spelled with Arabic ي/ك and a ZWNJ is found by its Persian
- * spelling; a burst of 25 webhooks is counted while the operator keeps refreshing; "Replay all" of a group syncs the record that now exists and fails the other again;
+ * spelling, and its quote joins its timeline; a burst of 25 webhooks is counted while the operator keeps refreshing; "Replay all" of a group syncs the record that now exists and fails the other again;
  * "Link" resolves the review item; the counts change as it happens. Screenshots in
  * test-output/screenshots/console-*.png.
  */
@@ -151,12 +151,22 @@ for (const lang of ['en-US', 'fa']) {
       assert.equal(await text(page, `.sync-console-hit[data-crm-id="${customer.crmId}"] .sync-console-name`), CUSTOMER_CRM_SPELLING);
       assert.equal(await hit.locator('.sync-console-mapping[data-entity="contact"]').count(), 1);
       assert.equal(await hit.locator('.sync-console-op-ok').count(), 1);
-      await scrollTo(hit);
-      await shot(page, `console-${tag}-search`);
       // A mobile written with Persian digits finds it too.
       await page.locator('.sync-console-q').fill('۰۹۳۵۱۱۱۲۲۳۳');
       await page.locator('.sync-console-search-go').click();
       await until('the hit by mobile', async () => (await page.locator(`.sync-console-hit[data-crm-id="${customer.crmId}"]`).count()) === 1, 10_000);
+
+      // Its quote joins its timeline, marked as the quote.
+      const quote = sims.crm.addQuote({ identityId: customer.crmId, details: [{ productCode: 'P-100', productName: 'شیر گاز', count: 2, baseUnitPrice: 1_250_000 }] }, { webhook: false });
+      assert.equal((await fetch(`${ed.red.url}/webhook/crm/quote?event=Insert&type=Quote&id=${quote.crmId}`)).status, 200);
+      await page.locator('.sync-console-q').fill(CUSTOMER_TYPED);
+      await page.locator('.sync-console-search-go').click();
+      const quoteRow = `.sync-console-hit[data-crm-id="${customer.crmId}"] .sync-console-op-ok[data-crm-id="${quote.crmId}"]`;
+      await untilShown(page, 'the quote in its customer\u2019s timeline', async () => (await page.locator(quoteRow).count()) === 1);
+      assert.match(await text(page, `${quoteRow} .sync-console-outcome`), /^quote\b/);
+      assert.ok((await page.locator(`.sync-console-hit[data-crm-id="${customer.crmId}"] .sync-console-op[data-crm-id="${customer.crmId}"]`).count()) >= 1, 'beside the customer\u2019s own sync');
+      await scrollTo(page.locator(`.sync-console-hit[data-crm-id="${customer.crmId}"]`));
+      await shot(page, `console-${tag}-search`);
 
       // A burst of 25 webhooks while the operator keeps refreshing: the console keeps answering, and counts them.
       const storeId = await page.locator('.sync-console-store').inputValue();

@@ -200,7 +200,8 @@ describe(`browser: Palette Manager uploads the packed tarball into a fresh user 
       )
       .catch((e) => assert.fail(`the palette did not show ${palette.join(', ')}: ${e}${log()}`));
     console.log(`      (upload + npm install + load: ${((Date.now() - started) / 1000).toFixed(1)} s)`);
-    const note = page.locator('.red-ui-notification', { hasText: /added to palette/i });
+    // The nodes' notification (the console plugin gets one of its own, naming sync-console).
+    const note = page.locator('.red-ui-notification', { hasText: /added to palette/i }).filter({ hasText: 'crm-fetch' });
     await note.first().waitFor({ state: 'visible', timeout: 10_000 });
     const noteText = (await note.first().innerText()).replace(/\s+/g, ' ');
     for (const t of palette) assert.ok(noteText.includes(t), `the "added to palette" notification names ${t}: ${noteText}`);

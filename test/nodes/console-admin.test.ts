@@ -2,7 +2,8 @@
  * The console plugin's admin routes in a real Node-RED child (the package installed from its
  * tarball, adminAuth with a full-permission user and a read-only one): a webhook pipeline syncs one
  * person and fails one event; the routes answer the console's questions to a read token, refuse to
- * act for it, replay for a full token, check their input, and never show a secret.
+ * act for it, replay for a full token, check their input, find the customer (and its quote) again
+ * after Node-RED restarts, and never show a secret.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -10,6 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { installTarball, packedTarball, waitFor } from '../helpers/e2e';
+import { QUOTE_ROWS } from '../helpers/faults';
 import { CRM_USER, SIAGH_USER, startSims } from '../helpers/node-env';
 import { NodeRedProcess, startNodeRed, writeSettings } from '../helpers/nodered-process';
 
@@ -25,6 +27,7 @@ describe('console plugin: admin routes (real Node-RED child, adminAuth)', functi
   let sims: Awaited<ReturnType<typeof startSims>>;
   let red: NodeRedProcess;
   let dir: string;
+  let settingsFile: string;
   let adminToken: string;
   let viewerToken: string;
   let storeId: string;
@@ -64,7 +67,7 @@ describe('console plugin: admin routes (real Node-RED child, adminAuth)', functi
     sims = await startSims();
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'siagh-sync-console-admin-'));
     installTarball(dir, packedTarball());
-    const settingsFile = writeSettings(dir, {
+    settingsFile = writeSettings(dir, {
       credentialSecret: 'console-admin-test-secret',
       adminAuth: {
         type: 'credentials',
@@ -194,6 +197,35 @@ describe('console plugin: admin routes (real Node-RED child, adminAuth)', functi
     const t = await call('GET', `/${storeId}/search?q=${MISSING}`, viewerToken);
     const triggers = t.body.hits[0].timeline.items.map((l: any) => l.trigger);
     assert.equal(triggers[0], 'replay', `newest first: ${triggers}`);
+  });
+
+  it('after Node-RED restarts, a read token finds the customer by a spelling variant of the name and by mobile, with its quote', async () => {
+    const quote = sims.crm.addQuote({ identityId: personId, details: QUOTE_ROWS }, { webhook: false });
+    assert.equal((await fetch(`${red.url}/console-test/hook?event=Insert&type=Quote&id=${quote.crmId}`)).status, 200);
+    const name = encodeURIComponent('مريم کاظمی');
+    await waitFor('the quote in its customer\u2019s timeline', async () => {
+      const r = await call('GET', `/${storeId}/search?q=${name}`, viewerToken);
+      return r.body.hits?.[0]?.timeline.items.some((l: any) => l.crmId === quote.crmId && l.status === 'ok') ? r : undefined;
+    }, { timeoutMs: 30_000 });
+
+    await red.stop(); // the console's index lives in memory: gone with the process
+    red = await startNodeRed({ userDir: dir, settingsFile, readyPath: '/auth/login' });
+    const found = await waitFor('the customer found by name after the restart', async () => {
+      const r = await call('GET', `/${storeId}/search?q=${name}`, viewerToken);
+      return r.status === 200 && r.body.hits?.length ? r.body : undefined;
+    }, { timeoutMs: 20_000 });
+    assert.deepEqual(found.hits.map((h: any) => h.crmId), [personId]);
+    const hit = found.hits[0];
+    assert.equal(hit.name, 'مریم كاظمي', 'the name as the CRM writes it');
+    assert.equal(hit.mobile, '09123334455');
+    assert.equal(hit.mappings[0].entityType, 'contact');
+    const ops = hit.timeline.items.map((l: any) => [l.crmId, l.entity, l.status]);
+    assert.deepEqual(ops[0], [quote.crmId, 'quote', 'ok'], `the quote, newest first: ${JSON.stringify(ops)}`);
+    assert.ok(ops.some((o: string[]) => o[0] === personId && o[2] === 'ok'), JSON.stringify(ops));
+    const byMobile = await call('GET', `/${storeId}/search?q=${encodeURIComponent('۰۹۱۲۳۳۳۴۴۵۵')}`, viewerToken);
+    assert.deepEqual(byMobile.body.hits.map((h: any) => h.crmId), [personId]);
+    const byCode = await call('GET', `/${storeId}/search?q=0012345679`, viewerToken);
+    assert.deepEqual(byCode.body.hits.map((h: any) => h.crmId), [personId], 'by national code');
   });
 
   it('no answer carries a password, its MD5 or a token', () => {

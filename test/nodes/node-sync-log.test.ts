@@ -145,6 +145,7 @@ describe('sync-log node (Node-RED runtime, real files)', function () {
       trigger: 'webhook',
       entity: 'person',
       crmId: A,
+      name: 'نگار', // the identity's name, for the console's search after a restart
       siaghCode: '1204',
       customerNumber: '100-2204',
       event: 'Update',

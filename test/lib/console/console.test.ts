@@ -109,11 +109,39 @@ describe('console: OpHistory', () => {
     assert.equal(last.webhook.failed?.error?.code, 'HTTP_5XX');
   });
 
-  it('the party facts stay in memory: the log line carries no name, mobile or national code', () => {
-    const op = synced(A, { firstName: 'رضا', lastName: 'کریمی', phoneContacts: [{ phoneNumber: '09121234567' }], nationalCode: '0012345679' });
-    assert.deepEqual(op.party, { name: 'رضا کریمی', mobile: '09121234567', nationalCode: '0012345679' });
-    const text = JSON.stringify(op.line);
-    for (const s of ['رضا', '09121234567', '0012345679']) assert.ok(!text.includes(s), `${s} not in ${text}`);
+  it('the log line carries the name and the mobile and national-code keys of an identity, and the customer of a document', () => {
+    const op = synced(A, { firstName: 'رضا', lastName: 'کریمی', phoneContacts: [{ phoneNumber: '۰۹۱۲ ۱۲۳ ۴۵۶۷' }], nationalCode: '12345679', email: 'reza@example.ir' });
+    assert.deepEqual(op.party, { name: 'رضا کریمی', mobile: '۰۹۱۲ ۱۲۳ ۴۵۶۷', nationalCode: '12345679' });
+    const line = JSON.parse(JSON.stringify(op.line));
+    assert.equal(line.name, 'رضا کریمی');
+    assert.equal(line.mobileKey, '+989121234567', 'the comparison key, not the text as typed');
+    assert.equal(line.nationalKey, '0012345679');
+    assert.ok(!JSON.stringify(line).includes('example.ir'), 'nothing else of the record');
+
+    const quote = describeOperation({
+      trace: { traceId: 'tq', trigger: 'webhook', entity: 'quote', crmId: C, documentNumber: 'Q-17', action: 'created' },
+      payload: { crmId: C, docKind: 'quote', identityId: A.toUpperCase(), nickName: 'not a party' },
+    });
+    assert.equal(quote.line.customerId, A, 'the customer’s CRM id, lower case');
+    assert.equal(quote.line.name, undefined, 'a document carries no party facts');
+    assert.equal(quote.party, undefined);
+    // An identity row's identityId is its own id, not a customer.
+    assert.equal(synced(B, { identityId: B }).line.customerId, undefined);
+  });
+
+  it('lists a quote’s and an invoice’s lines in their customer’s timeline', () => {
+    const h = new OpHistory();
+    const person = synced(A, { nickName: 'مریم کاظمی' });
+    h.add(person.line, person.party);
+    for (const [id, kind, n] of [[C, 'quote', 'Q-1'], [D, 'invoice', 'I-9']] as const) {
+      const doc = describeOperation({ trace: { traceId: 'td', trigger: 'poll', entity: kind, crmId: id, documentNumber: n, siaghCode: '501', action: 'created' }, payload: { crmId: id, docKind: kind, identityId: A } });
+      h.add(doc.line, doc.party);
+    }
+    h.add(synced(B, { nickName: 'دیگری' }).line);
+    const t = h.timeline([`crm:${A}`]);
+    assert.deepEqual(t.items.map((l) => [l.crmId, l.entity]), [[D, 'invoice'], [C, 'quote'], [A, 'person']], 'newest first');
+    assert.equal(h.timeline([`crm:${C}`]).total, 1, 'the quote’s own timeline');
+    assert.equal(h.findParties('کاظمی')[0].crmId, A, 'the customer stays the party found by its name');
   });
 });
 
@@ -134,16 +162,16 @@ describe('console: answers from an OpLog', () => {
 
     const log = await OpLog.acquire(dir, { flushMs: 60_000 });
     opened.push(log);
-    // Lines from the file: found by id and customer number (names are not in the log).
+    // Lines from the file: found by id and customer number.
     let r = consoleView.search({ log }, A);
     assert.equal(r.hits.length, 1);
     assert.deepEqual(r.hits[0].timeline.items.map((l) => l.status), ['failed', 'ok'], 'newest first');
     assert.equal(r.hits[0].timeline.items[0].error?.message, 'Siagh answered 503');
     assert.equal(r.hits[0].timeline.items[1].durationMs, 120);
     assert.deepEqual(consoleView.search({ log }, '۱۰۰۱').hits.map((h) => h.crmId), [A], 'customer number in Persian digits');
-    assert.deepEqual(consoleView.search({ log }, 'کریمی').hits, [], 'no name known from the file');
+    assert.equal(consoleView.search({ log }, 'کریمی').hits[0]?.name, 'علی کریمی', 'the name, from the file');
 
-    // A new sync brings the name; the file is removed: answers do not need it.
+    // A new sync brings a new spelling; the file is removed: answers do not need it.
     log.record(synced(A, { nickName: 'علي كريمي' }, { action: 'updated' }));
     fs.rmSync(path.join(dir, 'sync-log.jsonl'), { force: true });
     r = consoleView.search({ log }, 'علی کریمی');
@@ -164,6 +192,32 @@ describe('console: answers from an OpLog', () => {
     assert.equal(now.queue, undefined, 'no queue open for this folder');
   });
 
+  it('after a restart, finds a customer synced before it by a Persian spelling of the name, by mobile and national code, with its quote', async () => {
+    const dir = tmp();
+    // A log line written before the party fields existed: it still loads, found by its ids.
+    const old = { time: new Date(Date.now() - 60_000).toISOString(), trigger: 'poll', status: 'ok', entity: 'person', crmId: B, customerNumber: '2002', action: 'unchanged' };
+    fs.writeFileSync(path.join(dir, 'sync-log.jsonl'), JSON.stringify(old) + '\n');
+    const before = await OpLog.acquire(dir, { flushMs: 0 });
+    // Arabic yeh and kaf, a ZWNJ: as the CRM holds the name.
+    before.record(synced(A, { nickName: 'علي‌رضا كريمي', phoneContacts: [{ phoneNumber: '+98 (912) 333-4455' }], nationalCode: '۰۰۱۲۳۴۵۶۷۹' }, { siaghCode: '8301', customerNumber: '1001' }));
+    before.record(describeOperation({ trace: { traceId: 'tq', trigger: 'webhook', entity: 'quote', crmId: C, documentNumber: 'Q-17', siaghCode: '77', action: 'created' }, payload: { crmId: C, docKind: 'quote', identityId: A } }));
+    await before.release(); // "Node-RED stops": the log is on disk, the memory gone
+
+    const log = await OpLog.acquire(dir, { flushMs: 60_000 });
+    opened.push(log);
+    for (const q of ['علیرضا کریمی', 'علی رضا', 'کریمی', '۰۹۱۲۳۳۳۴۴۵۵', '0912 333 4455', '0012345679']) {
+      const r = consoleView.search({ log }, q);
+      assert.deepEqual(r.hits.map((h) => h.crmId), [A], `"${q}" finds A after the restart, got ${JSON.stringify(r.hits.map((h) => h.crmId))}`);
+    }
+    const hit = consoleView.search({ log }, 'علیرضا کریمی').hits[0];
+    assert.equal(hit.name, 'علي‌رضا كريمي', 'shown as the CRM spells it');
+    assert.equal(hit.mobile, '09123334455', 'the mobile, in its local form');
+    assert.equal(hit.nationalCode, '0012345679');
+    assert.deepEqual(hit.timeline.items.map((l) => [l.crmId, l.entity, l.documentNumber]), [[C, 'quote', 'Q-17'], [A, 'person', undefined]], 'its quote first (newest)');
+    assert.deepEqual(consoleView.search({ log }, B).hits.map((h) => [h.crmId, h.name, h.timeline.total]), [[B, undefined, 1]], 'the old line');
+    assert.deepEqual(consoleView.search({ log }, '2002').hits.map((h) => h.crmId), [B]);
+  });
+
   it('groups failures by reason (review items first) and pages a group; a success takes its entry out', async () => {
     const dir = tmp();
     const log = await OpLog.acquire(dir, { flushMs: 60_000 });
@@ -179,7 +233,7 @@ describe('console: answers from an OpLog', () => {
     assert.deepEqual(f.groups.map((g) => [g.code, g.count, g.review]), [['LINK_NEEDS_REVIEW', 1, true], ['HTTP_5XX', 5, false], ['CRM_NOT_FOUND', 1, false]]);
     assert.equal((f.groups[0].items[0].review as any).siagh.code, 8301);
     assert.deepEqual(f.groups[1].items.map((e) => e.message), ['down 4', 'down 3'], 'most recent first');
-    assert.equal(f.groups[2].items[0].name, 'مریم', 'the name, when the party was synced since start');
+    assert.equal(f.groups[2].items[0].name, 'مریم', 'the name, from the party\u2019s line');
     f = consoleView.failures({ log }, { code: 'http_5xx', offset: 4, limit: 2 });
     assert.deepEqual(f.groups.find((g) => g.code === 'HTTP_5XX')!.items.map((e) => e.message), ['down 0']);
 

@@ -48,11 +48,11 @@ describe('oplog: describeOperation', () => {
     assert.equal('extraFields' in describeOperation({ trace: { traceId: 't2', crmId: ID } }).line, false);
   });
 
-  it('an ok message: trace fields, action, duration, no error, the key of its record', () => {
+  it('an ok message: trace fields, action, duration, no error, the key of its record; of the record only its name (for the console)', () => {
     const now = Date.parse('2026-01-05T10:00:00Z');
     const op = describeOperation({
       trace: { traceId: 'ab12cd34', trigger: 'webhook', event: 'Update', entity: 'person', crmId: ID.toUpperCase(), siaghCode: '1204', customerNumber: '100-2204', action: 'updated', attempts: 1, durationMs: 10, startedAt: now - 250, warnings: ['w'] },
-      payload: { crmId: ID, kind: 'person', nickName: 'not copied', email: 'x@example.ir' },
+      payload: { crmId: ID, kind: 'person', nickName: 'Parsa Co', email: 'x@example.ir' },
       now,
     });
     assert.deepEqual(JSON.parse(JSON.stringify(op.line)), {
@@ -60,6 +60,7 @@ describe('oplog: describeOperation', () => {
       trigger: 'webhook',
       entity: 'person',
       crmId: ID,
+      name: 'Parsa Co',
       siaghCode: '1204',
       customerNumber: '100-2204',
       event: 'Update',
