@@ -56,6 +56,8 @@ export interface ClusterOptions {
   env?: Record<string, string>;
   /** Settings of cfg-store to change (e.g. a short leaseSeconds); backend postgres unless given here. */
   store?: Record<string, unknown>;
+  /** More flow nodes deployed beside the shipped flows on every instance (e.g. a bare http-in for a benchmark). */
+  extraFlows?: FlowNode[];
   siagh?: SiaghSimOptions;
   crm?: CrmSimOptions;
 }
@@ -163,9 +165,9 @@ export class E2eCluster {
     this.crm.faults.latencyMs = ms;
   }
 
-  /** The shipped flows as every instance runs them: cfg-store on PostgreSQL (DATABASE_URL), patched with `opts.store`. */
+  /** The shipped flows as every instance runs them: cfg-store on PostgreSQL (DATABASE_URL), patched with `opts.store`; then `opts.extraFlows`. */
   flows(): FlowNode[] {
-    return withStore(shippedFlows(), { backend: 'postgres', pgUrl: '', pgTls: 'off', ...this.opts.store });
+    return [...withStore(shippedFlows(), { backend: 'postgres', pgUrl: '', pgTls: 'off', ...this.opts.store }), ...(this.opts.extraFlows ?? [])];
   }
 
   /** The Node-RED URLs, by instance. */
