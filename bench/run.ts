@@ -29,7 +29,7 @@ import os from 'node:os';
 import { type Figure, argValue, numSetting, round, table } from './common';
 import { clusterFigure, runClusterBench } from './cluster';
 import { importFigure, runImportBench } from './import';
-import { queueFigure, runQueueBench } from './queue';
+import { pgQueueFigure, QueueBenchResult, queueFigure, runQueueBench } from './queue';
 import { recoveryFigure, runRecoveryBench } from './recovery';
 import { runMappingStoreBench, type MappingStoreBenchResult } from './mapping-store';
 import { runSyncCallsBench, syncCallsFigure } from './sync-calls';
@@ -113,8 +113,12 @@ async function main(): Promise<void> {
   await run('store', '4. Mapping store against naive lowdb', async () =>
     storeFigure(await runMappingStoreBench({ entries: storeEntries, naiveMaxMs: quick ? 5000 : 30_000, log: (l) => console.log(`  ${l}`) })),
   );
+  let fileQueue: QueueBenchResult | undefined;
   await run('queue', '5. Sync queue: durable enqueue + completion', async () =>
-    queueFigure(await runQueueBench({ jobs: queueJobs, inFlight: queueInFlight, log: (l) => console.log(l) })),
+    queueFigure((fileQueue = await runQueueBench({ jobs: queueJobs, inFlight: queueInFlight, log: (l) => console.log(l) }))),
+  );
+  await run('queue', '5b. Sync queue on PostgreSQL: durable enqueue + completion', async () =>
+    pgQueueFigure(await runQueueBench({ backend: 'postgres', jobs: queueJobs, inFlight: queueInFlight, log: (l) => console.log(l) }), fileQueue),
   );
   await run('recovery', '6. Siagh back → empty queue (shipped flows, real Node-RED)', async () =>
     recoveryFigure(await runRecoveryBench({ jobs: recoveryJobs, latencyMs: recoveryLatencyMs, log: (l) => console.log(l) })),

@@ -16,13 +16,14 @@ import { isGuid } from '../ref';
 import type { FailedEntry } from '../oplog/failed-list';
 import { lineKeys, type Page, type PartyInfo, type PipelineLast } from '../oplog/history';
 import type { OpLog } from '../oplog/oplog';
-import type { QueueStats, SyncQueue } from '../queue/sync-queue';
+import type { QueueStats } from '../queue/sync-queue';
 import { ENTITY_TYPES, type MappingRecord, type MappingStore } from '../store/mapping-store';
 import { toAsciiDigits } from '../text/normalize';
 
 export interface ConsoleSources {
   log: OpLog;
-  queue?: SyncQueue;
+  /** The sync queue's counts, read by the caller (the queue's calls are promises; these views are not). */
+  queue?: QueueStats;
   mappings?: MappingStore;
 }
 
@@ -82,7 +83,7 @@ export function now(src: ConsoleSources, opts: { minutes?: number } = {}, at = D
   const snap = src.log.snapshot(at);
   const failed = src.log.failed.size;
   return {
-    ...(src.queue ? { queue: { ...src.queue.stats(), failed } } : {}),
+    ...(src.queue ? { queue: { ...src.queue, failed } } : {}),
     failed,
     perMinute: src.log.stats.perMinute(opts.minutes ?? 180, at),
     last24h: { ok: snap.last24h.ok, failed: snap.last24h.failed },

@@ -97,7 +97,7 @@ export function isTransientPgError(e: unknown): boolean {
   const code = (e as { code?: string })?.code ?? '';
   if (/^(08|57P|53)/.test(code)) return true; // connection exception, operator intervention, insufficient resources
   if (code === '40001' || code === '40P01') return true; // serialization failure, deadlock
-  return ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT'].includes(code) || /Connection terminated|connection timeout/i.test(String((e as Error)?.message));
+  return ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT'].includes(code) || /Connection terminated|connection timeout|not queryable/i.test(String((e as Error)?.message));
 }
 
 export interface Migration {

@@ -19,7 +19,8 @@
  * - Dependencies: a job that needs another entity first (a quote whose customer has no mapping)
  *   queues that entity's job and waits for it (`after`); if it dies, its dependents die with it.
  *
- * This is the file backend; the same interface is what a database backend implements.
+ * This is the file backend of the queue's interface (`QueueBackend`, queue-backend.ts); `PgQueue`
+ * (pg-queue.ts) is the PostgreSQL one.
  */
 import { randomUUID } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
@@ -29,8 +30,9 @@ import { eventTypeOf, failureKey, ReplayEvent } from '../oplog/entry';
 import { refOf } from '../ref';
 import { writeFileAtomic } from '../store/atomic-file';
 import { acquireLock, releaseLock, startHeartbeat } from '../store/file-lock';
-import { backoffMs, DEFAULT_RETRY_POLICY, RetryPolicy, retryPolicyFromEnv } from '../sync/retry-policy';
+import { DEFAULT_RETRY_POLICY, RetryPolicy, retryPolicyFromEnv } from '../sync/retry-policy';
 import { mergeEvent, WebhookEvent } from '../sync/webhook';
+import { decideFailure, dependentError, LEASE_EXPIRED, QueueBackend, registerQueue, unregisterQueue } from './queue-backend';
 
 /** How the queue retries (the retry policy) and leases. */
 export interface QueuePolicy extends RetryPolicy {
@@ -203,7 +205,8 @@ interface Registered {
 const registry = new Map<string, Registered>();
 const opening = new Map<string, Promise<SyncQueue>>();
 
-export class SyncQueue {
+export class SyncQueue implements QueueBackend {
+  readonly backend = 'file' as const;
   readonly file: string;
   readonly journalFile: string;
   private jobs = new JobTable();
@@ -251,6 +254,7 @@ export class SyncQueue {
           throw e;
         }
         registry.set(abs, { queue: q, refs: 0 });
+        registerQueue(q);
         return q;
       })();
       opening.set(abs, p);
@@ -273,7 +277,7 @@ export class SyncQueue {
 
   /** The open queue that leased job `id` under `token` (a message carries only the id and token). */
   static holding(id: string, token: string): SyncQueue | undefined {
-    for (const { queue } of registry.values()) if (queue.isLeased(id, token)) return queue;
+    for (const { queue } of registry.values()) if (queue.holds(id, token)) return queue;
     return undefined;
   }
 
@@ -467,7 +471,7 @@ export class SyncQueue {
   }
 
   /** Up to `max` jobs ready now, leased to the caller (oldest first). */
-  take(max: number, now = Date.now()): Taken[] {
+  async take(max: number, now = Date.now()): Promise<Taken[]> {
     const out: Taken[] = [];
     if (this.closed || max <= 0) return out;
     const idx = this.keyIndex();
@@ -486,7 +490,7 @@ export class SyncQueue {
   }
 
   /** When the next job not yet ready becomes ready by time (for the deliverer's timer). */
-  nextDueAt(): number | undefined {
+  async nextDueAt(): Promise<number | undefined> {
     let next: number | undefined;
     for (const j of this.jobs.values()) {
       if (this.leases.has(j.id)) continue;
@@ -501,14 +505,18 @@ export class SyncQueue {
   }
 
   /** Keep a job's lease while its carrier still works on it. False when the lease is gone. */
-  renew(id: string, token: string, now = Date.now()): boolean {
+  async renew(id: string, token: string, now = Date.now()): Promise<boolean> {
     const l = this.leaseOf(id, token);
     if (!l) return false;
     l.until = now + this.policy.leaseMs;
     return true;
   }
 
-  isLeased(id: string, token: string): boolean {
+  async isLeased(id: string, token: string): Promise<boolean> {
+    return this.holds(id, token);
+  }
+
+  holds(id: string, token: string): boolean {
     return !!this.leaseOf(id, token);
   }
 
@@ -537,44 +545,21 @@ export class SyncQueue {
     // between (enqueue wakes the deliverer) must see the job as it now is, never unleased and
     // unchanged.
     this.leases.delete(id);
-    const job: Job = { ...cur, attempts: cur.attempts + 1, lastError: { code: f.code, message: f.message } };
-    const p = this.policy;
-    if (f.kind === 'dependency' && f.dependency && (job.dependencyWaits ?? 0) < 1) {
-      const depKey = jobKey(f.dependency);
-      if (depKey !== job.key) {
-        job.attempts = cur.attempts; // waiting for a customer is not a failed attempt
-        job.dependencyWaits = (job.dependencyWaits ?? 0) + 1;
-        job.after = depKey;
-        job.state = 'waiting';
-        job.notBefore = now;
-        this.jobs.set(id, job);
-        const saved = this.persist({ put: job });
-        // The customer's job is in the table before this call's first await, so the document waits.
-        await Promise.all([saved, this.enqueue(f.dependency, { trigger: 'dependency', now })]);
-        this.changed();
-        return { outcome: 'dependency', job, dependents: [] };
-      }
+    const d = decideFailure(cur, f, this.policy, now, jobKey);
+    const job = d.job;
+    if (d.outcome === 'dependency') {
+      this.jobs.set(id, job);
+      const saved = this.persist({ put: job });
+      // The customer's job is in the table before this call's first await, so the document waits.
+      await Promise.all([saved, this.enqueue(f.dependency!, { trigger: 'dependency', now })]);
+      this.changed();
+      return { outcome: 'dependency', job, dependents: [] };
     }
-    const young = now - job.createdAt < p.maxAgeMs;
-    let retry = false;
-    let at = now;
-    if (f.kind === 'transient' && job.attempts < p.maxAttempts && young) {
-      retry = true;
-      at = now + Math.max(backoffMs(job.attempts, p), f.retryAfterMs ?? 0);
-    } else if (f.kind === 'ambiguous' && job.event.type === 'Identity' && !job.data?.recheck && young) {
-      // A contact can be looked for in Siagh before it is created again; a pre-invoice cannot
-      // (Siagh offers no way to read one back): that one goes to the failed list for the operator.
-      retry = true;
-      at = now + Math.max(p.ambiguousDelayMs, f.retryAfterMs ?? 0);
-      job.data = { ...(job.data ?? {}), recheck: true };
-    }
-    if (retry) {
-      job.state = 'retrying';
-      job.notBefore = at;
+    if (d.outcome === 'retry') {
       this.jobs.set(id, job);
       await this.persist({ put: job });
       this.changed();
-      return { outcome: 'retry', job, at, dependents: [] };
+      return { outcome: 'retry', job, at: d.at, dependents: [] };
     }
     const dependents = await this.kill(job);
     return { outcome: 'dead', job, dependents };
@@ -589,7 +574,7 @@ export class SyncQueue {
     if (!this.byKey(job.key).length) {
       for (const d of [...this.jobs.values()]) {
         if (d.after !== job.key) continue;
-        const dj: Job = { ...d, lastError: { code: job.lastError?.code ?? 'DEPENDENCY_FAILED', message: `Its customer (${job.event.id}) could not be synced: ${job.lastError?.message ?? 'see the failed list'}` } };
+        const dj: Job = { ...d, lastError: dependentError(job) };
         dead.push(dj);
         this.jobs.delete(d.id);
         this.leases.delete(d.id);
@@ -609,7 +594,7 @@ export class SyncQueue {
     if (!expired.length) return;
     for (const id of expired) {
       const l = this.leases.get(id)!;
-      void this.fail(id, l.token, { kind: 'transient', code: 'LEASE_EXPIRED', message: 'No outcome was recorded before the job\'s lease ran out: is the end of the pipeline (and its Catch node) wired to a sync-log node?' }, now).catch(() => undefined);
+      void this.fail(id, l.token, LEASE_EXPIRED, now).catch(() => undefined);
     }
   }
 
@@ -622,15 +607,15 @@ export class SyncQueue {
     return true;
   }
 
-  get(id: string): Job | undefined {
+  async get(id: string): Promise<Job | undefined> {
     return this.jobs.get(id);
   }
 
-  list(): Array<Job & { active: boolean }> {
+  async list(): Promise<Array<Job & { active: boolean }>> {
     return [...this.jobs.values()].sort((a, b) => a.createdAt - b.createdAt).map((j) => ({ ...j, active: this.leases.has(j.id) }));
   }
 
-  stats(now = Date.now()): QueueStats {
+  async stats(now = Date.now()): Promise<QueueStats> {
     const s: QueueStats = { waiting: 0, active: 0, retrying: 0, blocked: 0, total: this.jobs.size, oldestAgeMs: 0 };
     for (const j of this.jobs.values()) {
       if (this.leases.has(j.id)) s.active++;
@@ -659,6 +644,7 @@ export class SyncQueue {
     reg.refs--;
     if (reg.refs > 0) return;
     registry.delete(this.dir);
+    unregisterQueue(this);
     await this.flush();
     this.closed = true;
     this.stopTimers();

@@ -30,9 +30,9 @@ import {
 } from '../../lib/sync/webhook';
 import { ReplayEvent } from '../../lib/oplog/entry';
 import { hideSecrets } from '../../lib/oplog/scrub';
-import { SyncQueue } from '../../lib/queue/sync-queue';
+import type { QueueBackend } from '../../lib/queue/queue-backend';
 import type { Node, NodeAPI, NodeDef, NodeMessage, Request, Response } from '../shared/red';
-import { storeSettings } from '../shared/store-ref';
+import { openQueueFor, storeProblemText, storeSettings } from '../shared/store-ref';
 import { num, updateTrace } from '../shared/support';
 import { createNode, migrationSettings } from '../shared/saved-settings';
 
@@ -204,15 +204,14 @@ export = function (RED: NodeAPI) {
     }
 
     // The queue of the data store (not needed by the test endpoint or with webhooks disabled).
-    const queueOpening: Promise<SyncQueue> | undefined =
+    const queueOpening: Promise<QueueBackend> | undefined =
       mode === 'webhook' && !disabled
         ? (async () => {
-            const st = storeSettings(RED, def.store);
-            return SyncQueue.open(st.dir, { policy: st.policy });
+            return openQueueFor(storeSettings(RED, def.store));
           })()
         : undefined;
     queueOpening?.catch((e) => {
-      node.status({ fill: 'red', shape: 'dot', text: e?.code === 'STORE_LOCKED' ? 'data folder locked' : 'queue error' });
+      node.status({ fill: 'red', shape: 'dot', text: storeProblemText(e) });
       node.error(`crm-webhook cannot open the sync queue: ${e instanceof Error ? e.message : String(e)}`);
     });
 

@@ -4,7 +4,7 @@
  * mapping claim) until it sends the message on, so a live pipeline never loses its job to the
  * lease timeout while a dead one's job is delivered again.
  */
-import { SyncQueue } from '../../lib/queue/sync-queue';
+import { queueHolding } from '../../lib/queue/queue-backend';
 import { MappingStore } from '../../lib/store/mapping-store';
 import { claimOf } from './claims';
 import type { NodeMessage } from './red';
@@ -27,10 +27,11 @@ export function holdJob(msg: NodeMessage): () => void {
   const job = jobOf(msg);
   const claim = claimOf(msg);
   if (!job && !claim) return () => undefined;
-  const queue = job ? SyncQueue.holding(job.id, job.token) : undefined;
+  const queue = job ? queueHolding(job.id, job.token) : undefined;
   const every = Math.max(250, Math.min(queue ? queue.policy.leaseMs / 4 : 15_000, 15_000));
   const renew = () => {
-    if (job && queue) queue.renew(job.id, job.token);
+    // A renewal that fails (the database restarting) is tried again at the next tick.
+    if (job && queue) void queue.renew(job.id, job.token).catch(() => undefined);
     if (claim) MappingStore.peek(claim.file)?.renewClaim(claim.entityType, claim.crmId, claim.token);
   };
   renew();

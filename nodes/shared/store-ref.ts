@@ -4,16 +4,32 @@
  * with the policy from the environment. Nodes ask here; none builds a data path of its own.
  */
 import { SyncError } from '../../lib/errors';
-import { QueuePolicy, queuePolicyFromEnv } from '../../lib/queue/sync-queue';
+import type { PgOptions } from '../../lib/pg/db';
+import type { QueueBackend } from '../../lib/queue/queue-backend';
+import { PgQueue } from '../../lib/queue/pg-queue';
+import { openPool, poolConfig } from '../../lib/pg/db';
+import type { Pool } from 'pg';
+import type { MappingBackend } from '../../lib/store/mapping-backend';
+import { PgMappingStore } from '../../lib/store/pg-mapping-store';
+import type { FailedBackend } from '../../lib/oplog/failed-backend';
+import { PgFailedList } from '../../lib/oplog/pg-failed-list';
+import { QueuePolicy, queuePolicyFromEnv, SyncQueue } from '../../lib/queue/sync-queue';
 import { MAPPING_FILE, mappingFileIn, REPORTS_DIR, reportsDirIn } from '../../lib/store/data-folder';
 import path from 'node:path';
 import { defaultDataDir, userPath } from './data-path';
 import type { NodeAPI } from './red';
 
 export interface StoreSettings {
-  /** Absolute path of the data folder: mapping, queue, failed list, sync log, poll cursor, reports. */
+  /**
+   * Absolute path of the data folder: mapping, queue, failed list, sync log, poll cursor, reports
+   * (with the postgres backend: the sync log, reports and webhook-rejection counts only).
+   */
   dir: string;
   policy: QueuePolicy;
+  /** Where the mapping, claims, queue, failed list and poll cursor live (default 'file'). */
+  backend?: 'file' | 'postgres';
+  /** postgres: the connection options (the password among them: never shown). */
+  pg?: PgOptions;
 }
 
 /** What a deployed sync-store config node exposes to the nodes that point at it. */
@@ -34,6 +50,67 @@ export function storeSettings(RED: NodeAPI, id: unknown): StoreSettings {
     throw new SyncError('CONFIG', 'The data store this node points at (a sync-store config node) is not deployed or was deleted: open the node, choose a data store, and deploy.');
   }
   return defaultStoreSettings(RED);
+}
+
+/**
+ * The sync queue of a data store, shared by the nodes of this process (each calls `release()` when
+ * it closes). Nodes use it through `QueueBackend` only, so the backend is chosen here alone.
+ */
+export async function openQueueFor(s: StoreSettings): Promise<QueueBackend> {
+  if (s.backend !== 'postgres') return SyncQueue.open(s.dir, { policy: s.policy });
+  if (!s.pg) throw new SyncError('CONFIG', 'PostgreSQL store: no connection options.');
+  const q = await PgQueue.open(s.pg, { policy: s.policy });
+  pgQueues.set(s.dir, q);
+  return q;
+}
+
+/** The PostgreSQL queues opened here, by the data folder of their store (for peekQueueIn). */
+const pgQueues = new Map<string, QueueBackend>();
+
+/** The queue of the data store in `dir` if a node of this process has it open (for the operator's stats). */
+export function peekQueueIn(dir: string): QueueBackend | undefined {
+  return SyncQueue.peek(dir) ?? pgQueues.get(dir);
+}
+
+interface SharedBackends {
+  refs: number;
+  pool: Pool;
+  mapping: Promise<MappingBackend>;
+  failed: Promise<FailedBackend>;
+}
+const pgShared = new Map<string, SharedBackends>();
+
+/**
+ * The mapping store and failed list of a PostgreSQL store, shared by the nodes of this process:
+ * one pool per database, each component migrated once at open. Each user calls the returned
+ * `release()` when it closes; the last one closes the pool.
+ */
+export function openPgBackendsFor(s: StoreSettings): { mapping: Promise<MappingBackend>; failed: Promise<FailedBackend>; release(): Promise<void> } {
+  if (s.backend !== 'postgres' || !s.pg) throw new SyncError('CONFIG', 'This data store keeps its data in files, not in PostgreSQL.');
+  const key = String(poolConfig(s.pg).connectionString);
+  let sh = pgShared.get(key);
+  if (!sh) {
+    const pool = openPool(s.pg, () => undefined); // idle connections cut by a restart: the next query reconnects
+    sh = { refs: 0, pool, mapping: PgMappingStore.open(pool), failed: PgFailedList.open(pool) };
+    sh.mapping.catch(() => undefined);
+    sh.failed.catch(() => undefined);
+    pgShared.set(key, sh);
+  }
+  sh.refs++;
+  const mine = sh;
+  let released = false;
+  return {
+    mapping: mine.mapping,
+    failed: mine.failed,
+    async release() {
+      if (released) return;
+      released = true;
+      if (--mine.refs > 0) return;
+      pgShared.delete(key);
+      await Promise.allSettled([mine.mapping.then((m) => m.close()), mine.failed.then((f) => f.close())]);
+      await mine.pool.end().catch(() => undefined);
+    },
+  };
 }
 
 /**
@@ -59,4 +136,20 @@ export function reportsDirFor(RED: NodeAPI, def: { store?: unknown; reportDir?: 
 export function dataDirFor(RED: NodeAPI, def: { store?: unknown; dir?: unknown }, what: string): string {
   if (typeof def.dir === 'string' && def.dir.trim() && !def.store) return userPath(def.dir, defaultDataDir(), RED.settings.userDir, what);
   return storeSettings(RED, def.store).dir;
+}
+
+/**
+ * The short status text of a store that could not be opened: the data folder locked, or the
+ * PostgreSQL reason (wrong password, unknown database, not answering); the node's error says
+ * what to do.
+ */
+export function storeProblemText(e: unknown): string {
+  const err = e as { code?: string; cause?: { code?: string }; message?: string };
+  if (err?.code === 'STORE_LOCKED') return 'data folder locked';
+  const pgCode = err?.cause?.code ?? err?.code ?? '';
+  if (pgCode === '28P01' || pgCode === '28000') return 'PostgreSQL: wrong user or password';
+  if (pgCode === '3D000') return 'PostgreSQL: unknown database';
+  if (['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT'].includes(pgCode) || /^57P/.test(pgCode)) return 'waiting for PostgreSQL';
+  if (/^PostgreSQL store:/.test(String(err?.message ?? ''))) return 'PostgreSQL: bad settings';
+  return 'queue error';
 }

@@ -20,11 +20,11 @@ import * as consoleView from '../../lib/console/console';
 import { SyncError, toSyncError } from '../../lib/errors';
 import { isGuid } from '../../lib/ref';
 import { OpLog } from '../../lib/oplog/oplog';
-import { SyncQueue } from '../../lib/queue/sync-queue';
 import { mappingFileIn } from '../../lib/store/data-folder';
 import { MappingStore } from '../../lib/store/mapping-store';
 import type { ConnectionState } from '../../lib/types';
 import type { NodeAPI, Request, Response } from '../shared/red';
+import { peekQueueIn } from '../shared/store-ref';
 import { syncLogs, type SyncLogHandle } from '../shared/sync-log-registry';
 
 const READ = 'sync-console.read';
@@ -103,7 +103,7 @@ export = function (RED: NodeAPI & { plugins?: { registerPlugin(id: string, def: 
 
   function sources(req: Request): consoleView.ConsoleSources & { store: Store } {
     const { store, log } = storeOf(req);
-    return { store, log, queue: SyncQueue.peek(store.dir), mappings: MappingStore.peek(mappingFileIn(store.dir)) };
+    return { store, log, mappings: MappingStore.peek(mappingFileIn(store.dir)) };
   }
 
   /** Both servers' connections as the config nodes' clients know them (none is created for this). */
@@ -134,10 +134,11 @@ export = function (RED: NodeAPI & { plugins?: { registerPlugin(id: string, def: 
     connections: connections(),
   }));
 
-  route('get', '/:store/now', READ, (req) => {
+  route('get', '/:store/now', READ, async (req) => {
     const q = parse(NowQuery, req.query, 'now');
     const src = sources(req);
-    return { ...consoleView.now(src, q), connections: connections() };
+    const queue = peekQueueIn(src.store.dir);
+    return { ...consoleView.now({ ...src, queue: queue ? await queue.stats() : undefined }, q), connections: connections() };
   });
 
   route('get', '/:store/failures', READ, (req) => {

@@ -22,12 +22,13 @@ import { customerIdOf, isGuid } from '../../lib/ref';
 import { DEFAULT_MAX_AGE_DAYS, DEFAULT_MAX_ENTRIES, type FailedEntry, type FailedFilter } from '../../lib/oplog/failed-list';
 import { OpLog } from '../../lib/oplog/oplog';
 import { KnownSecrets } from '../../lib/oplog/scrub';
-import { Failure, SyncQueue } from '../../lib/queue/sync-queue';
+import { queueHolding } from '../../lib/queue/queue-backend';
+import type { Failure } from '../../lib/queue/sync-queue';
 import { mappingFileIn } from '../../lib/store/data-folder';
 import { MappingStore } from '../../lib/store/mapping-store';
 import { classify } from '../../lib/sync/retry-policy';
 import { jobOf } from '../shared/job';
-import { dataDirFor } from '../shared/store-ref';
+import { dataDirFor, peekQueueIn } from '../shared/store-ref';
 import { registerSyncLog } from '../shared/sync-log-registry';
 import type { Node, NodeAPI, NodeDef, NodeMessage, Request, Response } from '../shared/red';
 import { fail, num, updateTrace } from '../shared/support';
@@ -221,8 +222,8 @@ export = function (RED: NodeAPI) {
       const snap: Record<string, unknown> = { ...l.snapshot(), logFile: l.logFile, failedFile: l.failedFile, failedLimits: l.failed.limits };
       const mappings = MappingStore.peek(mappingFileIn(dir));
       if (mappings) snap.mappings = mappings.stats();
-      const queue = SyncQueue.peek(dir);
-      if (queue) snap.queue = queue.stats();
+      const queue = peekQueueIn(dir);
+      if (queue) snap.queue = await queue.stats();
       return snap;
     }
 
@@ -342,7 +343,7 @@ export = function (RED: NodeAPI) {
      * are the jobs that waited for it: returned for the log).
      */
     async function settleJob(msg: NodeMessage, job: { id: string; token: string }, op: Operation): Promise<Operation[]> {
-      const queue = SyncQueue.holding(job.id, job.token);
+      const queue = queueHolding(job.id, job.token);
       delete msg.job;
       if (!queue) {
         // The lease ran out meanwhile and the job went back to the queue: it runs again.

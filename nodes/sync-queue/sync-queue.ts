@@ -8,9 +8,10 @@
  * Never two jobs for one record at once; at most `concurrency` jobs in flight.
  */
 import { OpLog } from '../../lib/oplog/oplog';
-import { eventOf, SyncQueue, Taken } from '../../lib/queue/sync-queue';
+import type { QueueBackend } from '../../lib/queue/queue-backend';
+import { eventOf, Taken } from '../../lib/queue/sync-queue';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
-import { storeSettings } from '../shared/store-ref';
+import { openQueueFor, storeProblemText, storeSettings } from '../shared/store-ref';
 import { fail, num, updateTrace } from '../shared/support';
 import { createNode, migrationSettings } from '../shared/saved-settings';
 
@@ -27,22 +28,28 @@ export = function (RED: NodeAPI) {
     const node = this;
     const concurrency = Math.round(num(def.concurrency, 4, 1));
     const mine = new Map<string, string>(); // job id → lease token, for jobs this node sent
-    let queue: SyncQueue | undefined;
+    let queue: QueueBackend | undefined;
     let dir = '';
     let timer: NodeJS.Timeout | undefined;
     let closed = false;
     let off: (() => void) | undefined;
     let statusTimer: NodeJS.Timeout | undefined;
 
-    const opening: Promise<SyncQueue> = (async () => {
+    const opening: Promise<QueueBackend> = (async () => {
       const s = storeSettings(RED, def.store);
       dir = s.dir;
-      return SyncQueue.open(s.dir, { policy: s.policy });
+      return openQueueFor(s);
     })();
 
-    function showStatus(): void {
+    async function showStatus(): Promise<void> {
       if (!queue || closed) return;
-      const s = queue.stats();
+      let s;
+      try {
+        s = await queue.stats();
+      } catch {
+        return; // the queue cannot be read now (pump says so)
+      }
+      if (closed) return;
       const failed = OpLog.peek(dir)?.failed.size ?? 0;
       const parts = [`${s.waiting + s.blocked} waiting`, `${s.active} in flight`];
       if (s.retrying) parts.push(`${s.retrying} retrying`);
@@ -53,7 +60,7 @@ export = function (RED: NodeAPI) {
       if (statusTimer) return;
       statusTimer = setTimeout(() => {
         statusTimer = undefined;
-        showStatus();
+        void showStatus();
       }, 200);
       statusTimer.unref?.();
     }
@@ -73,21 +80,54 @@ export = function (RED: NodeAPI) {
       return m;
     }
 
-    function pump(): void {
-      if (!queue || closed) return;
-      for (const [id, token] of mine) if (!queue.isLeased(id, token)) mine.delete(id);
+    /** Deliver what is ready, then set the timer for what becomes ready later. One delivery round at a time. */
+    async function deliver(q: QueueBackend): Promise<void> {
+      for (const [id, token] of mine) if (!q.holds(id, token)) mine.delete(id);
       const room = concurrency - mine.size;
-      const taken = room > 0 ? queue.take(room) : [];
+      const taken = room > 0 ? await q.take(room) : [];
+      unavailable = false;
+      if (closed) return;
       for (const t of taken) mine.set(t.job.id, t.token);
       for (const t of taken) node.send(messageOf(t));
+      const next = await q.nextDueAt();
+      if (closed) return;
       if (timer) clearTimeout(timer);
       timer = undefined;
-      const next = queue.nextDueAt();
       if (next !== undefined && mine.size < concurrency) {
         timer = setTimeout(pump, Math.min(Math.max(next - Date.now(), 20), 60_000));
         timer.unref?.();
       }
       statusSoon();
+    }
+
+    let delivering: Promise<void> | undefined;
+    let unavailable = false;
+    let again = false;
+    function pump(): void {
+      if (!queue || closed) return;
+      if (delivering) {
+        again = true;
+        return;
+      }
+      const q = queue;
+      delivering = deliver(q)
+        .catch((e) => {
+          // The queue cannot be reached (a database restarting): say so, and try again shortly.
+          if (closed) return;
+          node.status({ fill: 'red', shape: 'ring', text: 'queue unavailable, retrying' });
+          if (!unavailable) node.warn(`sync-queue: ${e instanceof Error ? e.message : String(e)}`);
+          unavailable = true;
+          if (timer) clearTimeout(timer);
+          timer = setTimeout(pump, 2000);
+          timer.unref?.();
+        })
+        .finally(() => {
+          delivering = undefined;
+          if (again) {
+            again = false;
+            pump();
+          }
+        });
     }
 
     let pumping = false;
@@ -105,10 +145,10 @@ export = function (RED: NodeAPI) {
           });
         });
         pump();
-        showStatus();
+        void showStatus();
       },
       (e) => {
-        node.status({ fill: 'red', shape: 'dot', text: e?.code === 'STORE_LOCKED' ? 'data folder locked' : 'queue error' });
+        node.status({ fill: 'red', shape: 'dot', text: storeProblemText(e) });
         node.error(`sync-queue cannot open the queue: ${e instanceof Error ? e.message : String(e)}`);
       },
     );

@@ -1,0 +1,131 @@
+/**
+ * sync-store on PostgreSQL in the real Node-RED runtime, against a real throwaway server
+ * (testkit/postgres.ts): a wrong password or an unknown database turns the nodes that use the
+ * store red with a short reason, logs what to do, and the webhook answers 503 (the CRM sends
+ * again); with the right password the webhook's change lands in the database's queue. The Test
+ * connection route says "connected (PostgreSQL 15.x, …)" or why not, and never the password.
+ */
+import assert from 'node:assert/strict';
+import { inspect } from 'node:util';
+import { Client } from 'pg';
+import request from 'supertest';
+import { PgServer } from '../../testkit/postgres';
+import { captureHttpNode, helper, httpNode, n, nodeModule, tab, tmpDir, waitFor } from '../helpers/node-env';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const httpNodes = require('@node-red/nodes/core/network/21-httpin.js');
+const NODES = () => [httpNodes, captureHttpNode, nodeModule('crm-webhook'), nodeModule('sync-queue'), nodeModule('sync-store')];
+const ID = '5b0d8a3e-1c2f-4e6a-9b7d-0a1b2c3d4e5f';
+
+describe('sync-store on PostgreSQL (Node-RED runtime, real server)', function () {
+  this.timeout(60_000);
+  let server: PgServer;
+  const WRONG = 'Wr0ng-Pg-Secret-77';
+
+  before(async () => {
+    server = await PgServer.start();
+  });
+  after(async () => {
+    await server?.close();
+  });
+  afterEach(async () => {
+    await helper.unload();
+  });
+
+  /** The URL without its password (as an operator would save it), and the password apart. */
+  function split(url: string): { bare: string; password: string } {
+    const u = new URL(url);
+    const password = decodeURIComponent(u.password);
+    u.password = '';
+    return { bare: u.toString(), password };
+  }
+
+  async function deploy(pgUrl: string, pgPassword: string) {
+    const flow = [
+      tab,
+      n({ id: 'in-get', type: 'http in', url: '/webhook/crm/identity', method: 'get', wires: [['wh']] }),
+      { id: 'store', type: 'sync-store', backend: 'postgres', dir: tmpDir('store-pg-'), pgUrl, pgTls: 'off' },
+      n({ id: 'wh', type: 'crm-webhook', mode: 'webhook', expect: 'identity', store: 'store', allowNoToken: true, wires: [[], ['res']] }),
+      n({ id: 'q', type: 'sync-queue', store: 'store', wires: [[]] }),
+      n({ id: 'res', type: 'http response' }),
+    ];
+    await helper.load(NODES(), flow, { store: { pgPassword } });
+    const seen: { statuses: Record<string, string[]>; errors: string[] } = { statuses: { wh: [], q: [] }, errors: [] };
+    for (const id of ['wh', 'q']) {
+      const node = helper.getNode(id);
+      node.on('call:status', (c: { args: [{ fill?: string; text?: string }] }) => seen.statuses[id].push(`${c.args[0].fill}:${c.args[0].text}`));
+      node.on('call:error', (c: { args: unknown[] }) => seen.errors.push(inspect(c.args)));
+    }
+    return { ...seen, http: request(httpNode as any) };
+  }
+  const hook = (id = ID) => `/webhook/crm/identity?event=Insert&type=Identity&id=${id}`;
+
+  for (const [what, makeUrl, status] of [
+    ['a wrong password', async () => split(await server.database()).bare, /red:PostgreSQL: wrong user or password/],
+    ['an unknown database', async () => split(server.url('no_such_db')).bare, /red:PostgreSQL: unknown database/],
+  ] as const) {
+    it(`${what}: red status with the reason on the nodes, what to do in the log, the webhook answers 503, no password anywhere`, async () => {
+      const url = await makeUrl();
+      const pw = what === 'a wrong password' ? WRONG : split(server.url('x')).password;
+      const d = await deploy(url, pw);
+      await waitFor(() => d.statuses.q.some((s) => status.test(s)), 15_000, `sync-queue status ${status}`);
+      await waitFor(() => d.statuses.wh.some((s) => status.test(s)), 15_000, `crm-webhook status ${status}`);
+      const r = await d.http.get(hook()).expect(503);
+      assert.match(r.text, /send it again later/);
+      await waitFor(() => d.errors.length >= 2, 5000, 'the errors');
+      const all = [...d.errors, ...d.statuses.wh, ...d.statuses.q, r.text].join('\n');
+      assert.match(all, what === 'a wrong password' ? /check the user and password of the store/ : /database in the connection string does not exist/);
+      assert.ok(!all.includes(pw), 'no password in status, log or answer');
+    });
+  }
+
+  it('the right password: the webhook change is queued in the database (200), the queue node says so', async () => {
+    const full = await server.database();
+    const { bare, password } = split(full);
+    const d = await deploy(bare, password);
+    await d.http.get(hook()).expect(200);
+    const c = new Client({ connectionString: full });
+    await c.connect();
+    try {
+      const r = await c.query<{ n: string }>("SELECT count(*)::text AS n FROM siagh_sync_queue");
+      assert.ok(Number(r.rows[0].n) >= 1, 'the job is a row in the database');
+    } finally {
+      await c.end();
+    }
+    assert.ok(!d.statuses.q.some((s) => s.startsWith('red')), d.statuses.q.join(', '));
+  });
+
+  it('Test connection: "connected (PostgreSQL 15…, schema version …)" or the reason; never the password', async () => {
+    const full = await server.database();
+    const { bare, password } = split(full);
+    const d = await deploy(bare, password); // migrates the queue: the test reports its schema version
+    await waitFor(() => d.statuses.q.length > 0, 15_000, 'the queue open');
+    const post = async (body: Record<string, unknown>) => {
+      const res = await helper.request().post('/siagh-sync/sync-store/test').send(body).expect(200);
+      assert.ok(!res.text.includes(password) && !res.text.includes(WRONG), res.text);
+      return res.body as { ok: boolean; message: string; code?: string };
+    };
+    // The deployed node, unchanged: its stored password.
+    const ok = await post({ id: 'store', pgUrl: bare, pgTls: 'off', pgPassword: '__PWRD__' });
+    assert.equal(ok.ok, true, ok.message);
+    assert.match(ok.message, /^connected \(PostgreSQL 15\.\d+, database \w+, schema version .*queue \d/);
+    // Typed values, not deployed.
+    const typed = await post({ id: 'new1', pgUrl: bare, pgTls: 'off', pgPassword: password });
+    assert.equal(typed.ok, true, typed.message);
+    const wrong = await post({ id: 'new1', pgUrl: bare, pgTls: 'off', pgPassword: WRONG });
+    assert.equal(wrong.ok, false);
+    assert.match(wrong.message, /refused the login: check the user and password/);
+    const nodb = await post({ id: 'new1', pgUrl: split(server.url('no_such_db')).bare, pgPassword: password });
+    assert.match(nodb.message, /database in the connection string does not exist/);
+    const closed = await post({ id: 'new1', pgUrl: 'postgres://siagh_sync@127.0.0.1:1/x', pgPassword: password });
+    assert.match(closed.message, /not answering/);
+    // The stored password does not travel to another server; ${VAR} is not read from the dialog.
+    const other = await post({ id: 'store', pgUrl: 'postgres://siagh_sync@127.0.0.1:1/x', pgPassword: '__PWRD__' });
+    assert.equal(other.ok, false);
+    assert.match(other.message, /stored password is used only with the connection string/);
+    const env = await post({ id: 'new1', pgUrl: '${DATABASE_URL}', pgPassword: '' });
+    assert.match(env.message, /reads no environment variable/);
+    const bad = await post({ id: 'new1', pgUrl: 'mysql://a@h/db' });
+    assert.match(bad.message, /starts with postgres:\/\//);
+  });
+});
