@@ -131,7 +131,7 @@ export class E2eCluster {
           pollIntervalSeconds: opts.pollIntervalSeconds,
           token: c.token,
           crmUser: clusterCrmUser(i),
-          env: { DATABASE_URL: c.dbUrl, SYNC_STORE_BACKEND: 'postgres', ...opts.env },
+          env: { DATABASE_URL: c.dbUrl, ...opts.env },
         });
         const inst: Instance = {
           index: i,
@@ -167,7 +167,7 @@ export class E2eCluster {
 
   /** The shipped flows as every instance runs them: cfg-store on PostgreSQL (DATABASE_URL), patched with `opts.store`; then `opts.extraFlows`. */
   flows(): FlowNode[] {
-    return [...withStore(shippedFlows(), { backend: 'postgres', pgUrl: '', pgTls: 'off', ...this.opts.store }), ...(this.opts.extraFlows ?? [])];
+    return [...withStore(shippedFlows(), { backend: 'postgres', ...this.opts.store }), ...(this.opts.extraFlows ?? [])];
   }
 
   /** The Node-RED URLs, by instance. */

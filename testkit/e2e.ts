@@ -202,7 +202,12 @@ export interface E2eOptions {
   webhooks?: boolean;
   /** More environment for Node-RED. MAX_RETRY_ATTEMPTS is 2 unless given here (see start()). */
   env?: Record<string, string>;
-  /** Settings of the shipped flows' data store (cfg-store) to change, e.g. shorter retry delays. */
+  /**
+   * Settings of the shipped flows' data store (cfg-store) to change, e.g. shorter retry delays.
+   * `{ backend: 'postgres', url }` runs the flows on a PostgreSQL store: `url` (password included,
+   * e.g. from PgServer.database()) goes to Node-RED as DATABASE_URL, and cfg-store's pgUrl stays
+   * blank, as an operator's would.
+   */
   store?: Record<string, unknown>;
   /** Deploy these flows instead of the shipped ones (e.g. a flow saved by an older release). */
   flows?: FlowNode[];
@@ -325,7 +330,11 @@ export class E2eEnv {
       installTarball(e.userDir, packedTarball());
       fs.mkdirSync(e.dataDir, { recursive: true });
       e.settingsFile = writeE2eSettings(e.userDir);
-      e.env = simulatorEnv(e.siagh, e.crm, e.dataDir, { pollIntervalSeconds: opts.pollIntervalSeconds, token: e.token, env: opts.env });
+      e.env = simulatorEnv(e.siagh, e.crm, e.dataDir, {
+        pollIntervalSeconds: opts.pollIntervalSeconds,
+        token: e.token,
+        env: { ...(opts.store?.backend === 'postgres' && typeof opts.store.url === 'string' ? { DATABASE_URL: opts.store.url } : {}), ...opts.env },
+      });
       await e.launch();
       await e.deploy(e.flows());
       if (opts.webhooks !== false) e.pointWebhooks();
@@ -343,7 +352,8 @@ export class E2eEnv {
 
   /** The shipped flows (or `opts.flows`) as this environment deploys them (cfg-store patched with `opts.store`). */
   flows(): FlowNode[] {
-    return withStore(this.opts.flows ?? shippedFlows(), this.opts.store);
+    const { url: _url, ...store } = this.opts.store ?? {}; // a postgres url travels as DATABASE_URL
+    return withStore(this.opts.flows ?? shippedFlows(), this.opts.store ? store : undefined);
   }
 
   /** A full deploy of the same flows again (every node stopped and started, as the editor's Deploy does). */

@@ -37,7 +37,7 @@ export interface ContactSyncOptions {
   /** Which keys may link an unmapped identity to an existing Siagh contact. All on by default. */
   linkBy?: { code?: boolean; mobile?: boolean; nationalCode?: boolean };
   /** The CRM id a Siagh Code is already mapped to, if any (from the mapping store). */
-  mappedCrmIdOf?: (code: number) => string | undefined;
+  mappedCrmIdOf?: (code: number) => string | undefined | Promise<string | undefined>;
   /** An operator's answer to a LINK_NEEDS_REVIEW item (msg.linkDecision); used only while unmapped. */
   linkDecision?: LinkDecision;
   /**
@@ -183,7 +183,7 @@ async function linkByDecision(
   if (!rec) {
     throw new SyncError('BAD_INPUT', `msg.linkDecision links CRM identity ${identity.crmId} to Siagh contact ${code}, but Siagh has no contact ${code}; nothing was written. Check the code and replay.`);
   }
-  const other = opts.mappedCrmIdOf?.(code);
+  const other = await opts.mappedCrmIdOf?.(code);
   if (other && other !== identity.crmId) {
     throw new SyncError('MAPPING_CONFLICT', `Siagh contact ${code} named in msg.linkDecision is already linked to CRM identity ${other}; CRM identity ${identity.crmId} cannot be linked to it too. Nothing was written.`);
   }
@@ -254,7 +254,7 @@ async function linkOrCreate(
   if (pick) {
     const code = pick.rec.Code;
     const key = LINK_KEY_NAMES[pick.by];
-    const other = opts.mappedCrmIdOf?.(code);
+    const other = await opts.mappedCrmIdOf?.(code);
     if (other && other !== identity.crmId) {
       throw new SyncError(
         'MAPPING_CONFLICT',

@@ -67,9 +67,9 @@ export interface PollSource {
   findDocuments?(kind: CrmDocKind, opts?: IdentityFindOptions): AsyncIterable<CrmFindPage>;
 }
 
-/** Where the cursor lives (MappingStore has it). */
+/** Where the cursor lives (MappingStore has it, and every MappingBackend: there it is a Promise). */
 export interface CursorStore {
-  getMeta<T = unknown>(key: string): T | undefined;
+  getMeta<T = unknown>(key: string): T | undefined | Promise<T | undefined>;
   setMeta(key: string, value: unknown): Promise<void>;
 }
 
@@ -269,9 +269,15 @@ export class Poller {
     return this.busy;
   }
 
-  /** The saved cursor, if any and readable. */
+  /** The saved cursor, if any and readable (a store that answers at once; else `savedCursor`). */
   cursor(): PollCursor | undefined {
-    return readCursor(this.store.getMeta(this.key));
+    const v = this.store.getMeta(this.key);
+    return v instanceof Promise ? undefined : readCursor(v);
+  }
+
+  /** The saved cursor, if any and readable, from any store. */
+  async savedCursor(): Promise<PollCursor | undefined> {
+    return readCursor(await this.store.getMeta(this.key));
   }
 
   /** Forget the cursor (durably): the next run is a full reconcile. A run in progress will not save. */
@@ -297,7 +303,7 @@ export class Poller {
   private async runOnce(signal: AbortSignal | undefined): Promise<PollResult> {
     const epoch = this.epoch;
     const warnings: string[] = [];
-    const stored = this.store.getMeta(this.key);
+    const stored = await this.store.getMeta(this.key);
     const prev = readCursor(stored);
     const entity = this.entity;
     if (stored !== undefined && !prev) warnings.push(`The saved poll cursor (${this.key}) was unreadable; this run lists every ${entity} (a full reconcile).`);

@@ -16,10 +16,10 @@
  *   failure goes to done(err) (a Catch node); the failed type's cursor stays.
  */
 import { SyncError } from '../../lib/errors';
-import { MappingStore } from '../../lib/store/mapping-store';
+import { Leader } from '../../lib/pg/leader';
 import { POLL_ENTITIES, Poller, cursorLabel, type PollEntity, type PollMode, type PollResult, type PollSource } from '../../lib/sync/poller';
 import type { CrmConfigNode } from '../crm-config/options';
-import { mappingFileFor } from '../shared/store-ref';
+import { MappingHandle, openMappingFor, storeProblemText, storeSettings } from '../shared/store-ref';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
 import { fail, num, updateTrace } from '../shared/support';
 import { createNode, migrationSettings } from '../shared/saved-settings';
@@ -88,11 +88,13 @@ export = function (RED: NodeAPI) {
       return config.client();
     }
 
-    let opening: Promise<MappingStore>;
+    let opening: Promise<MappingHandle>;
     let polling: Promise<Poller[]>;
+    /** PostgreSQL store: polling runs on the instance that leads (see lib/pg/leader.ts); undefined: always. */
+    let leader: Promise<Leader> | undefined;
+    let role: 'leader' | 'standby' | 'waiting' = 'leader';
     try {
       const types = pollTypes(def.types);
-      const file = mappingFileFor(RED, def);
       const base = `poll.cursor.${(def.cursorName ?? '').trim() || node.id}`;
       const options = {
         mode: (def.mode === 'scan' ? 'scan' : 'find') as PollMode,
@@ -100,30 +102,65 @@ export = function (RED: NodeAPI) {
         fullEvery: Math.floor(num(def.fullEvery, 0, 0)),
         pageSize: Math.round(num(def.pageSize, 200, 1)),
       };
-      opening = MappingStore.open(file);
+      opening = openMappingFor(RED, def);
       // The identities' key is the one used before quotes and invoices were polled: their cursor carries over.
-      polling = opening.then((store) => types.map((entity) => new Poller({ ...options, entity, key: entity === 'identity' ? base : `${base}:${entity}`, source, store })));
+      polling = opening.then((h) => types.map((entity) => new Poller({ ...options, entity, key: entity === 'identity' ? base : `${base}:${entity}`, source, store: h.backend })));
+      const s = def.store ? storeSettings(RED, def.store) : undefined;
+      if (s?.backend === 'postgres' && s.pg) {
+        role = 'standby';
+        leader = Leader.start(s.pg, {
+          name: `poll:${(def.cursorName ?? '').trim() || node.id}`,
+          onChange: (r, why) => {
+            role = r;
+            if (closed) return;
+            if (r === 'leader') node.status({ fill: 'green', shape: 'ring', text: 'leader' });
+            else if (r === 'standby') node.status({ fill: 'grey', shape: 'ring', text: 'standby (another instance polls)' });
+            else node.status({ fill: 'yellow', shape: 'ring', text: `waiting for PostgreSQL${why ? `: ${why.replace(/^PostgreSQL:? ?/, '')}` : ''}`.slice(0, 80) });
+          },
+        });
+        leader.catch(() => undefined);
+      }
+
     } catch (e) {
       opening = Promise.reject(e);
       polling = opening as unknown as Promise<Poller[]>;
     }
     polling.then(
-      (pollers) => {
+      async (pollers) => {
         if (closed) return;
         const ids = pollers.find((p) => p.entity === 'identity');
-        const c = (ids ?? pollers[0])?.cursor();
+        const c = await (ids ?? pollers[0])?.savedCursor();
+        if (closed) return;
+        if (leader) {
+          if (!config) node.status({ fill: 'red', shape: 'dot', text: 'no CRM config' });
+          else node.status({ fill: role === 'leader' ? 'green' : 'grey', shape: 'ring', text: role === 'leader' ? 'leader' : role === 'standby' ? 'standby (another instance polls)' : 'waiting for PostgreSQL' });
+          return;
+        }
         const head = ids?.mode === 'scan' ? 'scan mode' : c ? `cursor ${cursorLabel(c)}` : 'no cursor yet (first run lists all)';
         const types = pollers.length === POLL_ENTITIES.length ? '' : ` · ${pollers.map((p) => PLURAL[p.entity]).join(', ')} only`;
         if (!config) node.status({ fill: 'red', shape: 'dot', text: 'no CRM config' });
         else node.status({ fill: 'grey', shape: 'ring', text: head + types });
       },
       (e) => {
-        if (!closed) node.status({ fill: 'red', shape: 'dot', text: e?.code === 'STORE_LOCKED' ? 'file locked' : e?.code === 'CONFIG' ? 'config error' : 'store error' });
+        if (closed) return;
+        if (/PostgreSQL/.test(String(e?.message))) {
+          node.status({ fill: 'red', shape: 'dot', text: storeProblemText(e) });
+          node.error(`crm-poll cannot open the data store: ${e.message}`);
+        } else node.status({ fill: 'red', shape: 'dot', text: e?.code === 'STORE_LOCKED' ? 'file locked' : e?.code === 'CONFIG' ? 'config error' : 'store error' });
       },
-    );
+    ).catch(() => undefined);
     if (config) offRetry = config.onRetry(() => node.status({ fill: 'yellow', shape: 'ring', text: 'polling… (retrying)' }));
 
     node.on('input', (msg: NodeMessage, send, done) => {
+      if (!leader || msg.reset === true) return onInput(msg, send, done);
+      // A tick that comes before the first election (the deploy's first run) waits for it.
+      void leader.then(
+        () => (role === 'leader' ? onInput(msg, send, done) : done()),
+        () => done(),
+      );
+    });
+
+    function onInput(msg: NodeMessage, send: (m: NodeMessage) => void, done: (e?: Error) => void): void {
       if (msg.reset === true) {
         void (async () => {
           try {
@@ -190,16 +227,14 @@ export = function (RED: NodeAPI) {
           running = false;
         }
       })();
-    });
+    }
 
     node.on('close', (_removed: boolean, done: () => void) => {
       closed = true;
       abort.abort();
       offRetry?.();
-      opening.then(
-        (s) => s.close(),
-        () => undefined,
-      ).then(() => done(), () => done());
+      const stopLeader = leader ? leader.then((l) => l.stop(), () => undefined) : Promise.resolve();
+      Promise.all([stopLeader, opening.then((h) => h.release(), () => undefined)]).then(() => done(), () => done());
     });
   }
   RED.nodes.registerType('crm-poll', CrmPoll, { settings: migrationSettings('crm-poll') });

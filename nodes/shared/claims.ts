@@ -5,10 +5,13 @@
  * the lease timeout releases it.
  */
 import { SyncError } from '../../lib/errors';
-import { EntityType, MappingStore } from '../../lib/store/mapping-store';
+import type { EntityType } from '../../lib/store/mapping-store';
+import type { MappingBackend } from '../../lib/store/mapping-backend';
+import { peekMapping } from './store-ref';
 import type { NodeMessage } from './red';
 
 export interface ClaimRef {
+  /** The mapping store's key (its file, or its PostgreSQL database without password): see store-ref. */
   file: string;
   entityType: EntityType;
   crmId: string;
@@ -24,16 +27,17 @@ export function claimOf(msg: NodeMessage): ClaimRef | undefined {
 export function releaseClaim(msg: NodeMessage): void {
   const c = claimOf(msg);
   if (!c) return;
-  MappingStore.peek(c.file)?.release(c.entityType, c.crmId, c.token);
+  // A release that fails (the database restarting) leaves the claim to run out by its lease.
+  void peekMapping(c.file)?.release(c.entityType, c.crmId, c.token).catch(() => undefined);
   delete msg.mappingClaim;
 }
 
 /** The CRM id that a Siagh Code is already mapped to, from the store the message's lookup used. */
-export function mappedCrmIdOf(msg: NodeMessage, entityType: EntityType, code: number | string): string | undefined {
+export async function mappedCrmIdOf(msg: NodeMessage, entityType: EntityType, code: number | string): Promise<string | undefined> {
   const c = claimOf(msg);
   const file = c?.file ?? (typeof msg.mappingFile === 'string' ? msg.mappingFile : undefined);
   if (!file) return undefined;
-  return MappingStore.peek(file)?.lookupBySiaghCode(entityType, code)?.crmId;
+  return (await peekMapping(file)?.lookupBySiaghCode(entityType, code))?.crmId;
 }
 
 /**
@@ -47,10 +51,10 @@ export function createMarkKey(entityType: EntityType, crmId: string): string {
   return `create-sent:${entityType}:${crmId.trim().toLowerCase()}`;
 }
 
-function storeOf(msg: NodeMessage): MappingStore | undefined {
+function storeOf(msg: NodeMessage): MappingBackend | undefined {
   const c = claimOf(msg);
   const file = c?.file ?? (typeof msg.mappingFile === 'string' ? msg.mappingFile : undefined);
-  return file ? MappingStore.peek(file) : undefined;
+  return file ? peekMapping(file) : undefined;
 }
 
 /** Before a document create: refuse one that may already have been sent; else mark it. Returns the unmark. */
@@ -58,7 +62,7 @@ export async function markDocumentCreate(msg: NodeMessage, entityType: EntityTyp
   const store = storeOf(msg);
   if (!store) return async () => undefined;
   const key = createMarkKey(entityType, crmId);
-  const mark = store.getMeta<{ at: string }>(key);
+  const mark = await store.getMeta<{ at: string }>(key);
   if (mark && !operatorReplay) {
     throw new SyncError(
       'AMBIGUOUS_CREATE',
@@ -71,6 +75,6 @@ export async function markDocumentCreate(msg: NodeMessage, entityType: EntityTyp
 }
 
 /** The mapping of a document is stored: its create mark is no longer needed. */
-export async function clearDocumentCreate(store: MappingStore, entityType: EntityType, crmId: string): Promise<void> {
-  if (store.getMeta(createMarkKey(entityType, crmId)) !== undefined) await store.setMeta(createMarkKey(entityType, crmId), undefined);
+export async function clearDocumentCreate(store: MappingBackend, entityType: EntityType, crmId: string): Promise<void> {
+  if ((await store.getMeta(createMarkKey(entityType, crmId))) !== undefined) await store.setMeta(createMarkKey(entityType, crmId), undefined);
 }

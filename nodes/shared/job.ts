@@ -5,8 +5,8 @@
  * lease timeout while a dead one's job is delivered again.
  */
 import { queueHolding } from '../../lib/queue/queue-backend';
-import { MappingStore } from '../../lib/store/mapping-store';
 import { claimOf } from './claims';
+import { peekMapping } from './store-ref';
 import type { NodeMessage } from './red';
 
 export interface JobRef {
@@ -32,7 +32,7 @@ export function holdJob(msg: NodeMessage): () => void {
   const renew = () => {
     // A renewal that fails (the database restarting) is tried again at the next tick.
     if (job && queue) void queue.renew(job.id, job.token).catch(() => undefined);
-    if (claim) MappingStore.peek(claim.file)?.renewClaim(claim.entityType, claim.crmId, claim.token);
+    if (claim) void peekMapping(claim.file)?.renewClaim(claim.entityType, claim.crmId, claim.token).catch(() => undefined);
   };
   renew();
   const t = setInterval(renew, every);

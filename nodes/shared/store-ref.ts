@@ -11,6 +11,8 @@ import { openPool, poolConfig } from '../../lib/pg/db';
 import type { Pool } from 'pg';
 import type { MappingBackend } from '../../lib/store/mapping-backend';
 import { PgMappingStore } from '../../lib/store/pg-mapping-store';
+import { FileMappingBackend } from '../../lib/store/file-mapping-backend';
+import { MappingStore } from '../../lib/store/mapping-store';
 import type { FailedBackend } from '../../lib/oplog/failed-backend';
 import { PgFailedList } from '../../lib/oplog/pg-failed-list';
 import { QueuePolicy, queuePolicyFromEnv, SyncQueue } from '../../lib/queue/sync-queue';
@@ -152,4 +154,58 @@ export function storeProblemText(e: unknown): string {
   if (['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT'].includes(pgCode) || /^57P/.test(pgCode)) return 'waiting for PostgreSQL';
   if (/^PostgreSQL store:/.test(String(err?.message ?? ''))) return 'PostgreSQL: bad settings';
   return 'queue error';
+}
+
+/** A node's mapping store, opened through `openMappingFor`; `key` names it in messages (claims). */
+export interface MappingHandle {
+  /** The mapping file's path, or `postgres://user@host:port/database` (no password). */
+  key: string;
+  backend: MappingBackend;
+  release(): Promise<void>;
+}
+
+const pgMappings = new Map<string, MappingBackend>();
+
+/**
+ * The mapping store of a node (`def.store`, or a legacy `file` setting): the file store of its
+ * data folder, or the PostgreSQL store's (shared per database). What a message carries as
+ * `mappingFile` and in its claim is the handle's key; `peekMapping(key)` finds the store again.
+ */
+export async function openMappingFor(RED: NodeAPI, def: { store?: unknown; file?: unknown }): Promise<MappingHandle> {
+  const legacyFile = typeof def.file === 'string' && def.file.trim() && !def.store;
+  const s = legacyFile ? undefined : storeSettings(RED, def.store);
+  if (!s || s.backend !== 'postgres') {
+    const b = await FileMappingBackend.open(mappingFileFor(RED, def));
+    return { key: b.mappingStore.filePath, backend: b, release: () => b.close() };
+  }
+  const h = openPgBackendsFor(s);
+  let m: MappingBackend;
+  try {
+    m = await h.mapping;
+  } catch (e) {
+    await h.release();
+    throw e;
+  }
+  const u = new URL(String(poolConfig(s.pg!).connectionString));
+  u.password = '';
+  const key = u.toString();
+  pgMappings.set(key, m);
+  return { key, backend: m, release: () => h.release() };
+}
+
+/** The mapping store named `key` if a node of this process has it open. */
+export function peekMapping(key: string): MappingBackend | undefined {
+  const pg = pgMappings.get(key);
+  if (pg) return pg;
+  const f = MappingStore.peek(key);
+  return f ? new FileMappingBackend(f) : undefined;
+}
+
+/**
+ * The file store behind a mapping backend, for the work that still needs it (sync-mapping's
+ * rebuild, siagh-import): on a PostgreSQL store that work is refused with what to do instead.
+ */
+export function fileStoreOf(b: MappingBackend, what: string): MappingStore {
+  if (b instanceof FileMappingBackend) return b.mappingStore;
+  throw new SyncError('CONFIG', `The ${what} runs on a file data store only in this release. Move the store to files (npm run store:transfer), run it there, and move it back; or run it on an instance whose sync-store keeps files.`);
 }

@@ -6,13 +6,13 @@
  */
 import path from 'node:path';
 import { SyncError } from '../../lib/errors';
-import { MappingStore } from '../../lib/store/mapping-store';
+import type { MappingStore } from '../../lib/store/mapping-store';
 import { fieldSettingsFromConfig, type FieldSettingsConfig, importMapOptionsOf } from '../../lib/sync/field-settings';
 import { ImportOptions, ImportProgress, ImportReport, reportSummary, runImport } from '../../lib/sync/importer';
 import type { CrmConfigNode } from '../crm-config/options';
 import type { SiaghConfigNode } from '../siagh-config/options';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
-import { mappingFileFor, reportsDirFor } from '../shared/store-ref';
+import { fileStoreOf, MappingHandle, openMappingFor, reportsDirFor } from '../shared/store-ref';
 import { fail, num, updateTrace } from '../shared/support';
 import { createNode, migrationSettings } from '../shared/saved-settings';
 
@@ -65,18 +65,18 @@ export = function (RED: NodeAPI) {
     const siaghCfg = RED.nodes.getNode(def.siagh) as SiaghConfigNode | null;
     const crmCfg = RED.nodes.getNode(def.crm) as CrmConfigNode | null;
 
-    let file = '';
     let reportDir = '';
     let options: ReturnType<typeof importOptions> | undefined;
-    let opening: Promise<MappingStore>;
+    let handle: Promise<MappingHandle>;
     try {
-      file = mappingFileFor(RED, def);
       reportDir = reportsDirFor(RED, def);
       options = importOptions(def);
-      opening = MappingStore.open(file);
+      handle = openMappingFor(RED, def);
     } catch (e) {
-      opening = Promise.reject(e);
+      handle = Promise.reject(e);
     }
+    // The import works on the file store (a PostgreSQL store refuses it with what to do).
+    const opening: Promise<MappingStore> = handle.then((h) => fileStoreOf(h.backend, 'Siagh import'));
     opening.then(
       (s) => {
         if (!siaghCfg || !crmCfg) node.status({ fill: 'red', shape: 'dot', text: !siaghCfg ? 'no Siagh config' : 'no CRM config' });
@@ -137,7 +137,7 @@ export = function (RED: NodeAPI) {
         ? Promise.race([running.catch(() => undefined), new Promise<void>((r) => setTimeout(r, CLOSE_WAIT_MS).unref())])
         : Promise.resolve();
       wait
-        .then(() => opening.then((s) => s.close(), () => undefined))
+        .then(() => handle.then((h) => h.release(), () => undefined))
         .then(
           () => done(),
           () => done(),

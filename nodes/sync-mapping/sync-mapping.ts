@@ -12,14 +12,15 @@
  */
 import { SyncError } from '../../lib/errors';
 import { customerIdOf, mappingTypeOf, requireCrmId } from '../../lib/ref';
-import { EntityType, MappingStore } from '../../lib/store/mapping-store';
+import type { EntityType } from '../../lib/store/mapping-store';
+import type { MappingBackend } from '../../lib/store/mapping-backend';
 import { fieldSettingsFromConfig } from '../../lib/sync/field-settings';
 import { rebuildMapping } from '../../lib/sync/relink';
 import type { CrmConfigNode } from '../crm-config/options';
 import type { SiaghConfigNode } from '../siagh-config/options';
 import { claimOf, clearDocumentCreate, releaseClaim } from '../shared/claims';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
-import { mappingFileFor } from '../shared/store-ref';
+import { fileStoreOf, MappingHandle, openMappingFor, storeProblemText } from '../shared/store-ref';
 import { fail, num, StatusCounter, updateTrace } from '../shared/support';
 import { holdJob } from '../shared/job';
 import { refOfMsg } from '../shared/msg-input';
@@ -63,18 +64,20 @@ export = function (RED: NodeAPI) {
     def = createNode(RED, this, 'sync-mapping', def);
     const node = this;
     const counter = new StatusCounter(node, def.operation === 'lookup' ? 'looked up' : def.operation === 'store' ? 'stored' : 'done');
-    let file: string;
-    let opening: Promise<MappingStore>;
+    let opening: Promise<MappingHandle>;
     try {
-      file = mappingFileFor(RED, def);
-      opening = MappingStore.open(file);
+      opening = openMappingFor(RED, def);
     } catch (e) {
       opening = Promise.reject(e);
     }
     opening.then(
-      (s) => node.status({ fill: 'grey', shape: 'ring', text: `${s.stats().total} mappings` }),
-      (e) => node.status({ fill: 'red', shape: 'dot', text: e?.code === 'STORE_LOCKED' ? 'file locked' : 'store error' }),
-    );
+      async (h) => node.status({ fill: 'grey', shape: 'ring', text: `${(await h.backend.stats()).total} mappings` }),
+      (e) => {
+        node.status({ fill: 'red', shape: 'dot', text: e?.code === 'STORE_LOCKED' ? 'file locked' : e?.cause?.code || /PostgreSQL/.test(String(e?.message)) ? storeProblemText(e) : 'store error' });
+        if (/PostgreSQL/.test(String(e?.message))) node.error(`sync-mapping cannot open the mapping store: ${e.message}`);
+      },
+    ).catch(() => undefined);
+    const total = async (store: MappingBackend) => (await store.stats()).total;
     const leaseMs = num(def.leaseSeconds, 60, 1) * 1000;
     let rebuilding = false;
     const waitMs = num(def.waitSeconds, 300, 1) * 1000;
@@ -84,7 +87,8 @@ export = function (RED: NodeAPI) {
       const letGo = holdJob(msg);
       void (async () => {
         try {
-          const store = await opening;
+          const handle = await opening;
+          const store = handle.backend;
           switch (def.operation) {
             case 'lookup': {
               const type = entityTypeOf(msg, def.entityType);
@@ -92,17 +96,17 @@ export = function (RED: NodeAPI) {
               releaseClaim(msg); // a message never holds two claims
               if (def.claim !== false) {
                 const token = await store.claim(type, crmId, { leaseMs, waitMs });
-                msg.mappingClaim = { file: store.filePath, entityType: type, crmId, token };
+                msg.mappingClaim = { file: handle.key, entityType: type, crmId, token };
               }
-              const rec = store.lookup(type, crmId) ?? null;
+              const rec = (await store.lookup(type, crmId)) ?? null;
               msg.mapping = rec;
-              msg.mappingFile = store.filePath;
+              msg.mappingFile = handle.key;
               if (type !== 'contact') {
                 const customerId = customerIdOf(msg.payload);
-                msg.customerMapping = customerId ? store.lookup('contact', customerId) ?? null : null;
+                msg.customerMapping = customerId ? (await store.lookup('contact', customerId)) ?? null : null;
               }
               updateTrace(msg, { crmId, siaghCode: rec?.siaghCode, customerNumber: rec?.customerNumber, step: 'sync-mapping' });
-              counter.success(`${rec ? 'found' : 'new'} · ${store.stats().total} mappings`);
+              counter.success(`${rec ? 'found' : 'new'} · ${await total(store)} mappings`);
               break;
             }
             case 'store': {
@@ -111,14 +115,14 @@ export = function (RED: NodeAPI) {
               if (!upd) {
                 // Nothing to persist (unchanged / skipped documents): just let go of the claim.
                 releaseClaim(msg);
-                counter.success(`${store.stats().total} mappings`);
+                counter.success(`${await total(store)} mappings`);
                 break;
               }
               const type = entityTypeOf(msg, def.entityType);
               const crmId = crmIdOf(msg);
               const siaghCode = upd.siaghCode;
               if (typeof siaghCode !== 'string' && typeof siaghCode !== 'number') throw new SyncError('BAD_INPUT', 'msg.mappingUpdate.siaghCode is missing: nothing to store.');
-              const prev = store.lookup(type, crmId);
+              const prev = await store.lookup(type, crmId);
               const source = def.source || String((msg.sync as { trigger?: string } | undefined)?.trigger ?? 'flow');
               let rec = prev;
               const same = prev && prev.siaghCode === String(siaghCode) && prev.checksum === upd.checksum && (prev.customerNumber ?? undefined) === ((upd.customerNumber as string | undefined) || undefined);
@@ -141,7 +145,7 @@ export = function (RED: NodeAPI) {
               delete msg.mappingUpdate;
               msg.mapping = rec ?? null;
               updateTrace(msg, { crmId, siaghCode: String(siaghCode), step: 'sync-mapping' });
-              counter.success(`${store.stats().total} mappings`);
+              counter.success(`${await total(store)} mappings`);
               break;
             }
             case 'delete': {
@@ -150,14 +154,14 @@ export = function (RED: NodeAPI) {
               const removed = await store.delete(type, crmId);
               msg.payload = { deleted: removed, entityType: type, crmId };
               updateTrace(msg, { entity: type, crmId, step: 'sync-mapping' });
-              counter.success(`${store.stats().total} mappings`);
+              counter.success(`${await total(store)} mappings`);
               break;
             }
             case 'list': {
               const p = (msg.payload ?? {}) as { entityType?: string; offset?: unknown; limit?: unknown };
               const type = def.entityType && def.entityType !== 'auto' ? def.entityType : (ENTITY_TYPES as string[]).includes(String(p.entityType)) ? (p.entityType as EntityType) : undefined;
-              msg.payload = store.list({ entityType: type, offset: num(p.offset, 0, 0), limit: num(p.limit, 1000, 1) });
-              counter.success(`${store.stats().total} mappings`);
+              msg.payload = await store.list({ entityType: type, offset: num(p.offset, 0, 0), limit: num(p.limit, 1000, 1) });
+              counter.success(`${await total(store)} mappings`);
               break;
             }
             case 'rebuild': {
@@ -172,7 +176,7 @@ export = function (RED: NodeAPI) {
               rebuilding = true;
               node.status({ fill: 'blue', shape: 'ring', text: dryRun ? 'rebuild: dry run…' : 'rebuild: applying…' });
               try {
-                const report = await rebuildMapping({ crm: crmCfg.client(), siagh: siaghCfg.client(), store }, { dryRun, scheme });
+                const report = await rebuildMapping({ crm: crmCfg.client(), siagh: siaghCfg.client(), store: fileStoreOf(store, 'rebuild') }, { dryRun, scheme });
                 msg.payload = report;
                 const c = report.counts;
                 updateTrace(msg, { action: dryRun ? 'skipped' : c.linked ? 'linked' : 'unchanged', step: 'sync-mapping' });
@@ -183,8 +187,8 @@ export = function (RED: NodeAPI) {
               break;
             }
             case 'stats':
-              msg.payload = store.stats();
-              counter.success(`${store.stats().total} mappings`);
+              msg.payload = await store.stats();
+              counter.success(`${await total(store)} mappings`);
               break;
             default:
               throw new SyncError('CONFIG', `sync-mapping: unknown operation "${def.operation}".`);
@@ -202,7 +206,7 @@ export = function (RED: NodeAPI) {
 
     node.on('close', (_removed: boolean, done: () => void) => {
       opening.then(
-        (s) => s.close(),
+        (h) => h.release(),
         () => undefined,
       ).then(() => done(), () => done());
     });
