@@ -56,6 +56,8 @@ export interface ClusterOptions {
   env?: Record<string, string>;
   /** Settings of cfg-store to change (e.g. a short leaseSeconds); backend postgres unless given here. */
   store?: Record<string, unknown>;
+  /** Settings to change on every node of a type, e.g. `{ 'sync-mapping': { leaseSeconds: 5 } }` (the claims' lease). */
+  nodeSettings?: Record<string, Record<string, unknown>>;
   /** More flow nodes deployed beside the shipped flows on every instance (e.g. a bare http-in for a benchmark). */
   extraFlows?: FlowNode[];
   siagh?: SiaghSimOptions;
@@ -92,6 +94,11 @@ export class E2eCluster {
   readonly instances: ClusterInstance[] = [];
   /** CRM API calls per instance (by the CRM user the call's token was issued to): `METHOD /path` → count. */
   readonly crmCallsByInstance: Array<Map<string, number>> = [];
+  /**
+   * Sees each CRM API call first, with the instance that made it (e.g. to SIGKILL that instance in
+   * the middle of a job: `void cluster.kill(i)` sends the signal at once).
+   */
+  onCrmCall: ((instance: number, req: SimRequest) => void) | undefined;
   private readonly opts: ClusterOptions;
   private next = 0;
   private stopped = false;
@@ -165,9 +172,11 @@ export class E2eCluster {
     this.crm.faults.latencyMs = ms;
   }
 
-  /** The shipped flows as every instance runs them: cfg-store on PostgreSQL (DATABASE_URL), patched with `opts.store`; then `opts.extraFlows`. */
+  /** The shipped flows as every instance runs them: cfg-store on PostgreSQL (DATABASE_URL), patched with `opts.store`, every node of a type in `opts.nodeSettings` patched; then `opts.extraFlows`. */
   flows(): FlowNode[] {
-    return [...withStore(shippedFlows(), { backend: 'postgres', ...this.opts.store }), ...(this.opts.extraFlows ?? [])];
+    const byType = this.opts.nodeSettings ?? {};
+    const shipped = withStore(shippedFlows(), { backend: 'postgres', ...this.opts.store }).map((n) => (byType[n.type] ? { ...n, ...byType[n.type] } : n));
+    return [...shipped, ...(this.opts.extraFlows ?? [])];
   }
 
   /** The Node-RED URLs, by instance. */
@@ -280,6 +289,7 @@ export class E2eCluster {
     if (this.stopped) return;
     this.stopped = true;
     this.crm.beforeHandle = undefined;
+    this.onCrmCall = undefined;
     await Promise.all(
       (this.instances as Instance[]).map(async (x) => {
         if (!x.red) return;
@@ -310,5 +320,6 @@ export class E2eCluster {
     const key = `${req.method} ${req.path}`;
     const calls = this.crmCallsByInstance[i];
     calls.set(key, (calls.get(key) ?? 0) + 1);
+    this.onCrmCall?.(i, req);
   }
 }

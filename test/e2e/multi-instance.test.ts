@@ -66,8 +66,10 @@ describe('e2e: three Node-RED instances on one PostgreSQL', function () {
       pg,
       instances: 3,
       env: { MAX_RETRY_ATTEMPTS: '30' },
-      // A short lease: the jobs of a killed instance go back to the others within seconds.
+      // Short leases: the jobs of a killed instance (the store's lease) and the records it had
+      // claimed (sync-mapping's lease, 60 s in the shipped flows) go back to the others within seconds.
       store: { firstRetrySeconds: 0.5, maxRetryDelaySeconds: 2, leaseSeconds: 5 },
+      nodeSettings: { 'sync-mapping': { leaseSeconds: 5 } },
     });
     await cluster.queueEmpty('the start-up poll');
   });
@@ -119,15 +121,30 @@ describe('e2e: three Node-RED instances on one PostgreSQL', function () {
     const people = Array.from({ length: 12 }, (_, i) => person(`kill-${i}`));
     const recs = people.map((p) => cluster.crm.addPerson(p.fields, { webhook: false }));
     cluster.latency = 250; // jobs are in flight at every instance when one dies
+    // Instance 1 dies (kill -9) while it fetches its second record of the burst from the CRM: that job is leased to it.
+    const ids = new Set(recs.map((r) => r.crmId.toLowerCase()));
+    let fetches = 0;
+    let cut: string | undefined;
+    cluster.onCrmCall = (i, req) => {
+      if (i !== 1 || cut || !/\/person\/get$/i.test(req.path)) return;
+      const id = [...ids].find((x) => req.rawBody.toLowerCase().includes(x));
+      if (id && ++fetches === 2) {
+        cut = id;
+        void cluster.kill(1);
+      }
+    };
     await Promise.all(recs.map((r, i) => accept('identity', identityQuery(r.crmId), i % 3)));
-    // Kill as soon as the first of them reaches Siagh: the rest are in flight, a third of them at instance 1.
-    await waitFor('the first contact of the burst in Siagh', () => people.some((p) => contactsNamed(p.nickName).length > 0), { timeoutMs: 30_000, intervalMs: 20, diagnose: () => cluster.diagnose() });
-    await cluster.kill(1);
+    await waitFor('instance 1 killed in the middle of a job', () => cut !== undefined && !cluster.instances[1].alive(), { timeoutMs: 30_000, diagnose: () => cluster.diagnose() });
+    cluster.onCrmCall = undefined;
+    const leased = await cluster.query('SELECT key FROM siagh_sync_queue WHERE key = $1 AND lease_token IS NOT NULL', [`identity:${cut}`]);
+    assert.equal(leased.length, 1, `the job of ${cut} was leased to the killed instance`);
     cluster.latency = 0;
     await cluster.queueEmpty('after the kill (leases of 5 s run out)', 90_000);
     await cluster.quiet('after the kill');
     // A contact the killed instance saved without storing its mapping is found again and linked, never made twice.
     for (const p of people) assert.equal(contactsNamed(p.nickName).length, 1, `one contact for ${p.nickName}\n${cluster.diagnose()}`);
+    const cutPerson = people[recs.findIndex((r) => r.crmId.toLowerCase() === cut)];
+    assert.equal(contactSaves(cutPerson.nickName), 1, 'the job the killed instance held was finished by another, once');
     await assertDatabaseClean({ contact: recs.map((r) => r.crmId) });
     await cluster.restart(1);
   });
@@ -137,6 +154,8 @@ describe('e2e: three Node-RED instances on one PostgreSQL', function () {
     const recs = people.map((p) => cluster.crm.addPerson(p.fields, { webhook: false }));
     cluster.latency = 200;
     await Promise.all(recs.slice(0, 6).map((r) => accept('identity', identityQuery(r.crmId))));
+    const keys = recs.slice(0, 6).map((r) => `identity:${r.crmId.toLowerCase()}`);
+    await waitFor('jobs of the burst leased (in flight) when the server restarts', async () => (await cluster.query('SELECT 1 FROM siagh_sync_queue WHERE key = ANY($1) AND lease_token IS NOT NULL', [keys])).length > 0, { timeoutMs: 10_000, intervalMs: 20 });
     pg.restart();
     // Webhooks after the restart: an instance answers 200 once its queue is reachable again.
     for (const r of recs.slice(6)) {
