@@ -114,7 +114,7 @@ export = function (RED: NodeAPI) {
         .catch((e) => {
           // The queue cannot be reached (a database restarting): say so, and try again shortly.
           if (closed) return;
-          node.status({ fill: 'red', shape: 'ring', text: 'queue unavailable, retrying' });
+          node.status({ fill: 'red', shape: 'ring', text: q.backend === 'postgres' ? 'waiting for PostgreSQL' : 'queue unavailable, retrying' });
           if (!unavailable) node.warn(`sync-queue: ${e instanceof Error ? e.message : String(e)}`);
           unavailable = true;
           if (timer) clearTimeout(timer);

@@ -71,14 +71,16 @@ describe('e2e: the shipped webhook flow on a PostgreSQL store', function () {
       return r[0];
     });
     assert.equal(String(mapped.siagh_code), String(c.Code));
-    const cursors = await rows<{ key: string }>("SELECT key FROM siagh_sync_meta WHERE key LIKE 'poll.cursor.%'");
-    assert.ok(cursors.length >= 1, 'the poll cursor is in the database');
     assert.equal(fs.existsSync(path.join(e.dataDir, 'mappings.json')), false, 'no mapping file');
     const done = await rows<{ n: string }>('SELECT count(*)::text AS n FROM siagh_sync_queue');
     assert.equal(done[0].n, '0', 'the job ended (the queue is empty)');
 
-    // A restart of Node-RED keeps the mapping: the next change updates the same contact.
+    // A restart of Node-RED keeps the mapping: the next change updates the same contact. Its
+    // polling run (5 s after the start; the CRM now has a record) saves the cursor in the database.
     await e.restart();
+    const cursor = await e.waitFor('the poll cursor row', async () => (await rows<{ key: string }>("SELECT key FROM siagh_sync_meta WHERE key LIKE 'poll.cursor.%'"))[0], 30_000);
+    assert.match(cursor.key, /^poll\.cursor\.polling-sync/);
+    assert.equal(byName(p.nickName).length, 1, 'the polling run after the restart wrote no second contact');
     const saves = e.siagh.saveCount;
     e.crm.updateRecord(rec.crmId, { email: 'sara.pg@example.ir' });
     await e.waitFor('the update in Siagh', () => byName(p.nickName).find((x) => x.Email === 'sara.pg@example.ir'));

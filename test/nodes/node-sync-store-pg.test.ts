@@ -95,6 +95,38 @@ describe('sync-store on PostgreSQL (Node-RED runtime, real server)', function ()
     assert.ok(!d.statuses.q.some((s) => s.startsWith('red')), d.statuses.q.join(', '));
   });
 
+  it('PostgreSQL restarting mid-run: a webhook meanwhile answers 503 (the CRM sends again), then the work resumes; nothing is lost', async () => {
+    const full = await server.database();
+    const { bare, password } = split(full);
+    const d = await deploy(bare, password);
+    await d.http.get(hook()).expect(200);
+    // A clean stop (an operator's restart; the test server runs without fsync, so a crash could drop commits).
+    server.stop('fast');
+    try {
+      const r = await d.http.get(hook('6c1e9b4f-2d3a-4b5c-8e7f-1a2b3c4d5e6f'));
+      assert.equal(r.status, 503, r.text);
+    } finally {
+      server.start();
+    }
+    // The same change sent again (as the CRM does after a 503) is queued once the server is back.
+    let status = 0;
+    const end = Date.now() + 20_000;
+    while (Date.now() < end) {
+      status = (await d.http.get(hook('6c1e9b4f-2d3a-4b5c-8e7f-1a2b3c4d5e6f'))).status;
+      if (status === 200) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.equal(status, 200, `accepted again after the restart; errors: ${d.errors.slice(-3).join(' | ')}`);
+    const c = new Client({ connectionString: full });
+    await c.connect();
+    try {
+      const r = await c.query<{ id: string }>("SELECT event->>'id' AS id FROM siagh_sync_queue ORDER BY 1");
+      assert.deepEqual(r.rows.map((x) => x.id).sort(), [ID, '6c1e9b4f-2d3a-4b5c-8e7f-1a2b3c4d5e6f'].sort());
+    } finally {
+      await c.end();
+    }
+  });
+
   it('Test connection: "connected (PostgreSQL 15…, schema version …)" or the reason; never the password', async () => {
     const full = await server.database();
     const { bare, password } = split(full);
