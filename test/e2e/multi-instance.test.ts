@@ -11,7 +11,7 @@ import { CRM_SIM_DEFAULTS } from '../../sim/crm-sim';
 import { E2eCluster } from '../../testkit/cluster';
 import { PgServer } from '../../testkit/postgres';
 import { CRM_LIST_RE, sleep, waitFor } from '../helpers/e2e';
-import { person, PersonSpec, QUOTE_ROWS } from '../helpers/faults';
+import { person, PersonSpec, QUOTE_ROWS, readFailed } from '../helpers/faults';
 
 const identityQuery = (id: string, event = 'Insert') => ({ event, id, type: 'Identity', subtype: CRM_SIM_DEFAULTS.personSubtype });
 const quoteQuery = (id: string, event = 'Insert') => ({ event, id, type: 'Quote', subtype: 'پیش فاکتور رسمی بنیان گاز' });
@@ -32,7 +32,7 @@ describe('e2e: three Node-RED instances on one PostgreSQL', function () {
     return r.instance;
   }
 
-  /** One mapping row per CRM record, no Siagh code mapped twice, nothing in the failed list. */
+  /** One mapping row per CRM record, no Siagh code mapped twice, nothing in a failed list. */
   async function assertDatabaseClean(expect: { contact: string[]; quote?: string[] }): Promise<void> {
     const rows = await cluster.query<{ entity_type: string; crm_id: string; siagh_code: string }>('SELECT entity_type, crm_id, siagh_code FROM siagh_sync_mappings');
     for (const [type, ids] of [['contact', expect.contact], ['quote', expect.quote ?? []]] as const) {
@@ -45,6 +45,8 @@ describe('e2e: three Node-RED instances on one PostgreSQL', function () {
     }
     const failed = await cluster.query('SELECT * FROM siagh_sync_failed');
     assert.deepEqual(failed, [], 'nothing in the failed list');
+    // (and nothing in an instance's own folder, where a failed list not yet in the database would be)
+    for (const x of cluster.instances) assert.deepEqual(readFailed(x.dataDir), [], `nothing in instance ${x.index}'s failed.json`);
   }
 
   function assertNoDuplicateDocuments(): void {
