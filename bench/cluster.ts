@@ -25,7 +25,7 @@ import { PgServer } from '../testkit/postgres';
 import { type Figure, fmtInt, quantile, round, sleep } from './common';
 
 export interface ClusterBenchOptions {
-  /** Events (new persons) per instance count. Default 300. */
+  /** Events (new persons) per instance count. Default 1 000. */
   events?: number;
   /** Simulator latency L (ms), both simulators. Default 20. */
   latencyMs?: number;
@@ -161,7 +161,7 @@ async function syncRun(pg: PgServer, instances: number, events: number, latencyM
 }
 
 export async function runClusterBench(opts: ClusterBenchOptions = {}): Promise<ClusterBenchResult> {
-  const events = Math.max(1, Math.floor(opts.events ?? 300));
+  const events = Math.max(1, Math.floor(opts.events ?? 1000));
   const latencyMs = opts.latencyMs ?? 20;
   const maxInstances = Math.max(1, Math.floor(opts.maxInstances ?? 3));
   const requests = Math.max(10, Math.floor(opts.requests ?? 2000));

@@ -19,7 +19,7 @@
  *   --queue-in-flight   BENCH_QUEUE_IN_FLIGHT   enqueues / completions in flight in part 5 [256]
  *   --recovery-jobs     BENCH_RECOVERY_JOBS     jobs waiting for Siagh in part 6 (recovery) [1000]
  *   --recovery-latency-ms BENCH_RECOVERY_LATENCY_MS  simulator latency L in part 6 [20]
- *   --cluster-events    BENCH_CLUSTER_EVENTS    events synced per instance count in part 7 (cluster) [300]
+ *   --cluster-events    BENCH_CLUSTER_EVENTS    events synced per instance count in part 7 (cluster) [1000]
  *   --cluster-latency-ms BENCH_CLUSTER_LATENCY_MS simulator latency L in part 7 [20]
  *   --cluster-instances BENCH_CLUSTER_INSTANCES largest instance count in part 7 (runs 1 … n) [3]
  *   --cluster-requests  BENCH_CLUSTER_REQUESTS  measured webhook / bare requests in part 7 [2000]
@@ -75,7 +75,7 @@ async function main(): Promise<void> {
   const queueInFlight = numSetting('queue-in-flight', 'BENCH_QUEUE_IN_FLIGHT', 256);
   const recoveryJobs = numSetting('recovery-jobs', 'BENCH_RECOVERY_JOBS', quick ? 100 : 1000);
   const recoveryLatencyMs = numSetting('recovery-latency-ms', 'BENCH_RECOVERY_LATENCY_MS', 20);
-  const clusterEvents = numSetting('cluster-events', 'BENCH_CLUSTER_EVENTS', quick ? 60 : 300);
+  const clusterEvents = numSetting('cluster-events', 'BENCH_CLUSTER_EVENTS', quick ? 100 : 1000);
   const clusterLatencyMs = numSetting('cluster-latency-ms', 'BENCH_CLUSTER_LATENCY_MS', 20);
   const clusterInstances = numSetting('cluster-instances', 'BENCH_CLUSTER_INSTANCES', 3);
   const clusterRequests = numSetting('cluster-requests', 'BENCH_CLUSTER_REQUESTS', quick ? 300 : 2000);
