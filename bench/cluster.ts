@@ -17,6 +17,7 @@
  * Figures are printed, never asserted.
  */
 import { randomUUID } from 'node:crypto';
+import os from 'node:os';
 import { CRM_SIM_DEFAULTS } from '../sim/crm-sim';
 import { nationalIdWithCheckDigit } from '../sim/seed';
 import { E2eCluster } from '../testkit/cluster';
@@ -216,6 +217,7 @@ export function clusterFigure(r: ClusterBenchResult): Figure {
     met: undefined,
     notes: [
       `${r.runs.map((x) => `${x.instances} instance(s): ${x.events} events in ${fmtInt(x.ms)} ms`).join('; ')}; webhooks round-robin, ${r.concurrency} in flight`,
+      `the instances, PostgreSQL and both simulators (in the bench process) share this machine's ${os.cpus().length} CPU: with fewer cores than processes the scaling shows the CPU's limit, not the store's`,
       `webhook answer p50 ${r.webhook.p50Ms} ms, p99 ${r.webhook.p99Ms} ms (${r.webhook.errors} not 200); bare p50 ${r.bare.p50Ms} ms, p99 ${r.bare.p99Ms} ms; the instance works off the queued jobs meanwhile`,
     ],
   };
