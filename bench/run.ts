@@ -3,7 +3,7 @@
  * their comparison, ratio, target and whether the target is met. Always exits 0 when the run
  * itself completes (a missed target is a figure, not a failure); 1 only when a part crashed.
  *
- *   node --expose-gc dist/bench/run.js [--only=calls,import,webhook,store,queue,recovery] [--quick]
+ *   node --expose-gc dist/bench/run.js [--only=calls,import,webhook,store,queue,recovery,cluster] [--quick]
  *
  * Settings (argument or environment variable; defaults in brackets):
  *   --latency-ms        BENCH_LATENCY_MS        simulator latency L of the import (part 2) [20]
@@ -19,10 +19,15 @@
  *   --queue-in-flight   BENCH_QUEUE_IN_FLIGHT   enqueues / completions in flight in part 5 [256]
  *   --recovery-jobs     BENCH_RECOVERY_JOBS     jobs waiting for Siagh in part 6 (recovery) [1000]
  *   --recovery-latency-ms BENCH_RECOVERY_LATENCY_MS  simulator latency L in part 6 [20]
+ *   --cluster-events    BENCH_CLUSTER_EVENTS    events synced per instance count in part 7 (cluster) [1000]
+ *   --cluster-latency-ms BENCH_CLUSTER_LATENCY_MS simulator latency L in part 7 [20]
+ *   --cluster-instances BENCH_CLUSTER_INSTANCES largest instance count in part 7 (runs 1 … n) [3]
+ *   --cluster-requests  BENCH_CLUSTER_REQUESTS  measured webhook / bare requests in part 7 [2000]
  *   --quick             BENCH_QUICK=1           small sizes for a quick look (figures not comparable)
  */
 import os from 'node:os';
 import { type Figure, argValue, numSetting, round, table } from './common';
+import { clusterFigure, runClusterBench } from './cluster';
 import { importFigure, runImportBench } from './import';
 import { pgQueueFigure, QueueBenchResult, queueFigure, runQueueBench } from './queue';
 import { recoveryFigure, runRecoveryBench } from './recovery';
@@ -30,7 +35,7 @@ import { runMappingStoreBench, type MappingStoreBenchResult } from './mapping-st
 import { runSyncCallsBench, syncCallsFigure } from './sync-calls';
 import { runWebhookAckBench, webhookFigure } from './webhook-ack';
 
-const PARTS = ['calls', 'import', 'webhook', 'store', 'queue', 'recovery'] as const;
+const PARTS = ['calls', 'import', 'webhook', 'store', 'queue', 'recovery', 'cluster'] as const;
 type Part = (typeof PARTS)[number];
 
 function storeFigure(r: MappingStoreBenchResult): Figure {
@@ -70,6 +75,10 @@ async function main(): Promise<void> {
   const queueInFlight = numSetting('queue-in-flight', 'BENCH_QUEUE_IN_FLIGHT', 256);
   const recoveryJobs = numSetting('recovery-jobs', 'BENCH_RECOVERY_JOBS', quick ? 100 : 1000);
   const recoveryLatencyMs = numSetting('recovery-latency-ms', 'BENCH_RECOVERY_LATENCY_MS', 20);
+  const clusterEvents = numSetting('cluster-events', 'BENCH_CLUSTER_EVENTS', quick ? 100 : 1000);
+  const clusterLatencyMs = numSetting('cluster-latency-ms', 'BENCH_CLUSTER_LATENCY_MS', 20);
+  const clusterInstances = numSetting('cluster-instances', 'BENCH_CLUSTER_INSTANCES', 3);
+  const clusterRequests = numSetting('cluster-requests', 'BENCH_CLUSTER_REQUESTS', quick ? 300 : 2000);
 
   const cpus = os.cpus();
   const load = () => os.loadavg().map((x) => x.toFixed(2)).join(' ');
@@ -113,6 +122,12 @@ async function main(): Promise<void> {
   );
   await run('recovery', '6. Siagh back → empty queue (shipped flows, real Node-RED)', async () =>
     recoveryFigure(await runRecoveryBench({ jobs: recoveryJobs, latencyMs: recoveryLatencyMs, log: (l) => console.log(l) })),
+  );
+
+  await run('cluster', '7. Several Node-RED instances on one PostgreSQL (shipped flows, real Node-RED)', async () =>
+    clusterFigure(
+      await runClusterBench({ events: clusterEvents, latencyMs: clusterLatencyMs, maxInstances: clusterInstances, requests: clusterRequests, concurrency: httpConcurrency, log: (l) => console.log(l) }),
+    ),
   );
 
   console.log(`== Summary (${round((performance.now() - started) / 1000, 1)} s, load average now ${load()})${quick ? ' — QUICK RUN: sizes shrunk, figures not comparable' : ''}`);

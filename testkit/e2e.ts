@@ -71,6 +71,19 @@ export function installTarball(userDir: string, tarball: string, stdio: 'inherit
 
 const liveChildren = new Set<ChildProcess>();
 const tempDirs = new Set<string>();
+
+/** A temp folder removed at process exit if its owner did not remove it (E2eEnv, E2eCluster). */
+export function makeTempDir(prefix: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  tempDirs.add(dir);
+  return dir;
+}
+
+/** Remove a folder made by makeTempDir. */
+export function removeTempDir(dir: string): void {
+  fs.rmSync(dir, { recursive: true, force: true });
+  tempDirs.delete(dir);
+}
 process.once('exit', () => {
   for (const c of liveChildren) {
     try {
@@ -206,6 +219,82 @@ export interface WebhookReply {
   text: string;
 }
 
+/** The Node-RED settings of an end-to-end user dir (the credential secret fixed, so credentials survive a restart). */
+export function writeE2eSettings(userDir: string): string {
+  return writeSettings(userDir, {
+    credentialSecret: 'e2e-credential-secret',
+    logging: { console: { level: 'info', metrics: false, audit: false } },
+  });
+}
+
+/**
+ * The environment of the old SiaghSync `.env`, pointing at the simulators, for a Node-RED whose
+ * data folder is `dataDir`. MAX_RETRY_ATTEMPTS is 2 unless `env` says otherwise.
+ */
+export function simulatorEnv(
+  siagh: SiaghSim,
+  crm: CrmSim,
+  dataDir: string,
+  opts: { pollIntervalSeconds?: number; token?: string; env?: Record<string, string>; crmUser?: { username: string; password: string } } = {},
+): Record<string, string> {
+  const crmUser = opts.crmUser ?? E2E_CRM_USER;
+  return {
+    CRM_API_BASE_URL: crm.url,
+    CRM_USERNAME: crmUser.username,
+    CRM_PASSWORD: crmUser.password,
+    FINANCE_API_BASE_URL: siagh.url,
+    FINANCE_USERNAME: E2E_SIAGH_USER.UserName,
+    FINANCE_PASSWORD: E2E_SIAGH_USER.Password,
+    POLL_INTERVAL_SECONDS: String(opts.pollIntervalSeconds ?? 3600),
+    SYNC_DATA_DIR: dataDir,
+    // The fault-matrix cells expect a failure to reach failed.json soon: two attempts, unless a
+    // test asks for the queue's own default (e2e-queue) or another count.
+    MAX_RETRY_ATTEMPTS: '2',
+    RETRY_BASE_SECONDS: '0.5',
+    RETRY_CHECK_DELAY_SECONDS: '1',
+    ...(opts.token ? { WEBHOOK_TOKEN: opts.token } : {}),
+    ...opts.env,
+  };
+}
+
+/** The flows with the data store (cfg-store) patched with `store` (unchanged without it). */
+export function withStore(flows: FlowNode[], store: Record<string, unknown> | undefined): FlowNode[] {
+  return flows.map((n) => (n.id === 'cfg-store' && store ? { ...n, ...store } : n));
+}
+
+/**
+ * A Node-RED child on this user dir (SIGKILLed at process exit unless forgotten), resolved once it
+ * has started its saved flows.
+ */
+export async function launchNodeRed(userDir: string, settingsFile: string, env: Record<string, string>, port?: number): Promise<NodeRedProcess> {
+  const red = await startNodeRed({ userDir, settingsFile, env, port, readyTimeoutMs: 60_000 });
+  liveChildren.add(red.child);
+  // "Server now running" comes before the saved flows are started.
+  await waitFor('Node-RED to start its flows', () => /Started flows/.test(red.log()), { timeoutMs: 30_000, diagnose: () => red.log().split('\n').slice(-40).join('\n') });
+  return red;
+}
+
+/** A Node-RED child stopped by its owner: no longer killed at process exit. */
+export function forgetNodeRed(red: NodeRedProcess): void {
+  liveChildren.delete(red.child);
+}
+
+/** A full deploy of `flows` through the Admin API, resolved once the new flows have started. */
+export async function deployFlows(red: NodeRedProcess, flows: FlowNode[]): Promise<void> {
+  const from = red.log().length;
+  const res = await fetch(red.url + '/flows', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', 'Node-RED-Deployment-Type': 'full' },
+    body: JSON.stringify(flows),
+  });
+  if (!res.ok) throw new Error(`Deploying the shipped flows failed: HTTP ${res.status} ${await res.text()}`);
+  // The Admin API answers before the new flows have started.
+  await waitFor('the deployed flows to start', () => /Updated flows[\s\S]*Started flows/.test(red.log().slice(from)), {
+    timeoutMs: 30_000,
+    diagnose: () => red.log().split('\n').slice(-40).join('\n'),
+  });
+}
+
 export class E2eEnv {
   readonly siagh: SiaghSim;
   readonly crm: E2eCrmSim;
@@ -226,8 +315,7 @@ export class E2eEnv {
     this.opts = opts;
     this.siagh = new SiaghSim({ users: [E2E_SIAGH_USER], ...opts.siagh });
     this.crm = new E2eCrmSim({ users: [E2E_CRM_USER], ...opts.crm });
-    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'siagh-sync-e2e-'));
-    tempDirs.add(this.dir);
+    this.dir = makeTempDir('siagh-sync-e2e-');
     this.userDir = path.join(this.dir, 'userdir');
     this.dataDir = path.join(this.dir, 'data');
     this.token = opts.webhookToken === null ? undefined : (opts.webhookToken ?? E2E_TOKEN);
@@ -241,28 +329,12 @@ export class E2eEnv {
       await e.crm.start();
       installTarball(e.userDir, packedTarball());
       fs.mkdirSync(e.dataDir, { recursive: true });
-      e.settingsFile = writeSettings(e.userDir, {
-        credentialSecret: 'e2e-credential-secret',
-        logging: { console: { level: 'info', metrics: false, audit: false } },
+      e.settingsFile = writeE2eSettings(e.userDir);
+      e.env = simulatorEnv(e.siagh, e.crm, e.dataDir, {
+        pollIntervalSeconds: opts.pollIntervalSeconds,
+        token: e.token,
+        env: { ...(opts.store?.backend === 'postgres' && typeof opts.store.url === 'string' ? { DATABASE_URL: opts.store.url } : {}), ...opts.env },
       });
-      e.env = {
-        CRM_API_BASE_URL: e.crm.url,
-        CRM_USERNAME: E2E_CRM_USER.username,
-        CRM_PASSWORD: E2E_CRM_USER.password,
-        FINANCE_API_BASE_URL: e.siagh.url,
-        FINANCE_USERNAME: E2E_SIAGH_USER.UserName,
-        FINANCE_PASSWORD: E2E_SIAGH_USER.Password,
-        POLL_INTERVAL_SECONDS: String(opts.pollIntervalSeconds ?? 3600),
-        SYNC_DATA_DIR: e.dataDir,
-        // The fault-matrix cells expect a failure to reach failed.json soon: two attempts, unless a
-        // test asks for the queue's own default (e2e-queue) or another count.
-        MAX_RETRY_ATTEMPTS: '2',
-        RETRY_BASE_SECONDS: '0.5',
-        RETRY_CHECK_DELAY_SECONDS: '1',
-        ...(e.token ? { WEBHOOK_TOKEN: e.token } : {}),
-        ...(opts.store?.backend === 'postgres' && typeof opts.store.url === 'string' ? { DATABASE_URL: opts.store.url } : {}),
-        ...opts.env,
-      };
       await e.launch();
       await e.deploy(e.flows());
       if (opts.webhooks !== false) e.pointWebhooks();
@@ -281,7 +353,7 @@ export class E2eEnv {
   /** The shipped flows (or `opts.flows`) as this environment deploys them (cfg-store patched with `opts.store`). */
   flows(): FlowNode[] {
     const { url: _url, ...store } = this.opts.store ?? {}; // a postgres url travels as DATABASE_URL
-    return (this.opts.flows ?? shippedFlows()).map((n) => (n.id === 'cfg-store' && this.opts.store ? { ...n, ...store } : n));
+    return withStore(this.opts.flows ?? shippedFlows(), this.opts.store ? store : undefined);
   }
 
   /** A full deploy of the same flows again (every node stopped and started, as the editor's Deploy does). */
@@ -405,7 +477,7 @@ export class E2eEnv {
     this.crm.setWebhooks({ enabled: false });
     if (this.red) {
       await this.red.stop().catch(() => undefined);
-      liveChildren.delete(this.red.child);
+      forgetNodeRed(this.red);
       // E2E_LOG_DIR=<folder> keeps each Node-RED log for a look after the run.
       const keep = process.env.E2E_LOG_DIR;
       if (keep) {
@@ -414,31 +486,19 @@ export class E2eEnv {
       }
     }
     await Promise.all([this.siagh.stop().catch(() => undefined), this.crm.stop().catch(() => undefined)]);
-    fs.rmSync(this.dir, { recursive: true, force: true });
-    tempDirs.delete(this.dir);
+    removeTempDir(this.dir);
   }
 
   private async launch(port?: number): Promise<void> {
     if (this.red) {
       this.earlierLogs += this.red.log() + '\n--- Node-RED restarted ---\n';
-      liveChildren.delete(this.red.child);
+      forgetNodeRed(this.red);
     }
-    this.red = await startNodeRed({ userDir: this.userDir, settingsFile: this.settingsFile, env: this.env, port, readyTimeoutMs: 60_000 });
-    liveChildren.add(this.red.child);
-    // "Server now running" comes before the saved flows are started.
-    await this.waitFor('Node-RED to start its flows', () => /Started flows/.test(this.red.log()), 30_000);
+    this.red = await launchNodeRed(this.userDir, this.settingsFile, this.env, port);
   }
 
   private async deploy(flows: FlowNode[]): Promise<void> {
-    const from = this.red.log().length;
-    const res = await fetch(this.red.url + '/flows', {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', 'Node-RED-Deployment-Type': 'full' },
-      body: JSON.stringify(flows),
-    });
-    if (!res.ok) throw new Error(`Deploying the shipped flows failed: HTTP ${res.status} ${await res.text()}`);
-    // The Admin API answers before the new flows have started.
-    await this.waitFor('the deployed flows to start', () => /Updated flows[\s\S]*Started flows/.test(this.red.log().slice(from)), 30_000);
+    await deployFlows(this.red, flows);
   }
 }
 
