@@ -17,14 +17,16 @@ import type { FailedEntry } from '../oplog/failed-list';
 import { lineKeys, type Page, type PartyInfo, type PipelineLast } from '../oplog/history';
 import type { OpLog } from '../oplog/oplog';
 import type { QueueStats } from '../queue/sync-queue';
-import { ENTITY_TYPES, type MappingRecord, type MappingStore } from '../store/mapping-store';
+import type { MappingBackend } from '../store/mapping-backend';
+import { ENTITY_TYPES, type MappingRecord } from '../store/mapping-store';
 import { toAsciiDigits } from '../text/normalize';
 
 export interface ConsoleSources {
   log: OpLog;
   /** The sync queue's counts, read by the caller (the queue's calls are promises; these views are not). */
   queue?: QueueStats;
-  mappings?: MappingStore;
+  /** The store's mappings, file or PostgreSQL (read through the backend interface). */
+  mappings?: MappingBackend;
 }
 
 export interface NowView {
@@ -148,7 +150,7 @@ function timelineItem(l: LogLine): TimelineItem {
  * code, ids), plus the mapping store's records for a CRM id, Siagh code or customer number; for
  * each at most MAX_HITS parties, its mappings and one page of its timeline (newest first).
  */
-export function search(src: ConsoleSources, query: string, opts: { offset?: number; limit?: number } = {}): { query: string; hits: SearchHit[]; more: boolean } {
+export async function search(src: ConsoleSources, query: string, opts: { offset?: number; limit?: number } = {}): Promise<{ query: string; hits: SearchHit[]; more: boolean }> {
   const q = query.trim();
   if (!q) return { query: q, hits: [], more: false };
   const found = new Map<string, Partial<PartyInfo> & { crmId: string }>();
@@ -157,14 +159,19 @@ export function search(src: ConsoleSources, query: string, opts: { offset?: numb
   const ascii = toAsciiDigits(q).trim();
   if (m) {
     const recs: MappingRecord[] = [];
-    if (isGuid(q)) for (const t of ENTITY_TYPES) recs.push(...[m.lookup(t, q)].filter((r): r is MappingRecord => !!r));
-    if (/^\d+$/.test(ascii)) {
+    if (isGuid(q)) {
       for (const t of ENTITY_TYPES) {
-        const r = m.lookupBySiaghCode(t, ascii);
+        const r = await m.lookup(t, q.toLowerCase());
         if (r) recs.push(r);
       }
     }
-    recs.push(...m.lookupAllByCustomerNumber(ascii));
+    if (/^\d+$/.test(ascii)) {
+      for (const t of ENTITY_TYPES) {
+        const r = await m.lookupBySiaghCode(t, ascii);
+        if (r) recs.push(r);
+      }
+    }
+    recs.push(...(await m.lookupAllByCustomerNumber(ascii)));
     for (const r of recs) if (!found.has(r.crmId)) found.set(r.crmId, { crmId: r.crmId, siaghCode: r.siaghCode, customerNumber: r.customerNumber });
   }
   if (isGuid(q) && !found.has(q.toLowerCase())) {
@@ -173,12 +180,19 @@ export function search(src: ConsoleSources, query: string, opts: { offset?: numb
     if (src.log.history.timeline([`crm:${id}`], { limit: 1 }).total > 0) found.set(id, { crmId: id });
   }
   const parties = [...found.values()];
-  const hits = parties.slice(0, MAX_HITS).map((p): SearchHit => {
-    const mappings = m ? ENTITY_TYPES.map((t) => m.lookup(t, p.crmId)).filter((r): r is MappingRecord => !!r).map((r) => ({ ...r, ...(r.extra ? { extra: { ...r.extra } } : {}) })) : [];
+  const hits: SearchHit[] = [];
+  for (const p of parties.slice(0, MAX_HITS)) {
+    const mappings: MappingRecord[] = [];
+    if (m) {
+      for (const t of ENTITY_TYPES) {
+        const r = await m.lookup(t, p.crmId);
+        if (r) mappings.push({ ...r, ...(r.extra ? { extra: { ...r.extra } } : {}) });
+      }
+    }
     const cn = p.customerNumber ?? mappings.find((r) => r.customerNumber)?.customerNumber;
     const keys = [`crm:${p.crmId}`, ...(cn ? lineKeys({ customerNumber: cn }) : [])];
     const page = src.log.history.timeline(keys, opts);
-    return { ...p, mappings, timeline: { ...page, items: page.items.map(timelineItem) } };
-  });
+    hits.push({ ...p, mappings, timeline: { ...page, items: page.items.map(timelineItem) } });
+  }
   return { query: q, hits, more: parties.length > MAX_HITS };
 }

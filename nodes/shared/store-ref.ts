@@ -190,7 +190,19 @@ export async function openMappingFor(RED: NodeAPI, def: { store?: unknown; file?
   u.password = '';
   const key = u.toString();
   pgMappings.set(key, m);
+  pgMappingsByDir.set(path.resolve(s.dir), m);
   return { key, backend: m, release: () => h.release() };
+}
+
+/** The PostgreSQL mapping stores opened here, by the data folder of their store (for the operator's console). */
+const pgMappingsByDir = new Map<string, MappingBackend>();
+
+/** The mapping store of the data store in `dir` if a node of this process has it open: file or PostgreSQL. */
+export function peekMappingIn(dir: string): MappingBackend | undefined {
+  const pg = pgMappingsByDir.get(path.resolve(dir));
+  if (pg) return pg;
+  const f = MappingStore.peek(mappingFileIn(dir));
+  return f ? new FileMappingBackend(f) : undefined;
 }
 
 /** The mapping store named `key` if a node of this process has it open. */

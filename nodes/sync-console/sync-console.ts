@@ -20,11 +20,9 @@ import * as consoleView from '../../lib/console/console';
 import { SyncError, toSyncError } from '../../lib/errors';
 import { isGuid } from '../../lib/ref';
 import { OpLog } from '../../lib/oplog/oplog';
-import { mappingFileIn } from '../../lib/store/data-folder';
-import { MappingStore } from '../../lib/store/mapping-store';
 import type { ConnectionState } from '../../lib/types';
 import type { NodeAPI, Request, Response } from '../shared/red';
-import { peekQueueIn } from '../shared/store-ref';
+import { peekMappingIn, peekQueueIn } from '../shared/store-ref';
 import { syncLogs, type SyncLogHandle } from '../shared/sync-log-registry';
 
 const READ = 'sync-console.read';
@@ -103,7 +101,7 @@ export = function (RED: NodeAPI & { plugins?: { registerPlugin(id: string, def: 
 
   function sources(req: Request): consoleView.ConsoleSources & { store: Store } {
     const { store, log } = storeOf(req);
-    return { store, log, mappings: MappingStore.peek(mappingFileIn(store.dir)) };
+    return { store, log, mappings: peekMappingIn(store.dir) };
   }
 
   /** Both servers' connections as the config nodes' clients know them (none is created for this). */

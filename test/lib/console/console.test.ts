@@ -12,7 +12,11 @@ import * as consoleView from '../../../lib/console/console';
 import { describeOperation } from '../../../lib/oplog/entry';
 import { OpHistory } from '../../../lib/oplog/history';
 import { OpLog } from '../../../lib/oplog/oplog';
+import { FileMappingBackend } from '../../../lib/store/file-mapping-backend';
 import { MappingStore } from '../../../lib/store/mapping-store';
+import { openPool } from '../../../lib/pg/db';
+import { PgMappingStore } from '../../../lib/store/pg-mapping-store';
+import { PgServer } from '../../../testkit/postgres';
 
 const A = '3f2a1b4c-5d6e-4f70-8a9b-0c1d2e3f4a5b';
 const B = '4a2a1b4c-5d6e-4f70-8a9b-0c1d2e3f4a5c';
@@ -163,23 +167,23 @@ describe('console: answers from an OpLog', () => {
     const log = await OpLog.acquire(dir, { flushMs: 60_000 });
     opened.push(log);
     // Lines from the file: found by id and customer number.
-    let r = consoleView.search({ log }, A);
+    let r = (await consoleView.search({ log }, A));
     assert.equal(r.hits.length, 1);
     assert.deepEqual(r.hits[0].timeline.items.map((l) => l.status), ['failed', 'ok'], 'newest first');
     assert.equal(r.hits[0].timeline.items[0].error?.message, 'Siagh answered 503');
     assert.equal(r.hits[0].timeline.items[1].durationMs, 120);
-    assert.deepEqual(consoleView.search({ log }, '۱۰۰۱').hits.map((h) => h.crmId), [A], 'customer number in Persian digits');
-    assert.equal(consoleView.search({ log }, 'کریمی').hits[0]?.name, 'علی کریمی', 'the name, from the file');
+    assert.deepEqual((await consoleView.search({ log }, '۱۰۰۱')).hits.map((h) => h.crmId), [A], 'customer number in Persian digits');
+    assert.equal((await consoleView.search({ log }, 'کریمی')).hits[0]?.name, 'علی کریمی', 'the name, from the file');
 
     // A new sync brings a new spelling; the file is removed: answers do not need it.
     log.record(synced(A, { nickName: 'علي كريمي' }, { action: 'updated' }));
     fs.rmSync(path.join(dir, 'sync-log.jsonl'), { force: true });
-    r = consoleView.search({ log }, 'علی کریمی');
+    r = (await consoleView.search({ log }, 'علی کریمی'));
     assert.equal(r.hits.length, 1);
     assert.equal(r.hits[0].name, 'علي كريمي');
     assert.deepEqual(r.hits[0].timeline.items.map((l) => l.action), ['updated', 'failed', 'created']);
     assert.equal(r.hits[0].timeline.total, 3);
-    const page2 = consoleView.search({ log }, A, { offset: 1, limit: 1 }).hits[0].timeline;
+    const page2 = (await consoleView.search({ log }, A, { offset: 1, limit: 1 })).hits[0].timeline;
     assert.deepEqual([page2.total, page2.offset, page2.items.map((l) => l.action)], [3, 1, ['failed']]);
 
     const now = consoleView.now({ log }, { minutes: 30 });
@@ -206,16 +210,16 @@ describe('console: answers from an OpLog', () => {
     const log = await OpLog.acquire(dir, { flushMs: 60_000 });
     opened.push(log);
     for (const q of ['علیرضا کریمی', 'علی رضا', 'کریمی', '۰۹۱۲۳۳۳۴۴۵۵', '0912 333 4455', '0012345679']) {
-      const r = consoleView.search({ log }, q);
+      const r = (await consoleView.search({ log }, q));
       assert.deepEqual(r.hits.map((h) => h.crmId), [A], `"${q}" finds A after the restart, got ${JSON.stringify(r.hits.map((h) => h.crmId))}`);
     }
-    const hit = consoleView.search({ log }, 'علیرضا کریمی').hits[0];
+    const hit = (await consoleView.search({ log }, 'علیرضا کریمی')).hits[0];
     assert.equal(hit.name, 'علي‌رضا كريمي', 'shown as the CRM spells it');
     assert.equal(hit.mobile, '09123334455', 'the mobile, in its local form');
     assert.equal(hit.nationalCode, '0012345679');
     assert.deepEqual(hit.timeline.items.map((l) => [l.crmId, l.entity, l.documentNumber]), [[C, 'quote', 'Q-17'], [A, 'person', undefined]], 'its quote first (newest)');
-    assert.deepEqual(consoleView.search({ log }, B).hits.map((h) => [h.crmId, h.name, h.timeline.total]), [[B, undefined, 1]], 'the old line');
-    assert.deepEqual(consoleView.search({ log }, '2002').hits.map((h) => h.crmId), [B]);
+    assert.deepEqual((await consoleView.search({ log }, B)).hits.map((h) => [h.crmId, h.name, h.timeline.total]), [[B, undefined, 1]], 'the old line');
+    assert.deepEqual((await consoleView.search({ log }, '2002')).hits.map((h) => h.crmId), [B]);
   });
 
   it('groups failures by reason (review items first) and pages a group; a success takes its entry out', async () => {
@@ -245,14 +249,36 @@ describe('console: answers from an OpLog', () => {
     const dir = tmp();
     const log = await OpLog.acquire(dir, { flushMs: 60_000 });
     opened.push(log);
-    const mappings = await MappingStore.open(path.join(dir, 'mappings.json'));
-    stores.push(mappings);
-    await mappings.store({ entityType: 'contact', crmId: C, siaghCode: 9100, customerNumber: 'CN-77', source: 'import' });
-    const byCode = consoleView.search({ log, mappings }, '۹۱۰۰');
+    const file = await MappingStore.open(path.join(dir, 'mappings.json'));
+    stores.push(file);
+    const mappings = new FileMappingBackend(file);
+    await file.store({ entityType: 'contact', crmId: C, siaghCode: 9100, customerNumber: 'CN-77', source: 'import' });
+    const byCode = (await consoleView.search({ log, mappings }, '۹۱۰۰'));
     assert.deepEqual(byCode.hits.map((h) => h.crmId), [C]);
     assert.equal(byCode.hits[0].mappings[0].siaghCode, '9100');
     assert.equal(byCode.hits[0].timeline.total, 0, 'imported, never logged here');
-    assert.deepEqual(consoleView.search({ log, mappings }, 'CN-77').hits.map((h) => h.crmId), [C]);
-    assert.deepEqual(consoleView.search({ log, mappings }, C.toUpperCase()).hits[0].mappings.map((m) => m.entityType), ['contact']);
+    assert.deepEqual((await consoleView.search({ log, mappings }, 'CN-77')).hits.map((h) => h.crmId), [C]);
+    assert.deepEqual((await consoleView.search({ log, mappings }, C.toUpperCase())).hits[0].mappings.map((m) => m.entityType), ['contact']);
+  });
+  it('search reaches a PostgreSQL store the same way (real server): by Siagh code, customer number and CRM id', async function () {
+    this.timeout(60_000);
+    const server = await PgServer.start();
+    const pool = openPool({ connectionString: await server.database() });
+    try {
+      const dir = tmp();
+      const log = await OpLog.acquire(dir, { flushMs: 60_000 });
+      opened.push(log);
+      const mappings = await PgMappingStore.open(pool);
+      await mappings.store({ entityType: 'contact', crmId: C, siaghCode: 9100, customerNumber: 'CN-77', source: 'import' });
+      const byCode = await consoleView.search({ log, mappings }, '۹۱۰۰');
+      assert.deepEqual(byCode.hits.map((h) => h.crmId), [C]);
+      assert.equal(byCode.hits[0].mappings[0].siaghCode, '9100');
+      assert.deepEqual((await consoleView.search({ log, mappings }, 'CN-77')).hits.map((h) => h.crmId), [C]);
+      assert.deepEqual((await consoleView.search({ log, mappings }, C.toUpperCase())).hits[0].mappings.map((m) => m.entityType), ['contact']);
+      await mappings.close();
+    } finally {
+      await pool.end();
+      await server.close();
+    }
   });
 });
