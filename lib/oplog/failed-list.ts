@@ -114,6 +114,27 @@ interface FailedFileV1 {
 const FILE_VERSION = 1;
 
 /** The journal beside a snapshot: failed.json → failed.jsonl. */
+/**
+ * The entry a failure makes, given the entry already kept for its record (if any): attempts + 1,
+ * the new reason, the first time and replays kept. Every failed-list backend records with it.
+ */
+export function nextFailedEntry(key: string, prev: FailedEntry | undefined, f: FailureInput, at: string): FailedEntry {
+  return {
+    key,
+    entity: f.entity ?? prev?.entity ?? f.event.type.toLowerCase(),
+    // A later failure may know less (no subtype): keep what the first one knew.
+    event: { ...prev?.event, ...f.event, ...(f.event.subtype || !prev?.event.subtype ? {} : { subtype: prev.event.subtype }) },
+    reason: { code: f.code, message: f.message },
+    attempts: (prev?.attempts ?? 0) + 1,
+    firstAt: prev?.firstAt ?? at,
+    lastAt: at,
+    trigger: f.trigger,
+    traceId: f.traceId,
+    ...(prev?.replays ? { replays: prev.replays, lastReplayAt: prev.lastReplayAt } : {}),
+    ...(f.review ? { review: f.review } : {}),
+  };
+}
+
 export function journalPathFor(file: string): string {
   return /\.json$/i.test(file) ? `${file}l` : `${file}.jsonl`;
 }
@@ -338,21 +359,7 @@ export class FailedList {
     const key = failureKey(f.event.type, f.event.id);
     const now = f.now ?? Date.now();
     const at = new Date(now).toISOString();
-    const prev = this.entries.get(key);
-    const entry: FailedEntry = {
-      key,
-      entity: f.entity ?? prev?.entity ?? f.event.type.toLowerCase(),
-      // A later failure may know less (no subtype): keep what the first one knew.
-      event: { ...prev?.event, ...f.event, ...(f.event.subtype || !prev?.event.subtype ? {} : { subtype: prev.event.subtype }) },
-      reason: { code: f.code, message: f.message },
-      attempts: (prev?.attempts ?? 0) + 1,
-      firstAt: prev?.firstAt ?? at,
-      lastAt: at,
-      trigger: f.trigger,
-      traceId: f.traceId,
-      ...(prev?.replays ? { replays: prev.replays, lastReplayAt: prev.lastReplayAt } : {}),
-      ...(f.review ? { review: f.review } : {}),
-    };
+    const entry = nextFailedEntry(key, this.entries.get(key), f, at);
     this.put(entry);
     this.prune(now);
     this.save();

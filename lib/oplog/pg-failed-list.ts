@@ -15,7 +15,7 @@ import { SyncError } from '../errors';
 import { describePgError, inTransaction, isTransientPgError, migrate, type Migration } from '../pg/db';
 import { isGuid } from '../ref';
 import { eventTypeOf, failureKey } from './entry';
-import { DEFAULT_MAX_AGE_DAYS, DEFAULT_MAX_ENTRIES, checkFilter, olderThanMs, type DropReport, type FailedEntry, type FailedFilter, type FailedLimits, type FailureInput } from './failed-list';
+import { DEFAULT_MAX_AGE_DAYS, DEFAULT_MAX_ENTRIES, checkFilter, nextFailedEntry, olderThanMs, type DropReport, type FailedEntry, type FailedFilter, type FailedLimits, type FailureInput } from './failed-list';
 import type { FailedBackend } from './failed-backend';
 
 export const FAILED_COMPONENT = 'failed';
@@ -132,21 +132,7 @@ export class PgFailedList implements FailedBackend {
       inTransaction(this.pool, async (c) => {
         await c.query("SELECT pg_advisory_xact_lock(hashtext('siagh_sync:failed:' || $1))", [key]);
         const r = await c.query<{ entry: FailedEntry }>('SELECT entry FROM siagh_sync_failed WHERE key = $1', [key]);
-        const prev = r.rows[0]?.entry;
-        const e: FailedEntry = {
-          key,
-          entity: f.entity ?? prev?.entity ?? f.event.type.toLowerCase(),
-          // A later failure may know less (no subtype): keep what the first one knew.
-          event: { ...prev?.event, ...f.event, ...(f.event.subtype || !prev?.event.subtype ? {} : { subtype: prev.event.subtype }) },
-          reason: { code: f.code, message: f.message },
-          attempts: (prev?.attempts ?? 0) + 1,
-          firstAt: prev?.firstAt ?? at,
-          lastAt: at,
-          trigger: f.trigger,
-          traceId: f.traceId,
-          ...(prev?.replays ? { replays: prev.replays, lastReplayAt: prev.lastReplayAt } : {}),
-          ...(f.review ? { review: f.review } : {}),
-        };
+        const e = nextFailedEntry(key, r.rows[0]?.entry, f, at);
         await PgFailedList.put(c, e);
         return JSON.parse(JSON.stringify(e)) as FailedEntry;
       }),
