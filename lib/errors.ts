@@ -37,6 +37,8 @@ export type SyncErrorCode =
   | 'STORE_IO'
   | 'CUSTOMER_NOT_MAPPED'
   | 'AMBIGUOUS_CREATE'
+  /** A queued job's lease ran out each time until its attempts were used up (nobody recorded an outcome). */
+  | 'LEASE_EXPIRED'
   // review items: nothing was written; an operator decides and replays
   | 'LINK_NEEDS_REVIEW'
   | 'DOCUMENT_CHANGED_AFTER_TRANSFER'

@@ -20,19 +20,20 @@
  *   describePgError; `isTransientPgError` on its cause); nothing is changed by a call that failed,
  *   and the next call after the server is back works (the pool reconnects).
  *
- * Times: the caller's clock (`now` arguments, Date.now() by default), as in the file queue, not the
- * database's now(). Backoff, lease expiry and `notBefore` then mean the same on both backends, the
- * conformance suite can drive time without sleeping, and the instances of one store (which must
- * have synchronised clocks anyway for their logs) only ever compare times of the order of a lease
- * (minutes) or a backoff, which a clock skew of milliseconds does not change.
+ * Times: the database's clock, one clock for every instance (as the PostgreSQL mapping claims),
+ * so instances whose own clocks disagree cannot end each other's leases early nor run a job
+ * before its time. Leases (take, renew, the sweep) always go by the database's now(); nothing a
+ * caller passes changes them. Created-at, not-before and backoff times are the database's now()
+ * too, unless the caller passes `now` (only tests do, to look ahead without sleeping, as on the
+ * file queue; no node passes one). `holds()` keeps the lease's end by the local clock, in memory,
+ * for this process only. `nextDueAt()` answers in the database's clock.
  */
 import { randomUUID } from 'node:crypto';
 import { Client, Pool, PoolClient } from 'pg';
 import { SyncError } from '../errors';
 import { eventTypeOf, ReplayEvent } from '../oplog/entry';
 import { describePgError, inTransaction, migrate, Migration, openPool, PgOptions, poolConfig } from '../pg/db';
-import { mergeEvent, WebhookEvent } from '../sync/webhook';
-import { decideFailure, dependentError, LEASE_EXPIRED, QueueBackend, registerQueue, unregisterQueue } from './queue-backend';
+import { decideFailure, dependentError, LEASE_EXPIRED, LeaseDeaths, mergeWaiting, QueueBackend, registerQueue, restoreDecision, RestoreOutcome, unregisterQueue } from './queue-backend';
 import { DEFAULT_QUEUE_POLICY, EnqueueOptions, Failure, FailResult, Job, jobKey, QueuePolicy, QueueStats, Taken } from './sync-queue';
 
 export const PG_QUEUE_TABLE = 'siagh_sync_queue';
@@ -114,6 +115,8 @@ function jobOf(r: Row): Job {
 }
 
 const T = PG_QUEUE_TABLE;
+/** The database's clock in epoch ms (the transaction's start): the one clock of a shared queue. */
+const DB_NOW = `(extract(epoch from now()) * 1000)::bigint`;
 const COLS = 'id, key, event, trigger, state, attempts, created_at, not_before, merged, last_error, after_key, dependency_waits, data, lease_token, lease_until';
 
 /** The job's columns in the order of `$2…$12` of INSERT and UPDATE below ($1 is the id). */
@@ -145,6 +148,7 @@ export class PgQueue implements QueueBackend {
   private sweepTimer: NodeJS.Timeout | undefined;
   private sweeping: Promise<void> | undefined;
   private closed = false;
+  private deaths = new LeaseDeaths();
   private inflight = new Set<Promise<unknown>>();
   readonly instance = randomUUID();
   private registryKey: string | undefined;
@@ -307,20 +311,13 @@ export class PgQueue implements QueueBackend {
 
   private async enqueueIn(c: PoolClient, ev: ReplayEvent, opts: EnqueueOptions): Promise<{ job: Job; merged: boolean }> {
     const key = jobKey(ev);
-    const now = opts.now ?? Date.now();
     // Two instances queueing one record at once: the second waits here and merges into the first's job.
-    await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`siagh_sync:queue:${key}`]);
+    const locked = await c.query<{ now: string }>(`SELECT pg_advisory_xact_lock(hashtext($1)), ${DB_NOW} AS now`, [`siagh_sync:queue:${key}`]);
+    const now = opts.now ?? Number(locked.rows[0].now);
     const w = await c.query<Row>(`SELECT ${COLS} FROM ${T} WHERE key = $1 AND lease_token IS NULL ORDER BY seq LIMIT 1 FOR UPDATE`, [key]);
     if (w.rows[0]) {
-      const waiting = jobOf(w.rows[0]);
-      const job: Job = {
-        ...waiting,
-        event: { ...waiting.event, event: mergeEvent(waiting.event.event as WebhookEvent, ev.event as WebhookEvent), subtype: ev.subtype ?? waiting.event.subtype, ...(ev.kind ? { kind: ev.kind } : {}) },
-        merged: waiting.merged + 1,
-        data: opts.data ? { ...(waiting.data ?? {}), ...opts.data } : waiting.data,
-      };
       // As in the file queue: an operator's replay does not wait out a backoff meant for an outage.
-      if (opts.trigger === 'replay' || opts.trigger === 'manual') job.notBefore = Math.min(job.notBefore, now);
+      const job = mergeWaiting(jobOf(w.rows[0]), ev, { data: opts.data, trigger: opts.trigger, now });
       await c.query(UPDATE_WAITING, [job.id, JSON.stringify(job.event), job.data ? JSON.stringify(job.data) : null, job.merged, job.notBefore]);
       return { job, merged: true };
     }
@@ -331,30 +328,29 @@ export class PgQueue implements QueueBackend {
     return { job, merged: false };
   }
 
-  async take(max: number, now = Date.now()): Promise<Taken[]> {
+  async take(max: number, now?: number): Promise<Taken[]> {
     if (this.closed || max <= 0) return [];
-    // Leases run out by the clock, as in the file queue's sweep: a `now` given for the take itself
-    // (a test looking ahead) does not end other carriers' leases early.
+    // Leases run out by the database's clock: a `now` given for the take itself (a test looking
+    // ahead) neither ends other carriers' leases early nor lengthens this one.
     await this.sweepNow();
     const taken = await this.tx('take jobs', async (c) => {
       // Ready: not leased, due, the oldest of its record with no job of the record in flight, and
       // not waiting for a record that still has a job. Rows another taker holds are skipped.
       const r = await c.query<Row>(
         `SELECT ${COLS} FROM ${T} j
-          WHERE j.lease_token IS NULL AND j.not_before <= $1
+          WHERE j.lease_token IS NULL AND j.not_before <= coalesce($1::bigint, ${DB_NOW})
             AND NOT EXISTS (SELECT 1 FROM ${T} o WHERE o.key = j.key AND (o.seq < j.seq OR o.lease_token IS NOT NULL))
             AND (j.after_key IS NULL OR NOT EXISTS (SELECT 1 FROM ${T} d WHERE d.key = j.after_key))
           ORDER BY j.not_before, j.created_at, j.seq
           LIMIT $2
           FOR UPDATE OF j SKIP LOCKED`,
-        [now, max],
+        [now ?? null, max],
       );
       if (!r.rows.length) return [];
-      const until = now + this.policy.leaseMs;
       const out: Taken[] = r.rows.map((row) => ({ job: jobOf(row), token: randomUUID() }));
       await c.query(
-        `UPDATE ${T} SET lease_token = t.token, lease_until = $3 FROM unnest($1::uuid[], $2::uuid[]) AS t(id, token) WHERE ${T}.id = t.id`,
-        [out.map((t) => t.job.id), out.map((t) => t.token), until],
+        `UPDATE ${T} SET lease_token = t.token, lease_until = ${DB_NOW} + $3 FROM unnest($1::uuid[], $2::uuid[]) AS t(id, token) WHERE ${T}.id = t.id`,
+        [out.map((t) => t.job.id), out.map((t) => t.token), this.policy.leaseMs],
       );
       // No NOTIFY: a take makes nothing ready for the other instances.
       return out;
@@ -364,7 +360,7 @@ export class PgQueue implements QueueBackend {
       if ((e as { cause?: { code?: string } }).cause?.code === '23505') return [] as Taken[];
       throw e;
     });
-    const until = now + this.policy.leaseMs;
+    const until = Date.now() + this.policy.leaseMs; // local, in memory: see holds()
     for (const t of taken) this.mine.set(t.job.id, { token: t.token, until });
     if (taken.length) this.changed();
     return taken;
@@ -387,9 +383,10 @@ export class PgQueue implements QueueBackend {
     return true;
   }
 
-  async renew(id: string, token: string, now = Date.now()): Promise<boolean> {
-    const until = now + this.policy.leaseMs;
-    const r = await this.pool.query(`UPDATE ${T} SET lease_until = $3 WHERE id = $1 AND lease_token = $2`, [id, token, until]).catch((e: unknown) => {
+  /** By the database's clock: a `now` passed (the interface allows one) is not used here. */
+  async renew(id: string, token: string, _now?: number): Promise<boolean> {
+    const until = Date.now() + this.policy.leaseMs; // local, in memory: see holds()
+    const r = await this.pool.query(`UPDATE ${T} SET lease_until = ${DB_NOW} + $3 WHERE id = $1 AND lease_token = $2`, [id, token, this.policy.leaseMs]).catch((e: unknown) => {
       throw PgQueue.error(e, 'renew a lease');
     });
     const ok = (r.rowCount ?? 0) > 0;
@@ -417,7 +414,7 @@ export class PgQueue implements QueueBackend {
     return ok;
   }
 
-  async fail(id: string, token: string, f: Failure, now = Date.now()): Promise<FailResult> {
+  async fail(id: string, token: string, f: Failure, now?: number): Promise<FailResult> {
     const r = await this.tx('record the failure', async (c) => {
       const res = await this.failIn(c, id, token, f, now);
       if (res.outcome !== 'stale') await this.notify(c);
@@ -428,10 +425,11 @@ export class PgQueue implements QueueBackend {
     return r;
   }
 
-  private async failIn(c: PoolClient, id: string, token: string, f: Failure, now: number): Promise<FailResult> {
-    const cur = await c.query<Row>(`SELECT ${COLS} FROM ${T} WHERE id = $1 FOR UPDATE`, [id]);
+  private async failIn(c: PoolClient, id: string, token: string, f: Failure, at?: number): Promise<FailResult> {
+    const cur = await c.query<Row & { now: string }>(`SELECT ${COLS}, ${DB_NOW} AS now FROM ${T} WHERE id = $1 FOR UPDATE`, [id]);
     const row = cur.rows[0];
     if (!row || row.lease_token !== token) return { outcome: 'stale', job: row ? jobOf(row) : ({ id } as Job), dependents: [] };
+    const now = at ?? Number(row.now);
     const d = decideFailure(jobOf(row), f, this.policy, now, jobKey);
     if (d.outcome === 'dependency') {
       await c.query(UPDATE, params(d.job));
@@ -455,26 +453,64 @@ export class PgQueue implements QueueBackend {
   }
 
   /** Leases that ran out (on any instance): failed as transient, so the job is delivered again. */
-  private sweepNow(now = Date.now()): Promise<void> {
+  private sweepNow(): Promise<void> {
     if (this.closed) return Promise.resolve();
     // A sweep already running (the timer's) is waited for, so a take right after sees its outcome.
-    if (!this.sweeping) this.sweeping = this.sweepOnce(now).finally(() => (this.sweeping = undefined));
+    if (!this.sweeping) this.sweeping = this.sweepOnce().finally(() => (this.sweeping = undefined));
     return this.sweeping;
   }
 
-  private async sweepOnce(now: number): Promise<void> {
+  /**
+   * By the database's clock. A job that dies of it (its attempts used up) is kept for
+   * `takeLeaseDeaths` by the instance whose sweep ended it, once its transaction has committed:
+   * one instance reports it, once.
+   */
+  private async sweepOnce(): Promise<void> {
+    let dead: FailResult[] = [];
     let changed = false;
     try {
-      changed = await this.tx('look for leases that ran out', async (c) => {
-        const r = await c.query<{ id: string; lease_token: string }>(`SELECT id, lease_token FROM ${T} WHERE lease_token IS NOT NULL AND lease_until <= $1 FOR UPDATE SKIP LOCKED`, [now]);
-        for (const row of r.rows) await this.failIn(c, row.id, row.lease_token, LEASE_EXPIRED, now);
+      dead = await this.tx('look for leases that ran out', async (c) => {
+        const r = await c.query<{ id: string; lease_token: string }>(`SELECT id, lease_token FROM ${T} WHERE lease_token IS NOT NULL AND lease_until <= ${DB_NOW} FOR UPDATE SKIP LOCKED`);
+        const out: FailResult[] = [];
+        for (const row of r.rows) {
+          const res = await this.failIn(c, row.id, row.lease_token, LEASE_EXPIRED);
+          if (res.outcome === 'dead') out.push(res);
+        }
         if (r.rows.length) await this.notify(c);
-        return r.rows.length > 0;
+        changed = r.rows.length > 0;
+        return out;
       });
     } catch {
       // The database is away: the next sweep (or take) tries again.
     }
+    for (const d of dead) this.deaths.add(d.job, d.dependents);
     if (changed) this.changed();
+  }
+
+  takeLeaseDeaths(): Job[] {
+    return this.deaths.take();
+  }
+
+  async restore(jobs: Job[]): Promise<RestoreOutcome[]> {
+    const out: RestoreOutcome[] = [];
+    // One transaction per job, under its record's lock (as an enqueue): a running instance merges with it.
+    for (const src of jobs) {
+      out.push(
+        await this.tx('restore a moved job', async (c) => {
+          await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`siagh_sync:queue:${src.key}`]);
+          const r = await c.query<Row>(`SELECT ${COLS} FROM ${T} WHERE key = $1 OR id = $2 ORDER BY seq FOR UPDATE`, [src.key, src.id]);
+          const d = restoreDecision(src, r.rows.map((row) => ({ ...jobOf(row), active: row.lease_token !== null })));
+          if (d.outcome === 'merged') {
+            const j = d.into!;
+            await c.query(UPDATE_WAITING, [j.id, JSON.stringify(j.event), j.data ? JSON.stringify(j.data) : null, j.merged, j.notBefore]);
+          } else if (d.outcome === 'added') await c.query(INSERT, params(src));
+          if (d.outcome !== 'same') await this.notify(c);
+          return d.outcome;
+        }),
+      );
+    }
+    if (out.some((o) => o !== 'same')) this.changed();
+    return out;
   }
 
   async remove(id: string): Promise<boolean> {
@@ -501,18 +537,19 @@ export class PgQueue implements QueueBackend {
     return r.rows.map((row) => ({ ...jobOf(row), active: row.lease_token !== null }));
   }
 
-  async stats(now = Date.now()): Promise<QueueStats> {
+  async stats(now?: number): Promise<QueueStats> {
     const r = await this.pool
-      .query<{ waiting: string; active: string; retrying: string; blocked: string; total: string; oldest: string | null }>(
+      .query<{ waiting: string; active: string; retrying: string; blocked: string; total: string; oldest: string | null; now: string }>(
         `SELECT count(*) FILTER (WHERE s = 'active') AS active, count(*) FILTER (WHERE s = 'blocked') AS blocked,
                 count(*) FILTER (WHERE s = 'retrying') AS retrying, count(*) FILTER (WHERE s = 'waiting') AS waiting,
-                count(*) AS total, min(created_at) AS oldest
+                count(*) AS total, min(created_at) AS oldest, coalesce($1::bigint, ${DB_NOW}) AS now
            FROM (SELECT created_at,
                         CASE WHEN lease_token IS NOT NULL THEN 'active'
                              WHEN after_key IS NOT NULL AND EXISTS (SELECT 1 FROM ${T} d WHERE d.key = j.after_key) THEN 'blocked'
                              WHEN state = 'retrying' THEN 'retrying'
                              ELSE 'waiting' END AS s
                    FROM ${T} j) x`,
+        [now ?? null],
       )
       .catch((e: unknown) => {
         throw PgQueue.error(e, 'read the queue');
@@ -524,7 +561,7 @@ export class PgQueue implements QueueBackend {
       retrying: Number(s.retrying),
       blocked: Number(s.blocked),
       total: Number(s.total),
-      oldestAgeMs: s.oldest == null ? 0 : Math.max(0, now - Number(s.oldest)),
+      oldestAgeMs: s.oldest == null ? 0 : Math.max(0, Number(s.now) - Number(s.oldest)),
     };
   }
 

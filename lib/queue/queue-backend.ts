@@ -18,6 +18,7 @@
 import { backoffMs } from '../sync/retry-policy';
 import type { EnqueueOptions, Failure, FailResult, Job, QueuePolicy, QueueStats, Taken } from './sync-queue';
 import type { ReplayEvent } from '../oplog/entry';
+import { mergeEvent, type WebhookEvent } from '../sync/webhook';
 
 export interface QueueBackend {
   /** Which backend this is (for status texts and logs). */
@@ -52,6 +53,68 @@ export interface QueueBackend {
   flush(): Promise<void>;
   /** One user is done with the queue; the last one closes it. */
   release(): Promise<void>;
+  /**
+   * The jobs that died of a lease running out (their attempts used up while nobody held them:
+   * the process carrying them died, each time), and the jobs that waited for them and died with
+   * them, each with its `lastError`; each handed out once, to whichever caller asks first in this
+   * process. No node settles such a job, so the sync-queue node reports them (LEASE_EXPIRED, to
+   * Catch and so to sync-log's failed list). Held in memory (at most 1000, the oldest dropped).
+   */
+  takeLeaseDeaths(): Job[];
+  /**
+   * Put jobs moved from another store (the store transfer): per job, as `restoreDecision` says:
+   * one whose id is here already is left alone; one whose record has a waiting job here merges
+   * into it as `enqueue` does; otherwise it is added as it was (id, attempts, times, dependency,
+   * data, trace). In the order given (the source's, oldest first). Durable when it resolves.
+   */
+  restore(jobs: Job[]): Promise<RestoreOutcome[]>;
+}
+
+export type RestoreOutcome = 'added' | 'merged' | 'same';
+
+/** What `restore` does with `job`, given the jobs of its record here (oldest first) and which of them are leased. */
+export function restoreDecision(job: Job, here: Array<Job & { active?: boolean }>): { outcome: RestoreOutcome; into?: Job } {
+  if (here.some((j) => j.id === job.id)) return { outcome: 'same' };
+  const waiting = here.find((j) => !j.active);
+  if (!waiting) return { outcome: 'added' };
+  const into = mergeWaiting(waiting, job.event, { data: job.data });
+  // Merged before (a second run): merging again would change nothing but the count.
+  if (sameJson(into.event, waiting.event) && sameJson(into.data ?? null, waiting.data ?? null)) return { outcome: 'same' };
+  return { outcome: 'merged', into };
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  const canon = (v: unknown) =>
+    JSON.stringify(v, (_k, x: unknown) => (x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x as Record<string, unknown>).sort(([p], [q]) => (p < q ? -1 : p > q ? 1 : 0))) : x));
+  return canon(a) === canon(b);
+}
+
+/**
+ * A later event for a record merged into its waiting job, on every backend: the events combine
+ * (`mergeEvent`: Insert + Update is still an Insert), the data is merged, and an operator's replay
+ * does not wait out a backoff meant for an outage.
+ */
+export function mergeWaiting(waiting: Job, ev: ReplayEvent, opts: { data?: Record<string, unknown>; trigger?: string; now?: number }): Job {
+  const job: Job = {
+    ...waiting,
+    event: { ...waiting.event, event: mergeEvent(waiting.event.event as WebhookEvent, ev.event as WebhookEvent), subtype: ev.subtype ?? waiting.event.subtype, ...(ev.kind ? { kind: ev.kind } : {}) },
+    merged: waiting.merged + 1,
+    data: opts.data ? { ...(waiting.data ?? {}), ...opts.data } : waiting.data,
+  };
+  if ((opts.trigger === 'replay' || opts.trigger === 'manual') && opts.now !== undefined) job.notBefore = Math.min(job.notBefore, opts.now);
+  return job;
+}
+
+/** The lease deaths a backend keeps for `takeLeaseDeaths` (bounded: nobody may be asking). */
+export class LeaseDeaths {
+  private jobs: Job[] = [];
+  add(dead: Job, dependents: Job[]): void {
+    this.jobs.push(dead, ...dependents);
+    if (this.jobs.length > 1000) this.jobs.splice(0, this.jobs.length - 1000);
+  }
+  take(): Job[] {
+    return this.jobs.splice(0);
+  }
 }
 
 const open = new Set<QueueBackend>();

@@ -31,8 +31,7 @@ import { refOf } from '../ref';
 import { writeFileAtomic } from '../store/atomic-file';
 import { acquireLock, releaseLock, startHeartbeat } from '../store/file-lock';
 import { DEFAULT_RETRY_POLICY, RetryPolicy, retryPolicyFromEnv } from '../sync/retry-policy';
-import { mergeEvent, WebhookEvent } from '../sync/webhook';
-import { decideFailure, dependentError, LEASE_EXPIRED, QueueBackend, registerQueue, unregisterQueue } from './queue-backend';
+import { decideFailure, dependentError, LEASE_EXPIRED, LeaseDeaths, mergeWaiting, QueueBackend, registerQueue, restoreDecision, RestoreOutcome, unregisterQueue } from './queue-backend';
 
 /** How the queue retries (the retry policy) and leases. */
 export interface QueuePolicy extends RetryPolicy {
@@ -221,6 +220,7 @@ export class SyncQueue implements QueueBackend {
   private stopHeartbeat: (() => void) | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  private deaths = new LeaseDeaths();
   policy: QueuePolicy;
   private readonly compactAfter: number;
 
@@ -410,15 +410,8 @@ export class SyncQueue implements QueueBackend {
     const now = opts.now ?? Date.now();
     const waiting = this.byKey(key).find((j) => !this.leases.has(j.id));
     if (waiting) {
-      const job: Job = {
-        ...waiting,
-        event: { ...waiting.event, event: mergeEvent(waiting.event.event as WebhookEvent, ev.event as WebhookEvent), subtype: ev.subtype ?? waiting.event.subtype, ...(ev.kind ? { kind: ev.kind } : {}) },
-        merged: waiting.merged + 1,
-        data: opts.data ? { ...(waiting.data ?? {}), ...opts.data } : waiting.data,
-      };
-      // An operator's or a fresh event does not wait out a backoff meant for an outage... unless
-      // the server asked us to wait (a lock-out or Retry-After), which the job keeps.
-      if (opts.trigger === 'replay' || opts.trigger === 'manual') job.notBefore = Math.min(job.notBefore, now);
+      // An operator's replay does not wait out a backoff meant for an outage (mergeWaiting).
+      const job = mergeWaiting(waiting, ev, { data: opts.data, trigger: opts.trigger, now });
       this.jobs.set(job.id, job);
       await this.persist({ put: job });
       this.changed();
@@ -594,8 +587,38 @@ export class SyncQueue implements QueueBackend {
     if (!expired.length) return;
     for (const id of expired) {
       const l = this.leases.get(id)!;
-      void this.fail(id, l.token, LEASE_EXPIRED, now).catch(() => undefined);
+      void this.fail(id, l.token, LEASE_EXPIRED, now).then(
+        (r) => {
+          // Died of its lease: nobody holds it to settle it, so it is kept for the node to report.
+          if (r.outcome === 'dead') {
+            this.deaths.add(r.job, r.dependents);
+            this.changed();
+          }
+        },
+        () => undefined,
+      );
     }
+  }
+
+  takeLeaseDeaths(): Job[] {
+    return this.deaths.take();
+  }
+
+  async restore(jobs: Job[]): Promise<RestoreOutcome[]> {
+    const out: RestoreOutcome[] = [];
+    const writes: Array<Promise<void>> = [];
+    for (const src of jobs) {
+      const here = this.byKey(src.key).map((j) => ({ ...j, active: this.leases.has(j.id) }));
+      const d = restoreDecision(src, here);
+      out.push(d.outcome);
+      if (d.outcome === 'same') continue;
+      const job = d.outcome === 'merged' ? d.into! : { ...src };
+      this.jobs.set(job.id, job);
+      writes.push(this.persist({ put: job }));
+    }
+    await Promise.all(writes);
+    if (writes.length) this.changed();
+    return out;
   }
 
   /** Remove a job that is not in flight (operator's choice), durably. */

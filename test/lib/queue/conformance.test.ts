@@ -10,6 +10,7 @@ import type { QueueBackend } from '../../../lib/queue/queue-backend';
 import { PgQueue } from '../../../lib/queue/pg-queue';
 import { QueuePolicy, SyncQueue, Taken } from '../../../lib/queue/sync-queue';
 import { isTransientPgError } from '../../../lib/pg/db';
+import { Pool } from 'pg';
 import { guid, makeTempDir, removeDir } from '../../fixtures/store-helpers';
 
 const ident = (n: number, event = 'Update') => ({ type: 'Identity' as const, id: guid(n), event });
@@ -115,6 +116,62 @@ function conformance(h: Harness): void {
       assert.equal(await q.complete(again[0].job.id, again[0].token), true, 'the new carrier can');
       assert.equal(await q.complete(held.job.id, held.token), true);
       assert.equal((await q.stats()).total, 0);
+    });
+
+    it('a lease that runs out until the attempts are used up: the job dies and is handed out once as a lease death, with the jobs that waited for it', async () => {
+      const q = await open({ policy: { leaseMs: 200, maxAttempts: 1 }, sweepMs: 50 });
+      await q.enqueue(quote(5));
+      const [doc] = await q.take(5);
+      await q.fail(doc.job.id, doc.token, { kind: 'dependency', code: 'CUSTOMER_NOT_MAPPED', message: 'sync customer first', dependency: ident(9) });
+      const [cust] = await q.take(5);
+      assert.equal(cust.job.key, `identity:${guid(9)}`);
+      // Its carrier is gone (the process died): nobody renews, completes or fails it.
+      let changes = 0;
+      q.onChange(() => changes++);
+      for (let i = 0; i < 200 && (await q.stats()).total > 0; i++) await sleep(50);
+      assert.equal((await q.stats()).total, 0, 'the customer died of its lease, and the quote with it');
+      assert.ok(changes > 0, 'the listeners were told');
+      const deaths = q.takeLeaseDeaths();
+      assert.deepEqual(deaths.map((d) => d.key), [`identity:${guid(9)}`, `quote:${guid(5, 'bbbbbbbb')}`]);
+      assert.equal(deaths[0].id, cust.job.id);
+      assert.equal(deaths[0].attempts, 1);
+      assert.equal(deaths[0].lastError?.code, 'LEASE_EXPIRED');
+      assert.equal(deaths[1].lastError?.code, 'LEASE_EXPIRED');
+      assert.match(deaths[1].lastError!.message, new RegExp(`Its customer \\(${guid(9)}\\) could not be synced`));
+      assert.deepEqual(q.takeLeaseDeaths(), [], 'each handed out once');
+
+      // A death its carrier settles (fail) is not a lease death: the carrier reports it.
+      await q.enqueue(ident(1));
+      const [t] = await q.take(1);
+      assert.equal((await q.fail(t.job.id, t.token, { kind: 'permanent', code: 'CRM_NOT_FOUND', message: 'gone' })).outcome, 'dead');
+      assert.deepEqual(q.takeLeaseDeaths(), []);
+    });
+
+    it('restore (the store transfer): adds a job as it was, merges into a waiting job of its record as enqueue does, and a second restore changes nothing', async () => {
+      const q = await open();
+      const now = Date.now();
+      const moved = [
+        { id: '0f0e0d0c-0b0a-4909-8807-060504030201', key: `identity:${guid(1)}`, event: { ...ident(1, 'Insert'), subtype: 'حقیقی' }, trigger: 'poll', state: 'retrying' as const, attempts: 2, createdAt: now - 60_000, notBefore: now + 30_000, merged: 3, lastError: { code: 'HTTP_5XX', message: 'down' }, data: { extraCount: 1 } },
+        { id: '1f0e0d0c-0b0a-4909-8807-060504030201', key: `quote:${guid(2, 'bbbbbbbb')}`, event: quote(2), trigger: 'webhook', state: 'waiting' as const, attempts: 0, createdAt: now - 50_000, notBefore: now - 50_000, merged: 0, after: `identity:${guid(1)}`, dependencyWaits: 1 },
+        { id: '2f0e0d0c-0b0a-4909-8807-060504030201', key: `identity:${guid(3)}`, event: ident(3, 'Delete'), trigger: 'webhook', state: 'waiting' as const, attempts: 0, createdAt: now - 40_000, notBefore: now - 40_000, merged: 0, data: { normalised: ['x'] } },
+      ];
+      const here = await q.enqueue(ident(3, 'Update'), { data: { extraCount: 2 } });
+      assert.deepEqual(await q.restore(moved), ['added', 'added', 'merged']);
+      const jobs = await q.list();
+      const strip = (j: object) => JSON.parse(JSON.stringify({ ...j, active: undefined })) as unknown;
+      assert.deepEqual(strip(jobs.find((j) => j.id === moved[0].id)!), strip(moved[0]), 'field for field');
+      assert.deepEqual(strip(jobs.find((j) => j.id === moved[1].id)!), strip(moved[1]));
+      const merged = jobs.find((j) => j.key === `identity:${guid(3)}`)!;
+      assert.equal(merged.id, here.job.id, 'merged into the waiting job');
+      assert.equal(merged.event.event, 'Delete');
+      assert.deepEqual(merged.data, { extraCount: 2, normalised: ['x'] });
+      assert.equal(jobs.length, 3);
+      assert.deepEqual(await q.restore(moved), ['same', 'same', 'same'], 'a second run adds nothing');
+      assert.equal((await q.list()).length, 3);
+      // The moved jobs behave as before: the quote waits for its customer, the customer waits out its backoff.
+      assert.equal((await q.stats(now)).blocked, 1);
+      assert.deepEqual((await q.take(10, now + 1000)).map((t) => t.job.key), [`identity:${guid(3)}`]);
+      assert.deepEqual((await q.take(10, now + 30_000)).map((t) => t.job.key), [`identity:${guid(1)}`]);
     });
 
     it('retries a transient failure with backoff and attempt counts, honours Retry-After in full, and gives up after the attempts', async () => {
@@ -383,6 +440,52 @@ describe('sync queue on PostgreSQL: several instances, one database', function (
     const [again] = await other.take(1);
     assert.equal(again.job.id, t.job.id);
     assert.equal(again.job.lastError?.code, 'LEASE_EXPIRED');
+  });
+
+  it('a lease death is reported by the one instance whose sweep ended it', async () => {
+    const u = await pg.database();
+    const dying = await connect(u, { policy: { leaseMs: 200, maxAttempts: 1 }, sweepMs: 50 });
+    const others = [await connect(u, { policy: { leaseMs: 200, maxAttempts: 1 }, sweepMs: 50 }), await connect(u, { policy: { leaseMs: 200, maxAttempts: 1 }, sweepMs: 50 })];
+    await dying.enqueue(ident(1));
+    const [t] = await dying.take(1);
+    await (dying as unknown as { pool: { end(): Promise<void> } }).pool.end();
+    for (let i = 0; i < 200 && (await others[0].stats()).total > 0; i++) await sleep(50);
+    const reported = others.flatMap((q) => q.takeLeaseDeaths());
+    assert.deepEqual(reported.map((d) => [d.id, d.lastError?.code]), [[t.job.id, 'LEASE_EXPIRED']], 'once, across the instances');
+  });
+
+  it("instances whose callers' clocks differ by minutes do not steal each other's leases: leases go by the database's clock", async () => {
+    const u = await pg.database();
+    const skew = 5 * 60_000;
+    const slowClock = () => Date.now() - skew;
+    const fastClock = () => Date.now() + skew;
+    const slow = await connect(u, { policy: { leaseMs: 60_000 }, sweepMs: 50 });
+    const fast = await connect(u, { policy: { leaseMs: 60_000 }, sweepMs: 50 });
+    const p = new Pool({ connectionString: u });
+    try {
+      const leaseLeft = async (id: string) => Number((await p.query<{ left: string }>(`SELECT lease_until - (extract(epoch from now()) * 1000)::bigint AS left FROM siagh_sync_queue WHERE id = $1`, [id])).rows[0].left);
+      await slow.enqueue(ident(1), { now: slowClock() });
+      await fast.enqueue(ident(2), { now: fastClock() });
+      const [s] = await slow.take(1, slowClock());
+      assert.equal(s.job.event.id, guid(1));
+      assert.equal(await slow.renew(s.job.id, s.token, slowClock()), true);
+      const [f] = await fast.take(1, fastClock());
+      assert.equal(f.job.event.id, guid(2));
+      for (const id of [s.job.id, f.job.id]) {
+        const left = await leaseLeft(id);
+        assert.ok(left > 0 && left <= 60_000, `a lease of leaseMs by the database's clock, whatever the caller's clock says: ${left}`);
+      }
+      await sleep(300); // several sweeps on both instances
+      assert.deepEqual(await fast.take(5, fastClock()), [], 'the fast instance finds nothing to take');
+      assert.deepEqual(await slow.take(5, slowClock()), []);
+      assert.equal(await slow.isLeased(s.job.id, s.token), true, "the slow instance's lease was not ended by the fast one");
+      assert.equal(await fast.isLeased(f.job.id, f.token), true);
+      assert.equal(await slow.complete(s.job.id, s.token), true);
+      assert.equal(await fast.complete(f.job.id, f.token), true);
+      assert.equal((await slow.stats()).total, 0);
+    } finally {
+      await p.end();
+    }
   });
 
   it('the server restarting mid-run: calls fail as transient, the work resumes, no job is lost', async () => {
