@@ -147,6 +147,7 @@ export function shortReason(err: SyncError): string {
     STORE_IO: 'store error',
     CUSTOMER_NOT_MAPPED: 'customer not synced',
     AMBIGUOUS_CREATE: 'check Siagh',
+    LEASE_EXPIRED: 'lease ran out',
     LINK_NEEDS_REVIEW: 'link needs review',
     DOCUMENT_CHANGED_AFTER_TRANSFER: 'changed after transfer',
   };

@@ -6,10 +6,16 @@
  * wakes the queue. Output: one message per job, shaped like crm-webhook's events, with msg.job (id
  * and lease token) for the nodes downstream and the sync-log at the end, which ends the job.
  * Never two jobs for one record at once; at most `concurrency` jobs in flight.
+ *
+ * A job whose lease ran out until its attempts were used up (the process or the message carrying
+ * it was lost each time) has nobody to settle it: the queue hands it to this node
+ * (`takeLeaseDeaths`), which reports it as an error LEASE_EXPIRED with the job's event, the way
+ * any failed step reports, so the tab's Catch node takes it to sync-log's failed list.
  */
+import { SyncError } from '../../lib/errors';
 import { OpLog } from '../../lib/oplog/oplog';
 import type { QueueBackend } from '../../lib/queue/queue-backend';
-import { eventOf, Taken } from '../../lib/queue/sync-queue';
+import { eventOf, Job, Taken } from '../../lib/queue/sync-queue';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
 import { openQueueFor, storeProblemText, storeSettings } from '../shared/store-ref';
 import { fail, num, updateTrace } from '../shared/support';
@@ -65,12 +71,16 @@ export = function (RED: NodeAPI) {
       statusTimer.unref?.();
     }
 
-    function messageOf(t: Taken): NodeMessage {
-      const { job, token } = t;
+    function eventMessage(job: Job): NodeMessage {
       const payload: Record<string, string> = { event: job.event.event, id: job.event.id, type: job.event.type };
       if (job.event.subtype) payload.subtype = job.event.subtype;
       if (job.event.kind) payload.kind = job.event.kind;
-      const m: NodeMessage = { topic: `${job.event.type}:${job.event.id}`, payload };
+      return { topic: `${job.event.type}:${job.event.id}`, payload };
+    }
+
+    function messageOf(t: Taken): NodeMessage {
+      const { job, token } = t;
+      const m = eventMessage(job);
       m.job = { id: job.id, token, attempt: job.attempts + 1, ...(job.data?.recheck ? { recheck: true } : {}) };
       for (const k of DECISIONS) if (job.data?.[k]) m[k] = job.data[k];
       const tr = updateTrace(m, { trigger: job.trigger, event: job.event.event, entity: job.event.type.toLowerCase(), crmId: job.event.id, attempts: job.attempts, step: 'sync-queue' }) as unknown as Record<string, unknown>;
@@ -80,8 +90,26 @@ export = function (RED: NodeAPI) {
       return m;
     }
 
+    /**
+     * Jobs that died of their lease: reported as a failed step would be (done(err) → Catch →
+     * sync-log, which puts the event in the failed list), with the job's event and attempts.
+     */
+    function reportLeaseDeaths(q: QueueBackend): void {
+      for (const job of q.takeLeaseDeaths()) {
+        const m = eventMessage(job);
+        updateTrace(m, { trigger: job.trigger, event: job.event.event, entity: job.event.type.toLowerCase(), crmId: job.event.id, attempts: job.attempts, step: 'sync-queue' });
+        const why = job.lastError?.message ?? 'its lease ran out';
+        const text =
+          job.lastError?.code === 'LEASE_EXPIRED'
+            ? `Given up after ${job.attempts} attempt(s), each ending with its lease running out. ${why} Replay it from the failed list once that is fixed.`
+            : `${why} (its lease ran out until its attempts were used up). Replay it from the failed list once that is fixed.`;
+        fail(node, m, new SyncError('LEASE_EXPIRED', text), (err) => node.error(err, m));
+      }
+    }
+
     /** Deliver what is ready, then set the timer for what becomes ready later. One delivery round at a time. */
     async function deliver(q: QueueBackend): Promise<void> {
+      reportLeaseDeaths(q);
       for (const [id, token] of mine) if (!q.holds(id, token)) mine.delete(id);
       const room = concurrency - mine.size;
       const taken = room > 0 ? await q.take(room) : [];
