@@ -1,12 +1,13 @@
 /**
  * `npm run store:transfer -- --from file:<dir> --to postgres [--dry-run]` (and back:
- * `--from postgres --to file:<dir>`): moves a store's mappings, meta values (poll cursors) and
- * failed list between a data folder and PostgreSQL (lib/store/transfer.ts). The database is the
- * one DATABASE_URL names (DATABASE_PASSWORD and DATABASE_TLS as for Node-RED).
+ * `--from postgres --to file:<dir>`): moves a store's mappings, meta values (poll cursors), failed
+ * list and sync queue jobs between a data folder and PostgreSQL (lib/store/transfer.ts). The
+ * database is the one DATABASE_URL names (DATABASE_PASSWORD and DATABASE_TLS as for Node-RED).
  *
- * Stop Node-RED first (a data folder in use is refused by its lock) and let the sync queue drain:
- * its waiting jobs are not moved. A dry run reports what would move and every conflict, and writes
- * nothing. Exit code 0: done (or a clean dry run); 1: conflicts or an error; 2: wrong arguments.
+ * Stop Node-RED first: a data folder in use is refused by its lock; a PostgreSQL store with jobs in
+ * flight (live leases: an instance is working) is reported and nothing is written. A dry run
+ * reports what would move and every conflict, and writes nothing. Exit code 0: done (or a clean
+ * dry run); 1: conflicts, jobs in flight, or an error; 2: wrong arguments.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -19,13 +20,15 @@ import { describePgError, openPool, pgOptionsFromEnv, type PgOptions } from '../
 import { MAPPING_FILE, mappingFileIn } from '../lib/store/data-folder';
 import { FileMappingBackend } from '../lib/store/file-mapping-backend';
 import { PgMappingStore } from '../lib/store/pg-mapping-store';
+import { PgQueue, PG_QUEUE_TABLE } from '../lib/queue/pg-queue';
+import { QUEUE_FILE, QUEUE_JOURNAL, SyncQueue } from '../lib/queue/sync-queue';
 import { describeTransfer, transferStore, type StoreSide } from '../lib/store/transfer';
 
 const USAGE = `Usage: npm run store:transfer -- --from <store> --to <store> [--dry-run]
   <store> is file:<data folder> or postgres (the database DATABASE_URL names;
   DATABASE_PASSWORD and DATABASE_TLS=off|on as for Node-RED).
-  Moves the mappings, meta values (poll cursors) and the failed list. Stop Node-RED and let the
-  sync queue drain first: waiting jobs are not moved.
+  Moves the mappings, meta values (poll cursors), the failed list and the sync queue's jobs
+  (waiting and retrying). Stop Node-RED first: jobs in flight stop the move.
   --dry-run  report what would move and any conflicts; write nothing.`;
 
 /** Everything moved keeps: no bound of the failed list drops an entry on the way. */
@@ -80,7 +83,16 @@ async function openFile(dir: string, role: 'source' | 'target', dryRun: boolean)
     await mapping.close();
     throw e;
   }
-  return { label, side: { label, mapping, failed }, close: async () => void (await Promise.all([mapping.close(), failed.close()])) };
+  // The queue: a folder without one has no jobs (a source, or a dry run's target, is not given one).
+  const hasQueue = [QUEUE_FILE, QUEUE_JOURNAL].some((f) => fs.existsSync(path.join(dir, f)));
+  let queue: SyncQueue | undefined;
+  try {
+    if (hasQueue || (role === 'target' && !dryRun)) queue = await SyncQueue.open(dir);
+  } catch (e) {
+    await Promise.all([mapping.close(), failed.close()]);
+    throw e;
+  }
+  return { label, side: { label, mapping, failed, queue }, close: async () => void (await Promise.all([mapping.close(), failed.close(), queue?.release()])) };
 }
 
 async function openPostgres(env: NodeJS.ProcessEnv, role: 'source' | 'target', dryRun: boolean): Promise<Opened> {
@@ -88,7 +100,11 @@ async function openPostgres(env: NodeJS.ProcessEnv, role: 'source' | 'target', d
   if (!opts.connectionString) throw new SyncError('CONFIG', 'Set DATABASE_URL to the PostgreSQL database (postgres://user@host:5432/database).');
   const pool: Pool = openPool(opts as PgOptions, () => undefined);
   const label = 'postgres';
-  const close = async () => void (await pool.end().catch(() => undefined));
+  let queue: PgQueue | undefined;
+  const close = async () => {
+    await queue?.release().catch(() => undefined);
+    await pool.end().catch(() => undefined);
+  };
   try {
     if (dryRun && role === 'target') {
       const r = await pool.query<{ t: string | null }>("SELECT to_regclass('siagh_sync_mappings') AS t");
@@ -96,7 +112,11 @@ async function openPostgres(env: NodeJS.ProcessEnv, role: 'source' | 'target', d
     }
     const mapping = await PgMappingStore.open(pool);
     const failed = await PgFailedList.open(pool, KEEP_ALL);
-    return { label, side: { label, mapping, failed }, close };
+    // The queue: a database without its table has no jobs (a source, or a dry run's target, is not given one).
+    const q = await pool.query<{ t: string | null }>('SELECT to_regclass($1) AS t', [PG_QUEUE_TABLE]);
+    // No sweep: a lease that ran out is moved as waiting, never ended here with nobody to report it.
+    if (q.rows[0].t !== null || (role === 'target' && !dryRun)) queue = await PgQueue.connect(opts as PgOptions, { sweep: false });
+    return { label, side: { label, mapping, failed, queue }, close };
   } catch (e) {
     await close();
     throw e instanceof SyncError ? e : new SyncError('STORE_IO', describePgError(e));
@@ -130,7 +150,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
     opened.push(to);
     const report = await transferStore({ from: from.side!, to: to.side, toLabel: to.label, dryRun: args.dryRun });
     for (const line of describeTransfer(report)) out(line);
-    return report.conflictCount ? 1 : 0;
+    return report.conflictCount || report.inFlight ? 1 : 0;
   } catch (e) {
     out(`store-transfer: ${e instanceof Error ? e.message : String(e)}`);
     return 1;

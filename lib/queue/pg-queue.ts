@@ -75,6 +75,11 @@ export interface PgQueueOptions {
   policy?: Partial<QueuePolicy>;
   /** How often leases that ran out are looked for (ms, default 1000). */
   sweepMs?: number;
+  /**
+   * False: never look for leases that ran out (the store transfer, which only reads and writes
+   * jobs: a sweep there could end a job with nobody to report it). Default true.
+   */
+  sweep?: boolean;
 }
 
 interface Row {
@@ -149,6 +154,7 @@ export class PgQueue implements QueueBackend {
   private sweeping: Promise<void> | undefined;
   private closed = false;
   private deaths = new LeaseDeaths();
+  private readonly sweeps: boolean;
   private inflight = new Set<Promise<unknown>>();
   readonly instance = randomUUID();
   private registryKey: string | undefined;
@@ -159,9 +165,12 @@ export class PgQueue implements QueueBackend {
     qopts: PgQueueOptions,
   ) {
     this.policy = { ...DEFAULT_QUEUE_POLICY, ...(qopts.policy ?? {}) };
-    const sweepMs = Math.max(50, qopts.sweepMs ?? 1000);
-    this.sweepTimer = setInterval(() => void this.sweepNow(), sweepMs);
-    this.sweepTimer.unref();
+    this.sweeps = qopts.sweep !== false;
+    if (this.sweeps) {
+      const sweepMs = Math.max(50, qopts.sweepMs ?? 1000);
+      this.sweepTimer = setInterval(() => void this.sweepNow(), sweepMs);
+      this.sweepTimer.unref();
+    }
   }
 
   /**
@@ -454,7 +463,7 @@ export class PgQueue implements QueueBackend {
 
   /** Leases that ran out (on any instance): failed as transient, so the job is delivered again. */
   private sweepNow(): Promise<void> {
-    if (this.closed) return Promise.resolve();
+    if (this.closed || !this.sweeps) return Promise.resolve();
     // A sweep already running (the timer's) is waited for, so a take right after sees its outcome.
     if (!this.sweeping) this.sweeping = this.sweepOnce().finally(() => (this.sweeping = undefined));
     return this.sweeping;
@@ -530,11 +539,11 @@ export class PgQueue implements QueueBackend {
     return r.rows[0] ? jobOf(r.rows[0]) : undefined;
   }
 
-  async list(): Promise<Array<Job & { active: boolean }>> {
-    const r = await this.pool.query<Row>(`SELECT ${COLS} FROM ${T} ORDER BY created_at, seq`).catch((e: unknown) => {
+  async list(): Promise<Array<Job & { active: boolean; leaseExpired?: boolean }>> {
+    const r = await this.pool.query<Row & { expired: boolean }>(`SELECT ${COLS}, lease_until <= ${DB_NOW} AS expired FROM ${T} ORDER BY created_at, seq`).catch((e: unknown) => {
       throw PgQueue.error(e, 'read the queue');
     });
-    return r.rows.map((row) => ({ ...jobOf(row), active: row.lease_token !== null }));
+    return r.rows.map((row) => ({ ...jobOf(row), active: row.lease_token !== null, ...(row.expired ? { leaseExpired: true } : {}) }));
   }
 
   async stats(now?: number): Promise<QueueStats> {

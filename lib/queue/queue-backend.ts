@@ -43,7 +43,11 @@ export interface QueueBackend {
   /** Remove a job that is not in flight (an operator's choice). */
   remove(id: string): Promise<boolean>;
   get(id: string): Promise<Job | undefined>;
-  list(): Promise<Array<Job & { active: boolean }>>;
+  /**
+   * Every job, oldest first; `active`: leased. `leaseExpired` (PostgreSQL): leased, but the lease
+   * ran out and no sweep has ended it yet (its holder is gone; e.g. every instance stopped).
+   */
+  list(): Promise<Array<Job & { active: boolean; leaseExpired?: boolean }>>;
   stats(now?: number): Promise<QueueStats>;
   /** When the next job not in flight becomes ready by time (for the deliverer's timer). */
   nextDueAt(): Promise<number | undefined>;

@@ -1,6 +1,7 @@
 /**
  * Moving a store from one backend to another (a data folder into PostgreSQL, or back): the
- * mapping records, the meta values (poll cursors, create marks) and the failed list. It reads one
+ * mapping records, the meta values (poll cursors, create marks), the failed list and the sync
+ * queue's jobs. It reads one
  * side and writes the other through the backend interfaces only, so it knows nothing of files or
  * SQL; scripts/store-transfer.ts is the command around it.
  *
@@ -10,12 +11,22 @@
  * decides which side is right, fixes it, and runs again). Otherwise the source wins: new records,
  * meta values and failed entries are added, differing ones replaced, and records only in the
  * target stay. A dry run makes the plan and writes nothing. Running the move twice changes nothing
- * the second time. The queue's waiting jobs are not moved (the queue has no backend interface yet):
- * let the queue drain before moving.
+ * the second time.
+ *
+ * Queue jobs: every job waiting or retrying moves as it is (id, attempts, next-run time, the
+ * record it waits for, data, trigger), through `QueueBackend.restore`: a job already in the target
+ * (same id) is left alone, one whose record has a waiting job there merges into it as an enqueue
+ * would (so a second run adds nothing). Dead jobs are not in a queue: they are the failed list's
+ * entries, moved above. A job in flight in the source (a live lease: an instance is working on it)
+ * stops the move, as a conflict does: stop the instances first. A lease that ran out with nobody
+ * left to sweep it (every instance stopped) is not live: that job moves as waiting, its attempts as
+ * they were, as a restart gives back the jobs in flight.
  */
 import type { FailedEntry } from '../oplog/failed-list';
 import type { FailedBackend } from '../oplog/failed-backend';
 import type { MappingBackend } from './mapping-backend';
+import { restoreDecision, type QueueBackend } from '../queue/queue-backend';
+import type { Job } from '../queue/sync-queue';
 import { ENTITY_TYPES, type EntityType, type MappingRecord } from './mapping-store';
 
 /** One side of a move: where its mappings and failed list live. */
@@ -24,6 +35,19 @@ export interface StoreSide {
   label: string;
   mapping: MappingBackend;
   failed: FailedBackend;
+  /** Its sync queue; absent: no queue there yet (no jobs). */
+  queue?: QueueBackend;
+}
+
+export interface QueueTransferCounts {
+  /** Jobs in the source (waiting, retrying, waiting for another record; not in flight). */
+  total: number;
+  /** Not in the target: added as they were. */
+  added: number;
+  /** Merged into the target's waiting job of the same record (as an enqueue would). */
+  merged: number;
+  /** In the target already (the same job, or a merge that would change nothing). */
+  same: number;
 }
 
 export interface TransferCounts {
@@ -54,6 +78,9 @@ export interface TransferReport {
   mappings: TransferCounts;
   meta: TransferCounts;
   failed: TransferCounts;
+  queue: QueueTransferCounts;
+  /** Jobs in flight in the source (live leases): while there are any, nothing is written. */
+  inFlight: number;
   /** At most 100 are listed; `conflictCount` has them all. */
   conflicts: TransferConflict[];
   conflictCount: number;
@@ -121,6 +148,10 @@ export async function transferStore(opts: TransferOptions): Promise<TransferRepo
   const theirs = to ? await readAll(to.mapping, pageSize) : [];
   const theirMeta = to ? await to.mapping.metaEntries() : {};
   const theirFailed = to ? await to.failed.all() : [];
+  const sourceJobs = opts.from.queue ? await opts.from.queue.list() : [];
+  const theirJobs = to?.queue ? await to.queue.list() : [];
+  const live = sourceJobs.filter((j) => j.active && !j.leaseExpired);
+  const jobs: Job[] = sourceJobs.filter((j) => !live.includes(j)).map(({ active: _a, leaseExpired: _e, ...j }) => j);
 
   // --- plan
   const report: TransferReport = {
@@ -131,6 +162,8 @@ export async function transferStore(opts: TransferOptions): Promise<TransferRepo
     mappings: counts(records.length),
     meta: counts(Object.keys(meta).length),
     failed: counts(failed.length),
+    queue: { total: jobs.length, added: 0, merged: 0, same: 0 },
+    inFlight: live.length,
     conflicts: [],
     conflictCount: 0,
   };
@@ -181,7 +214,25 @@ export async function transferStore(opts: TransferOptions): Promise<TransferRepo
     } else report.failed.replaced++;
     failedToPut.push(e);
   }
-  if (dryRun || report.conflictCount > 0 || !to) return report;
+  // The jobs, one after another against the target as it would be (two source jobs of one record:
+  // the second merges into the first, as restore will do).
+  const table = new Map<string, Array<Job & { active?: boolean }>>();
+  const ids = new Set<string>();
+  for (const j of theirJobs) {
+    table.set(j.key, [...(table.get(j.key) ?? []), j]);
+    ids.add(j.id);
+  }
+  for (const j of jobs) {
+    const here = table.get(j.key) ?? [];
+    const d = ids.has(j.id) ? { outcome: 'same' as const, into: undefined } : restoreDecision(j, here);
+    report.queue[d.outcome]++;
+    if (d.outcome === 'added') {
+      table.set(j.key, [...here, j]);
+      ids.add(j.id);
+    } else if (d.outcome === 'merged') table.set(j.key, here.map((h) => (h.id === d.into!.id ? d.into! : h)));
+  }
+  if (dryRun || report.conflictCount > 0 || report.inFlight > 0 || !to) return report;
+  if (jobs.length && !to.queue) throw new Error('transferStore: the target has no queue to move the jobs into');
 
   // --- write: mappings in the source's order (it keeps the order of last write), then meta, then the failed list
   if (toStore.length || metaToSet.length || failedToPut.length) report.written = true;
@@ -192,6 +243,14 @@ export async function transferStore(opts: TransferOptions): Promise<TransferRepo
   await inBatches(metaToSet, concurrency, ([k, v]) => to.mapping.setMeta(k, v));
   await to.mapping.flush();
   for (let i = 0; i < failedToPut.length; i += pageSize) await to.failed.restore(failedToPut.slice(i, i + pageSize));
+  // Jobs last: one that runs at once on a live target finds its mapping and cursor there already.
+  if (jobs.length && report.queue.added + report.queue.merged > 0) {
+    const outcomes = await to.queue!.restore(jobs);
+    // What happened (a running target instance may have changed its queue since the plan).
+    report.queue = { total: jobs.length, added: 0, merged: 0, same: 0 };
+    for (const o of outcomes) report.queue[o]++;
+    if (report.queue.added + report.queue.merged > 0) report.written = true;
+  }
   return report;
 }
 
@@ -203,12 +262,22 @@ export function describeTransfer(r: TransferReport): string[] {
     `  mappings:    ${c(r.mappings)}`,
     `  meta values: ${c(r.meta)}`,
     `  failed list: ${c(r.failed)}`,
+    `  queue jobs:  ${r.queue.total} (${r.queue.added} new, ${r.queue.merged} merged into a waiting job of their record, ${r.queue.same} already there)`,
   ];
+  if (r.inFlight) {
+    lines.push(
+      `  ${r.inFlight} job(s) in flight in ${r.from}: an instance is working on them, so nothing was written.`,
+      '  Stop every Node-RED instance that uses it (a stopped instance gives its jobs back; one that was',
+      '  killed holds them until its lease runs out, at most the store\'s lease time), then run again.',
+    );
+  }
   if (r.conflictCount) {
     lines.push(`  ${r.conflictCount} conflict(s): the two stores disagree about these records, so nothing was written:`);
     for (const k of r.conflicts) lines.push(`    ${k.entityType} ${k.crmId} → Siagh ${k.siaghCode}: ${k.reason}`);
     if (r.conflictCount > r.conflicts.length) lines.push(`    … and ${r.conflictCount - r.conflicts.length} more`);
     lines.push('  Decide which side is right, delete the wrong mapping there, and run again.');
+  } else if (r.inFlight) {
+    // said above
   } else if (r.dryRun) lines.push('  Nothing was written. Run again without --dry-run to move.');
   else lines.push(r.written ? '  Written.' : '  Nothing to write: the target holds all of it already.');
   return lines;

@@ -1,9 +1,11 @@
 /**
  * Moving a store between a data folder and PostgreSQL with the real command
  * (`node dist/scripts/store-transfer.js`, what `npm run store:transfer` runs) on a real server:
- * a dry run reports and writes nothing; the move carries every mapping, meta value and failed
- * entry; moving back into an empty folder gives the same store; a second run finds nothing to do;
- * a conflict stops the move before anything is written; a wrong password is a clear error.
+ * a dry run reports and writes nothing; the move carries every mapping, meta value, failed entry
+ * and queue job (attempts, next-run time, dependencies, data, trigger); moving back into an empty
+ * folder gives the same store; a second run finds nothing to do; a job whose record waits in the
+ * target merges into it; jobs in flight stop the move; a conflict stops the move before anything is
+ * written; a wrong password is a clear error.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -18,6 +20,9 @@ import { mappingFileIn } from '../../../lib/store/data-folder';
 import { FileMappingBackend } from '../../../lib/store/file-mapping-backend';
 import type { MappingBackend } from '../../../lib/store/mapping-backend';
 import { PgMappingStore } from '../../../lib/store/pg-mapping-store';
+import { PgQueue } from '../../../lib/queue/pg-queue';
+import type { QueueBackend } from '../../../lib/queue/queue-backend';
+import { SyncQueue } from '../../../lib/queue/sync-queue';
 import { main } from '../../../scripts/store-transfer';
 import { PgServer } from '../../../testkit/postgres';
 import { guid, makeTempDir, removeDir } from '../../fixtures/store-helpers';
@@ -53,6 +58,37 @@ async function seedFolder(dir: string): Promise<void> {
   await f.recordFailure({ event: { type: 'Quote', id: B, event: 'Update' }, code: 'HTTP_5XX', message: 'm2' });
   await f.markReplayed([`quote:${B}`]);
   await f.close();
+}
+
+/** Queue jobs in a folder: a retrying identity, a quote waiting for its customer, the customer's job, a plain one. */
+async function seedQueue(dir: string): Promise<void> {
+  const q = await SyncQueue.open(dir, { policy: { baseMs: 600_000, maxMs: 600_000 } });
+  try {
+    await q.enqueue({ type: 'Identity', id: guid(1), event: 'Insert', subtype: 'حقیقی', kind: 'person' }, { trigger: 'poll', data: { extraCount: 1 } });
+    let [t] = await q.take(1);
+    await q.fail(t.job.id, t.token, { kind: 'transient', code: 'HTTP_5XX', message: 'Siagh answered 503', retryAfterMs: 3_600_000 });
+    await q.enqueue({ type: 'Quote', id: B, event: 'Insert' });
+    [t] = await q.take(1);
+    assert.equal(t.job.key, `quote:${B}`);
+    await q.fail(t.job.id, t.token, { kind: 'dependency', code: 'CUSTOMER_NOT_MAPPED', message: 'sync the customer first', dependency: { type: 'Identity', id: guid(5), event: 'Update' } });
+    await q.enqueue({ type: 'Identity', id: guid(6), event: 'Update' }, { data: { linkDecision: { decision: 'separate', crmId: guid(6) } } });
+  } finally {
+    await q.release();
+  }
+}
+
+/** The jobs of a queue, without the lease flag, as plain JSON (oldest first). */
+async function jobsOf(q: QueueBackend) {
+  return (await q.list()).map(({ active: _a, ...j }) => JSON.parse(JSON.stringify(j)) as Record<string, unknown>);
+}
+
+async function folderJobs(dir: string) {
+  const q = await SyncQueue.open(dir);
+  try {
+    return await jobsOf(q);
+  } finally {
+    await q.release();
+  }
 }
 
 /** Everything a store holds, for comparing two of them. */
@@ -146,6 +182,111 @@ describe('store transfer: a data folder into PostgreSQL and back (real server, r
     const home = await run(['--from', 'postgres', '--to', `file:${back}`], env);
     assert.equal(home.code, 0, home.out);
     assert.deepEqual(await folderContents(back), original);
+  });
+
+  it('queue jobs: file → PostgreSQL (a waiting job there merges), a second run adds nothing, and back into an empty folder', async () => {
+    const src = dir();
+    await seedFolder(src);
+    await seedQueue(src);
+    const jobs = await folderJobs(src);
+    assert.equal(jobs.length, 4);
+    const url = await server.database();
+    const env = { DATABASE_URL: url };
+
+    const dry = await run(['--from', `file:${src}`, '--to', 'postgres', '--dry-run'], env);
+    assert.equal(dry.code, 0, dry.out);
+    assert.match(dry.out, /queue jobs: +4 \(4 new, 0 merged into a waiting job of their record, 0 already there\)/);
+    assert.equal(await tables(url), 0, 'the dry run created no table');
+
+    // An instance on the database already waits to sync guid(6): the moved job merges into it.
+    const live = await PgQueue.connect({ connectionString: url });
+    let mine: string;
+    try {
+      mine = (await live.enqueue({ type: 'Identity', id: guid(6), event: 'Update' }, { data: { extraCount: 3 } })).job.id;
+    } finally {
+      await live.release();
+    }
+    const moved = await run(['--from', `file:${src}`, '--to', 'postgres'], env);
+    assert.equal(moved.code, 0, moved.out);
+    assert.match(moved.out, /queue jobs: +4 \(3 new, 1 merged into a waiting job of their record, 0 already there\)/);
+    const pg = await PgQueue.connect({ connectionString: url });
+    let inPg: Record<string, unknown>[];
+    try {
+      inPg = await jobsOf(pg);
+      const byId = new Map(inPg.map((j) => [j.id, j]));
+      for (const j of jobs.filter((x) => x.key !== `identity:${guid(6)}`)) assert.deepEqual(byId.get(j.id as string), j, `job ${String(j.key)} field for field`);
+      const merged = inPg.find((j) => j.key === `identity:${guid(6)}`)!;
+      assert.equal(merged.id, mine!, 'merged into the waiting job');
+      assert.equal(merged.merged, 1);
+      assert.deepEqual(merged.data, { extraCount: 3, linkDecision: { decision: 'separate', crmId: guid(6) } });
+      assert.equal(inPg.length, 4);
+      // The moved jobs keep their meaning: the quote waits for its customer; the retry waits out its backoff.
+      const st = await pg.stats();
+      assert.deepEqual([st.blocked, st.retrying, st.total], [1, 1, 4]);
+      const ready = await pg.take(10);
+      assert.deepEqual(ready.map((t) => t.job.key).sort(), [`identity:${guid(5)}`, `identity:${guid(6)}`].sort());
+      for (const t of ready) await pg.complete(t.job.id, t.token);
+      await pg.enqueue({ type: 'Identity', id: guid(5), event: 'Update' }); // the customer is waiting again: the quote stays blocked
+      inPg = await jobsOf(pg);
+    } finally {
+      await pg.release();
+    }
+
+    const again = await run(['--from', `file:${src}`, '--to', 'postgres', '--dry-run'], env);
+    // guid(6)'s job was done there since: it is new again; guid(5)'s waiting job there already says what the moved one says.
+    assert.match(again.out, /queue jobs: +4 \(1 new, 0 merged into a waiting job of their record, 3 already there\)/);
+    const src2 = dir();
+    await seedFolder(src2);
+    const none = await run(['--from', `file:${src2}`, '--to', 'postgres'], env);
+    assert.equal(none.code, 0, none.out);
+    assert.match(none.out, /queue jobs: +0 \(0 new/, 'a folder without a queue moves no jobs');
+
+    const back = path.join(dir(), 'restored');
+    const home = await run(['--from', 'postgres', '--to', `file:${back}`], env);
+    assert.equal(home.code, 0, home.out);
+    assert.match(home.out, /queue jobs: +3 \(3 new, 0 merged/);
+    assert.deepEqual(await folderJobs(back), inPg, 'the same jobs, field for field, in the same order');
+    const twice = await run(['--from', 'postgres', '--to', `file:${back}`], env);
+    assert.match(twice.out, /queue jobs: +3 \(0 new, 0 merged into a waiting job of their record, 3 already there\)/);
+    assert.match(twice.out, /Nothing to write/);
+  });
+
+  it('jobs in flight in the source stop the move until the instance stops; a lease of a killed instance that ran out moves as waiting', async () => {
+    const url = await server.database();
+    const env = { DATABASE_URL: url };
+    const src = dir();
+    await seedFolder(src);
+    assert.equal((await run(['--from', `file:${src}`, '--to', 'postgres'], env)).code, 0);
+
+    const running = await PgQueue.connect({ connectionString: url });
+    await running.enqueue({ type: 'Identity', id: guid(7), event: 'Update' });
+    await running.enqueue({ type: 'Identity', id: guid(8), event: 'Update' });
+    const [held] = await running.take(1);
+    const back = path.join(dir(), 'restored');
+    for (const args of [['--dry-run'], []]) {
+      const r = await run(['--from', 'postgres', '--to', `file:${back}`, ...args], env);
+      assert.equal(r.code, 1, r.out);
+      assert.match(r.out, /1 job\(s\) in flight in postgres: an instance is working on them, so nothing was written/);
+      assert.match(r.out, /Stop every Node-RED instance that uses it/);
+    }
+    assert.deepEqual(await folderJobs(back), [], 'no job was moved');
+    await running.release(); // a stopped instance gives its jobs back
+    let r = await run(['--from', 'postgres', '--to', `file:${back}`], env);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /queue jobs: +2 \(2 new/);
+
+    // A killed instance: its lease runs out, and no instance is left to sweep it.
+    const killed = await PgQueue.connect({ connectionString: url }, { policy: { leaseMs: 200 } });
+    await killed.enqueue({ type: 'Identity', id: guid(9), event: 'Update' });
+    const [lost] = (await killed.take(5)).filter((t) => t.job.key === `identity:${guid(9)}`);
+    assert.ok(lost && lost.job.id !== held.job.id);
+    await (killed as unknown as { pool: { end(): Promise<void> } }).pool.end();
+    await new Promise((res) => setTimeout(res, 400));
+    r = await run(['--from', 'postgres', '--to', `file:${back}`], env);
+    assert.equal(r.code, 0, r.out);
+    const moved = (await folderJobs(back)).find((j) => j.id === lost.job.id);
+    assert.equal(moved?.attempts, 0, 'moved as waiting, its attempts as they were');
+    await killed.release().catch(() => undefined);
   });
 
   it('a conflict (the two stores disagree about a record) is reported and nothing is written; a changed checksum is replaced', async () => {
