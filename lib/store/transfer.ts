@@ -1,9 +1,8 @@
 /**
  * Moving a store from one backend to another (a data folder into PostgreSQL, or back): the
  * mapping records, the meta values (poll cursors, create marks), the failed list and the sync
- * queue's jobs. It reads one
- * side and writes the other through the backend interfaces only, so it knows nothing of files or
- * SQL; scripts/store-transfer.ts is the command around it.
+ * queue's jobs. It reads one side and writes the other through the backend interfaces only, so it
+ * knows nothing of files or SQL; scripts/store-transfer.ts is the command around it.
  *
  * First a plan, always: every source record is compared with the target's. A conflict is a
  * disagreement about identity — the target maps the same CRM id to another Siagh code, or holds
@@ -29,7 +28,7 @@ import { restoreDecision, type QueueBackend } from '../queue/queue-backend';
 import type { Job } from '../queue/sync-queue';
 import { ENTITY_TYPES, type EntityType, type MappingRecord } from './mapping-store';
 
-/** One side of a move: where its mappings and failed list live. */
+/** One side of a move: where its mappings, failed list and queue live. */
 export interface StoreSide {
   /** How the report names it: `file:/data/siagh`, `postgres`. */
   label: string;
