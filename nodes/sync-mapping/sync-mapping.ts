@@ -20,7 +20,7 @@ import type { CrmConfigNode } from '../crm-config/options';
 import type { SiaghConfigNode } from '../siagh-config/options';
 import { claimOf, clearDocumentCreate, releaseClaim } from '../shared/claims';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
-import { fileStoreOf, MappingHandle, openMappingFor, storeProblemText } from '../shared/store-ref';
+import { fileStoreOf, MappingHandle, openMappingFor, StoreOpeningStopped, storeProblemText, watchStore } from '../shared/store-ref';
 import { fail, num, StatusCounter, updateTrace } from '../shared/support';
 import { holdJob } from '../shared/job';
 import { refOfMsg } from '../shared/msg-input';
@@ -65,14 +65,17 @@ export = function (RED: NodeAPI) {
     const node = this;
     const counter = new StatusCounter(node, def.operation === 'lookup' ? 'looked up' : def.operation === 'store' ? 'stored' : 'done');
     let opening: Promise<MappingHandle>;
+    // A PostgreSQL store not reachable yet is tried again until it opens (store-ref's keepOpening).
+    const watch = watchStore(node, 'sync-mapping');
     try {
-      opening = openMappingFor(RED, def);
+      opening = openMappingFor(RED, def, watch);
     } catch (e) {
       opening = Promise.reject(e);
     }
     opening.then(
       async (h) => node.status({ fill: 'grey', shape: 'ring', text: `${(await h.backend.stats()).total} mappings` }),
       (e) => {
+        if (e instanceof StoreOpeningStopped) return;
         node.status({ fill: 'red', shape: 'dot', text: e?.code === 'STORE_LOCKED' ? 'file locked' : e?.cause?.code || /PostgreSQL/.test(String(e?.message)) ? storeProblemText(e) : 'store error' });
         if (/PostgreSQL/.test(String(e?.message))) node.error(`sync-mapping cannot open the mapping store: ${e.message}`);
       },
@@ -205,6 +208,7 @@ export = function (RED: NodeAPI) {
     });
 
     node.on('close', (_removed: boolean, done: () => void) => {
+      watch.stop();
       opening.then(
         (h) => h.release(),
         () => undefined,

@@ -11,7 +11,7 @@ import { OpLog } from '../../lib/oplog/oplog';
 import type { QueueBackend } from '../../lib/queue/queue-backend';
 import { eventOf, Taken } from '../../lib/queue/sync-queue';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
-import { openQueueFor, storeProblemText, storeSettings } from '../shared/store-ref';
+import { openQueueFor, StoreOpeningStopped, storeProblemText, storeSettings, watchStore } from '../shared/store-ref';
 import { fail, num, updateTrace } from '../shared/support';
 import { createNode, migrationSettings } from '../shared/saved-settings';
 
@@ -35,10 +35,12 @@ export = function (RED: NodeAPI) {
     let off: (() => void) | undefined;
     let statusTimer: NodeJS.Timeout | undefined;
 
+    // A PostgreSQL store not reachable yet is tried again until it opens (store-ref's keepOpening).
+    const watch = watchStore(node, 'sync-queue');
     const opening: Promise<QueueBackend> = (async () => {
       const s = storeSettings(RED, def.store);
       dir = s.dir;
-      return openQueueFor(s);
+      return openQueueFor(s, watch);
     })();
 
     async function showStatus(): Promise<void> {
@@ -148,6 +150,7 @@ export = function (RED: NodeAPI) {
         void showStatus();
       },
       (e) => {
+        if (e instanceof StoreOpeningStopped) return;
         node.status({ fill: 'red', shape: 'dot', text: storeProblemText(e) });
         node.error(`sync-queue cannot open the queue: ${e instanceof Error ? e.message : String(e)}`);
       },
@@ -175,6 +178,7 @@ export = function (RED: NodeAPI) {
 
     node.on('close', (_removed: boolean, done: () => void) => {
       closed = true;
+      watch.stop();
       if (timer) clearTimeout(timer);
       if (statusTimer) clearTimeout(statusTimer);
       off?.();
