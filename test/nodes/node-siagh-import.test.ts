@@ -459,8 +459,10 @@ describe('siagh-import node', function () {
       const report = (await got).payload as ImportReport;
       assert.equal(report.counts.failed, 0);
       assert.equal(report.counts.skipped, 1 + mappedBefore);
-      assert.equal(report.counts.linked, createdBefore - mappedBefore, 'created but not mapped: linked by the customer number');
-      assert.equal(report.counts.created, 119 - createdBefore);
+      // Created but not mapped (a create the CRM finished after the redeploy counts too): linked by
+      // the customer number, never created again.
+      assert.ok(report.counts.linked >= createdBefore - mappedBefore, `${report.counts.linked} linked`);
+      assert.equal(report.counts.created + report.counts.linked, 119 - mappedBefore);
       const ids = crmSim.identities();
       assert.equal(ids.length, 119);
       assert.equal(new Set(ids.map((r) => r.customerNumber)).size, 119, 'no two identities share a customer number');
