@@ -12,8 +12,8 @@
  *
  * The CRM is read once, whole (identity/search paged to an empty page), into an index by customer
  * number: never one search per contact, so a record costs one CRM call (its create) or none (a
- * link). The mappings there are are read once too (`list`, one query on PostgreSQL), so the contacts
- * mapped already are skipped without a lookup each. Work runs in a small pool of workers, each with
+ * link). The mappings already stored are read once too (`list`, one query on PostgreSQL), so the
+ * contacts mapped already are skipped without a lookup each. Work runs in a small pool of workers, each with
  * at most one CRM call in flight; before its write a worker asks the store again whether the record
  * was mapped meanwhile (a webhook flow or another instance on the same store; its two lookups at
  * once, one round trip on PostgreSQL). A worker does not wait for the mapping of its last record to
@@ -397,8 +397,9 @@ export async function runImport(deps: ImportDeps, opts: ImportOptions = {}): Pro
     const key = cnKey(item.customerNumber);
     if (!crmIndex.has(key)) crmIndex.set(key, [{ identityId: crmId, nickName: mapped.body.nickName, customerNo: item.customerNumber }]);
     const checksum = mapIdentityToContact({ ...mapped.body, crmId, kind: mapped.kind } as CrmIdentity, contactMap).checksum;
-    // In memory (for lookups) at once; durable before the record is reported created. A crash in
-    // between leaves an identity the next run finds by its customer number and links.
+    // Seen by lookups at once (file store: in memory) or once committed (PostgreSQL); durable before
+    // the record is reported created. A crash in between leaves an identity the next run finds by
+    // its customer number and links.
     return save(
       { entityType: 'contact', crmId, siaghCode: item.contact.Code, customerNumber: item.customerNumber, checksum, source: 'import' },
       { ...base, outcome: 'created', kind: mapped.kind, crmId, ...w },
