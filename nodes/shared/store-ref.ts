@@ -378,12 +378,3 @@ export function peekMapping(key: string): MappingBackend | undefined {
   const f = MappingStore.peek(key);
   return f ? new FileMappingBackend(f) : undefined;
 }
-
-/**
- * The file store behind a mapping backend, for the work that still needs it (sync-mapping's
- * rebuild, siagh-import): on a PostgreSQL store that work is refused with what to do instead.
- */
-export function fileStoreOf(b: MappingBackend, what: string): MappingStore {
-  if (b instanceof FileMappingBackend) return b.mappingStore;
-  throw new SyncError('CONFIG', `The ${what} runs on a file data store only in this release. Move the store to files (npm run store:transfer), run it there, and move it back; or run it on an instance whose sync-store keeps files.`);
-}

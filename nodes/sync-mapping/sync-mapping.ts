@@ -1,6 +1,7 @@
 /**
- * sync-mapping: lookup and store of CRM id ↔ Siagh Code ↔ customer number, on one lowdb file
- * per path, shared by every node (and the import) that names the same file.
+ * sync-mapping: lookup and store of CRM id ↔ Siagh Code ↔ customer number, in the mapping store
+ * of its data store (one file per data folder, shared by every node and the import naming it; or
+ * PostgreSQL, shared by every instance).
  *
  * lookup: msg.mapping = the record or null (for a quote/invoice also msg.customerMapping), and,
  *         with "claim" on, the entity is claimed until the store (or a failure, or the lease).
@@ -20,7 +21,7 @@ import type { CrmConfigNode } from '../crm-config/options';
 import type { SiaghConfigNode } from '../siagh-config/options';
 import { claimOf, clearDocumentCreate, releaseClaim } from '../shared/claims';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
-import { fileStoreOf, MappingHandle, openMappingFor, StoreOpeningStopped, storeProblemText, watchStore } from '../shared/store-ref';
+import { MappingHandle, openMappingFor, StoreOpeningStopped, storeProblemText, watchStore } from '../shared/store-ref';
 import { fail, num, StatusCounter, updateTrace } from '../shared/support';
 import { holdJob } from '../shared/job';
 import { refOfMsg } from '../shared/msg-input';
@@ -179,7 +180,7 @@ export = function (RED: NodeAPI) {
               rebuilding = true;
               node.status({ fill: 'blue', shape: 'ring', text: dryRun ? 'rebuild: dry run…' : 'rebuild: applying…' });
               try {
-                const report = await rebuildMapping({ crm: crmCfg.client(), siagh: siaghCfg.client(), store: fileStoreOf(store, 'rebuild') }, { dryRun, scheme });
+                const report = await rebuildMapping({ crm: crmCfg.client(), siagh: siaghCfg.client(), store }, { dryRun, scheme });
                 msg.payload = report;
                 const c = report.counts;
                 updateTrace(msg, { action: dryRun ? 'skipped' : c.linked ? 'linked' : 'unchanged', step: 'sync-mapping' });
