@@ -12,7 +12,7 @@ import { ImportOptions, ImportProgress, ImportReport, reportSummary, runImport }
 import type { CrmConfigNode } from '../crm-config/options';
 import type { SiaghConfigNode } from '../siagh-config/options';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
-import { MappingHandle, openMappingFor, reportsDirFor, storeProblemText } from '../shared/store-ref';
+import { MappingHandle, openMappingFor, reportsDirFor, StoreOpeningStopped, storeProblemText, watchStore } from '../shared/store-ref';
 import { fail, num, updateTrace } from '../shared/support';
 import { createNode, migrationSettings } from '../shared/saved-settings';
 
@@ -68,10 +68,12 @@ export = function (RED: NodeAPI) {
     let reportDir = '';
     let options: ReturnType<typeof importOptions> | undefined;
     let handle: Promise<MappingHandle>;
+    // A PostgreSQL store not reachable yet is tried again until it opens (store-ref's keepOpening).
+    const watch = watchStore(node, 'siagh-import');
     try {
       reportDir = reportsDirFor(RED, def);
       options = importOptions(def);
-      handle = openMappingFor(RED, def);
+      handle = openMappingFor(RED, def, watch);
     } catch (e) {
       handle = Promise.reject(e);
     }
@@ -83,6 +85,7 @@ export = function (RED: NodeAPI) {
         else node.status({ fill: 'grey', shape: 'ring', text: `ready · ${(await s.stats()).byType.contact ?? 0} contacts mapped` });
       },
       (e) => {
+        if (e instanceof StoreOpeningStopped) return;
         const pg = e?.cause?.code || /PostgreSQL/.test(String(e?.message));
         node.status({ fill: 'red', shape: 'dot', text: e?.code === 'STORE_LOCKED' ? 'file locked' : e?.code === 'CONFIG' ? 'config error' : pg ? storeProblemText(e) : 'store error' });
       },
@@ -135,6 +138,7 @@ export = function (RED: NodeAPI) {
     });
 
     node.on('close', (_removed: boolean, done: () => void) => {
+      watch.stop();
       abort?.abort();
       const wait = running
         ? Promise.race([running.catch(() => undefined), new Promise<void>((r) => setTimeout(r, CLOSE_WAIT_MS).unref())])
