@@ -146,8 +146,9 @@ export class OpLog {
   private emitDrop(r: DropReport): void {
     const first = this.dropListeners.values().next().value;
     if (!first) {
-      // nobody listens here yet: kept for the first listener (as the list keeps its drops at open)
+      // nobody listens here yet: kept for the first listener (as the list keeps its drops at open), the latest 100
       this.earlyDrops.push(r);
+      if (this.earlyDrops.length > 100) this.earlyDrops.shift();
       return;
     }
     try {
@@ -366,7 +367,7 @@ export class OpLog {
         try {
           return await fn();
         } catch (e) {
-          const why = (e as Error)?.message ?? String(e);
+          const why = String((e as Error)?.message ?? e).replace(/[.\s]+$/, '');
           const transient = e instanceof SyncError && e.retryable;
           if (!transient || this.closing) {
             this.emitError(new FailedWriteError(say(why, true), key, true, e));
@@ -395,6 +396,7 @@ export class OpLog {
         resolve();
       };
       const t = setTimeout(done, ms);
+      t.unref?.();
       this.sleepers.add(done);
     });
   }

@@ -161,16 +161,15 @@ export = function (RED: NodeAPI) {
         log = l;
         offError = l.onError((e) => {
           node.status({ fill: 'red', shape: 'ring', text: 'log write error' });
-          if (e instanceof FailedWriteError) {
-            // A failed-list change on PostgreSQL: each is said (a lost one as an error), never folded into the once-a-minute warning.
-            if (e.lost) node.error(`sync-log: ${e.message}`);
-            else node.warn(`sync-log: ${e.message}`);
+          if (e instanceof FailedWriteError && e.lost) {
+            // A failed-list change on PostgreSQL that will never be written: each one is an error naming its record.
+            node.error(`sync-log: ${e.message}`);
             return;
           }
           const now = Date.now();
           if (now - lastWarn > 60_000) {
             lastWarn = now;
-            node.warn(`sync-log: ${e.message} Lines are kept in memory and written again shortly.`);
+            node.warn(`sync-log: ${e.message}${e instanceof FailedWriteError ? '' : ' Lines are kept in memory and written again shortly.'}`);
           }
         });
         offDrop = l.onDrop((r) => {
@@ -412,14 +411,18 @@ export = function (RED: NodeAPI) {
       closed = true;
       if (instances.get(node.id) === api) instances.delete(node.id);
       unregister();
-      offError?.();
-      offDrop?.();
       opening
         .then(
+          // Still listening while the last release writes what is queued: a failed-list change lost
+          // there (PostgreSQL away) is said by this node.
           (l) => l.release(),
           () => undefined,
         )
         .catch((e) => node.warn(`sync-log: ${toSyncError(e).message}`))
+        .then(() => {
+          offError?.();
+          offDrop?.();
+        })
         .then(() => failedSource?.release())
         .catch((e) => node.warn(`sync-log: ${toSyncError(e).message}`))
         .then(() => done());

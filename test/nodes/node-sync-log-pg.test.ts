@@ -4,8 +4,9 @@
  * its own connection pool: the second URL names another application) on one database, stand for
  * two instances: they see one failed list. A failure caught by one is listed, replayed and resolved
  * through the other, a later success on one takes the other's entry off, the console's failure
- * groups show it; the list survives a redeploy with PostgreSQL restarted; the bounds' drops reach
- * the node's warning, with no password in it.
+ * groups show it; the list survives a redeploy with PostgreSQL restarted; a failure while the
+ * database is away is written when it is back, and one still waiting at a redeploy is an error;
+ * the bounds' drops reach the node's warning, with no password in it.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -62,6 +63,8 @@ describe('sync-log on PostgreSQL: one failed list for every instance (Node-RED r
   });
   afterEach(async () => {
     await helper.unload();
+    warnings.length = 0;
+    errors.length = 0;
   });
 
   async function load(logProps: Record<string, unknown> = {}) {
@@ -177,6 +180,37 @@ describe('sync-log on PostgreSQL: one failed list for every instance (Node-RED r
     assert.deepEqual(await listed('2'), [`identity:${A}`]);
     const r = await command('1', 'replay', { crmId: A });
     assert.equal(r.replayed, 1);
+  });
+
+  it('PostgreSQL away: a failure is kept and written when it is back (a warning says so); one still waiting at a redeploy is an error naming the record', async () => {
+    await load();
+    const [A, B] = [randomUUID(), randomUUID()];
+    server.stop();
+    try {
+      await send('1', caughtMsg(A, 'HTTP_5XX', 'down'));
+      await waitFor(() => warnings.some((w) => w.includes(`identity:${A}`)), 15_000, 'the warning');
+      assert.match(warnings.find((w) => w.includes(`identity:${A}`))!, /could not be written to the failed list .*kept in memory and written again/);
+    } finally {
+      server.start();
+    }
+    await until('2', [`identity:${A}`]);
+
+    server.stop();
+    try {
+      await send('1', caughtMsg(B, 'HTTP_5XX', 'down'));
+      // A redeploy: the flows stop (the test helper's unload would stop listening to the nodes first).
+      await helper.clearFlows();
+      await waitFor(() => errors.some((e) => e.includes(`identity:${B}`)), 5000, 'the error naming the record');
+      await helper.unload();
+    } finally {
+      server.start();
+    }
+    const lost = errors.filter((e) => e.includes(`identity:${B}`));
+    assert.equal(lost.length, 1, errors.join('\n'));
+    assert.match(lost[0], /is not in the failed list .*sync-log\.jsonl.*send the record again/);
+    assert.ok(!lost[0].includes(password));
+    await load();
+    assert.deepEqual(await listed('1'), [`identity:${A}`]);
   });
 
   it('the bounds drop the oldest entries: the warning reaches the node, says where, and carries no password', async () => {
