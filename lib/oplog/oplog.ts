@@ -157,6 +157,7 @@ export class OpLog {
       // a listener's trouble is its own
     }
   }
+
   /** Be told when the failed list's bounds drop entries (the first listener only). Returns the unsubscribe function. */
   onDrop(l: DropListener): () => void {
     this.dropListeners.add(l);
