@@ -220,6 +220,29 @@ export function openPgBackendsFor(s: StoreSettings, watch: StoreWatch = {}): { m
   };
 }
 
+/** A PostgreSQL store as the operator may see it: its URL without the password. */
+function pgKeyOf(s: StoreSettings): string {
+  const u = new URL(String(poolConfig(s.pg!).connectionString));
+  u.password = '';
+  return u.toString();
+}
+
+/**
+ * The failed list of a sync-log node's store for its OpLog: none for a file store (the OpLog keeps
+ * failed.json in the data folder), else the store's PostgreSQL list, shared by every instance on
+ * the database. Call `release()` when the node closes, after releasing its OpLog.
+ */
+export async function openFailedFor(s: StoreSettings): Promise<{ backend: FailedBackend; where: string; release(): Promise<void> } | undefined> {
+  if (s.backend !== 'postgres') return undefined;
+  const h = openPgBackendsFor(s);
+  try {
+    return { backend: await h.failed, where: `PostgreSQL ${pgKeyOf(s)}`, release: () => h.release() };
+  } catch (e) {
+    await h.release();
+    throw e;
+  }
+}
+
 /**
  * The mapping file of a node: in its data store's folder; in a flow saved before sync-store with a
  * file setting of its own (and no store chosen), that file.
@@ -352,9 +375,7 @@ export async function openMappingFor(RED: NodeAPI, def: { store?: unknown; file?
     await h.release();
     throw first ?? e;
   }
-  const u = new URL(String(poolConfig(s.pg!).connectionString));
-  u.password = '';
-  const key = u.toString();
+  const key = pgKeyOf(s);
   pgMappings.set(key, m);
   pgMappingsByDir.set(path.resolve(s.dir), m);
   return { key, backend: m, release: () => h.release() };

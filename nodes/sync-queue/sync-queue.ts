@@ -52,7 +52,9 @@ export = function (RED: NodeAPI) {
         return; // the queue cannot be read now (pump says so)
       }
       if (closed) return;
-      const failed = OpLog.peek(dir)?.failed.size ?? 0;
+      // The failed list's count (on PostgreSQL every instance's; a count that cannot be read now shows none).
+      const failed = (await OpLog.peek(dir)?.failedCount().catch(() => 0)) ?? 0;
+      if (closed) return;
       const parts = [`${s.waiting + s.blocked} waiting`, `${s.active} in flight`];
       if (s.retrying) parts.push(`${s.retrying} retrying`);
       if (failed) parts.push(`${failed} failed`);
