@@ -230,11 +230,12 @@ function pgKeyOf(s: StoreSettings): string {
 /**
  * The failed list of a sync-log node's store for its OpLog: none for a file store (the OpLog keeps
  * failed.json in the data folder), else the store's PostgreSQL list, shared by every instance on
- * the database. Call `release()` when the node closes, after releasing its OpLog.
+ * the database. Call `release()` when the node closes, after releasing its OpLog. A database not
+ * reachable yet is tried again until it opens or `watch` stops (the node closed).
  */
-export async function openFailedFor(s: StoreSettings): Promise<{ backend: FailedBackend; where: string; release(): Promise<void> } | undefined> {
+export async function openFailedFor(s: StoreSettings, watch: StoreWatch = {}): Promise<{ backend: FailedBackend; where: string; release(): Promise<void> } | undefined> {
   if (s.backend !== 'postgres') return undefined;
-  const h = openPgBackendsFor(s);
+  const h = openPgBackendsFor(s, watch);
   try {
     return { backend: await h.failed, where: `PostgreSQL ${pgKeyOf(s)}`, release: () => h.release() };
   } catch (e) {

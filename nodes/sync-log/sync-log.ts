@@ -29,7 +29,7 @@ import { mappingFileIn } from '../../lib/store/data-folder';
 import { MappingStore } from '../../lib/store/mapping-store';
 import { classify } from '../../lib/sync/retry-policy';
 import { jobOf } from '../shared/job';
-import { dataDirFor, openFailedFor, peekQueueIn, storeProblemText, storeSettings } from '../shared/store-ref';
+import { dataDirFor, openFailedFor, peekQueueIn, StoreOpeningStopped, storeProblemText, storeSettings, watchStore } from '../shared/store-ref';
 import { registerSyncLog } from '../shared/sync-log-registry';
 import type { Node, NodeAPI, NodeDef, NodeMessage, Request, Response } from '../shared/red';
 import { fail, num, updateTrace } from '../shared/support';
@@ -117,6 +117,8 @@ export = function (RED: NodeAPI) {
     let opening: Promise<OpLog>;
     /** A postgres store's failed list (shared by every instance): released after the OpLog. */
     let failedSource: { release(): Promise<void> } | undefined;
+    // A PostgreSQL store not reachable yet is tried again until it opens (store-ref's keepOpening).
+    const watch = watchStore(node, 'sync-log');
     try {
       dir = dataDirFor(RED, def, 'sync log folder');
       const legacyDir = typeof def.dir === 'string' && !!def.dir.trim() && !def.store;
@@ -130,7 +132,7 @@ export = function (RED: NodeAPI) {
         maxAgeDays: num(def.failedMaxAgeDays, DEFAULT_MAX_AGE_DAYS, 0),
       };
       opening = (async () => {
-        const f = s ? await openFailedFor(s) : undefined;
+        const f = s ? await openFailedFor(s, watch) : undefined;
         failedSource = f;
         try {
           return await OpLog.acquire(dir, { ...opts, ...(f ? { failed: { backend: f.backend, where: f.where } } : {}) });
@@ -185,6 +187,7 @@ export = function (RED: NodeAPI) {
         if (l.failedSetAside) node.warn(`sync-log: ${l.failedFile} could not be read; it was kept as ${l.failedSetAside} and a new failed list started.`);
       },
       (e) => {
+        if (e instanceof StoreOpeningStopped) return;
         broken = true;
         const pg = e?.code !== 'CONFIG' && storeProblemText(e);
         node.status({ fill: 'red', shape: 'dot', text: e?.code === 'CONFIG' ? 'config error' : pg && pg !== 'queue error' ? pg : 'log error' });
@@ -409,6 +412,7 @@ export = function (RED: NodeAPI) {
 
     node.on('close', (_removed: boolean, done: () => void) => {
       closed = true;
+      watch.stop();
       if (instances.get(node.id) === api) instances.delete(node.id);
       unregister();
       opening

@@ -15,6 +15,7 @@ import path from 'node:path';
 import { PgServer } from '../../testkit/postgres';
 import { collect, helper, n, nodeModule, tab, tmpDir, waitFor } from '../helpers/node-env';
 
+const A0 = randomUUID();
 const NODES = () => ['sync-store', 'sync-log', 'sync-console'].map(nodeModule);
 
 function trace(over: Record<string, unknown> = {}): Record<string, unknown> {
@@ -67,7 +68,7 @@ describe('sync-log on PostgreSQL: one failed list for every instance (Node-RED r
     errors.length = 0;
   });
 
-  async function load(logProps: Record<string, unknown> = {}) {
+  async function load(logProps: Record<string, unknown> = {}, ready = true) {
     const flow = [
       tab,
       { id: 'store1', type: 'sync-store', backend: 'postgres', dir: dirs[0], pgUrl: bare, pgTls: 'off' },
@@ -88,7 +89,7 @@ describe('sync-log on PostgreSQL: one failed list for every instance (Node-RED r
       log.on('call:error', (c: { args: [unknown] }) => errors.push(String(c.args[0])));
     }
     // both are open once each answers a command
-    for (const i of ['1', '2']) await command(i, 'stats');
+    if (ready) for (const i of ['1', '2']) await command(i, 'stats');
   }
 
   async function send(i: string, msg: Record<string, unknown>): Promise<any> {
@@ -226,5 +227,22 @@ describe('sync-log on PostgreSQL: one failed list for every instance (Node-RED r
     assert.match(w[0], /1 failed entry was dropped from PostgreSQL postgres:\/\/.*at most 1 entries/);
     assert.ok(!w[0].includes(password));
     assert.equal((await command('1', 'stats')).failedDropped, 1);
+  });
+
+  it('PostgreSQL not running at deploy: sync-log waits (yellow, with the reason, said once), then opens by itself and keeps a failure caught meanwhile', async () => {
+    server.stop('fast');
+    try {
+      await load({}, false);
+      await waitFor(() => statuses['1'].some((t) => t === 'waiting for PostgreSQL: not answering'), 15_000, `log1 waits: ${statuses['1'].join(' | ')}`);
+      // A failure caught while the store is not open yet waits with the node.
+      helper.getNode('log1').receive(caughtMsg(A0, 'HTTP_5XX', 'Siagh answered 503.'));
+      await waitFor(() => statuses['1'].filter((t) => t.startsWith('waiting for PostgreSQL')).length >= 2, 15_000, 'log1 tried again');
+      assert.equal(warnings.filter((w) => /sync-log is waiting for its data store/.test(w)).length, 2, `said once per node: ${warnings.join('\n')}`);
+      assert.equal(errors.length, 0, errors.join('\n'));
+    } finally {
+      server.start();
+    }
+    await until('2', [`identity:${A0}`]);
+    assert.ok(![...warnings, ...errors].join('\n').includes(password), 'no password in the log');
   });
 });
