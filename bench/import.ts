@@ -5,14 +5,20 @@
  * both sides at the start (login, one GetAll, the CRM search) and the durable mapping stores are
  * part of the elapsed time. A worker does not wait for its last mapping to reach the disk before its
  * next create (the saves share file writes), but a record counts only once its mapping is durable.
+ * `backend: 'postgres'` runs the same import into a PostgreSQL mapping store (a throwaway server
+ * from testkit/postgres.ts, fsync on): each mapping is then one committed transaction.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CrmClient } from '../lib/crm/client';
 import { SiaghClient } from '../lib/siagh/client';
-import { MappingStore } from '../lib/store/mapping-store';
+import { openPool } from '../lib/pg/db';
+import { FileMappingBackend } from '../lib/store/file-mapping-backend';
+import type { MappingBackend } from '../lib/store/mapping-backend';
+import { PgMappingStore } from '../lib/store/pg-mapping-store';
 import { runImport } from '../lib/sync/importer';
+import { PgServer } from '../testkit/postgres';
 import { type Figure, fmtInt, fmtMs, round } from './common';
 import { countOf, startSimProcess, totalCount } from './sim-process';
 
@@ -24,10 +30,13 @@ export interface ImportBenchOptions {
   /** Import concurrency C (and the CRM client's request limit). Default 8. */
   concurrency?: number;
   seed?: number;
+  /** Where the mappings go: the data folder's file (default) or PostgreSQL. */
+  backend?: 'file' | 'postgres';
   log?: (line: string) => void;
 }
 
 export interface ImportBenchResult {
+  backend: 'file' | 'postgres';
   contacts: number;
   latencyMs: number;
   concurrency: number;
@@ -40,6 +49,7 @@ export interface ImportBenchResult {
   otherRequests: number;
   /** CRM and Siagh requests of the run divided by the contacts imported. */
   callsPerRecord: number;
+  /** File: mapping-file writes; PostgreSQL: mapping transactions. */
   storeWrites: number;
   perSec: number;
   /** Per record (ms): the CRM create call, and the time its mapping took to become durable (not awaited by the worker). */
@@ -71,7 +81,8 @@ export async function runImportBench(opts: ImportBenchOptions = {}): Promise<Imp
   const concurrency = Math.max(1, Math.floor(opts.concurrency ?? 8));
   const log = opts.log ?? ((l: string) => console.log(l));
   const idealPreview = (n * latencyMs) / concurrency;
-  log(`import: ${fmtInt(n)} Siagh contacts → empty CRM, latency L = ${latencyMs} ms, concurrency C = ${concurrency}; limit N × L / C = ${fmtMs(idealPreview)}`);
+  const backend = opts.backend ?? 'file';
+  log(`import: ${fmtInt(n)} Siagh contacts → empty CRM, ${backend === 'postgres' ? 'mappings in PostgreSQL' : 'mapping file'}, latency L = ${latencyMs} ms, concurrency C = ${concurrency}; limit N × L / C = ${fmtMs(idealPreview)}`);
 
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'siagh-bench-import-'));
   // The simulators run in a child process, as remote servers would: their work and timers do not
@@ -79,16 +90,34 @@ export async function runImportBench(opts: ImportBenchOptions = {}): Promise<Imp
   const sims = await startSimProcess({ siaghContacts: n, admins: 1, seed: opts.seed ?? 11, latencyMs: 0 });
   const siagh = new SiaghClient({ baseUrl: sims.siaghUrl, username: 'bench', password: 'bench-pass', retryBaseMs: 50, timeoutMs: 60_000 });
   const crm = new CrmClient({ baseUrl: sims.crmUrl, username: 'api', password: 'api-pass', retryBaseMs: 50, timeoutMs: 30_000, concurrency });
-  const store = await MappingStore.open(path.join(tmp, 'mappings.json'));
+  let server: PgServer | undefined;
+  let pool: ReturnType<typeof openPool> | undefined;
+  let store: MappingBackend;
+  try {
+    if (backend === 'postgres') {
+      server = await PgServer.start({ durable: true });
+      pool = openPool({ connectionString: await server.database() }, () => undefined);
+      store = await PgMappingStore.open(pool);
+    } else store = await FileMappingBackend.open(path.join(tmp, 'mappings.json'));
+  } catch (e) {
+    crm.close();
+    siagh.close();
+    await pool?.end().catch(() => undefined);
+    await server?.close();
+    await sims.stop();
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  const storeMs: number[] = [];
+  const writeCount = () => (store instanceof FileMappingBackend ? store.mappingStore.writeCount : storeMs.length);
   try {
     await sims.setLatency(latencyMs);
     // Time the two steps of each record from outside: the create (awaited by the worker) and the
     // durable store (its promise; the worker goes on meanwhile).
     const createMs: number[] = [];
-    const storeMs: number[] = [];
     timeCalls(crm, 'createIdentity', createMs);
     timeCalls(store, 'store', storeMs);
-    const w0 = store.writeCount;
+    const w0 = writeCount();
     let lastLog = performance.now();
     const t0 = performance.now();
     const report = await runImport(
@@ -112,6 +141,7 @@ export async function runImportBench(opts: ImportBenchOptions = {}): Promise<Imp
     const ratio = round(elapsedMs / Math.max(idealMs, 0.001), 3);
     const failures = report.records.filter((r) => r.outcome === 'failed').slice(0, 5).map((r) => `${r.code}: ${r.errorCode} ${r.reason ?? ''}`.slice(0, 200));
     const res: ImportBenchResult = {
+      backend,
       contacts: n,
       latencyMs,
       concurrency,
@@ -122,7 +152,7 @@ export async function runImportBench(opts: ImportBenchOptions = {}): Promise<Imp
       counts: { created: report.counts.created, linked: report.counts.linked, skipped: report.counts.skipped, failed: report.counts.failed },
       otherRequests: all - creates,
       callsPerRecord: round(all / Math.max(1, report.counts.created + report.counts.linked), 3),
-      storeWrites: store.writeCount - w0,
+      storeWrites: writeCount() - w0,
       perSec: Math.round((report.counts.created / elapsedMs) * 1000),
       perRecord: { createMs: round(mean(createMs), 1), storeMs: round(mean(storeMs), 1) },
       met: report.counts.failed === 0 && ratio <= 1.2,
@@ -130,11 +160,11 @@ export async function runImportBench(opts: ImportBenchOptions = {}): Promise<Imp
     };
     log(
       `  ${fmtInt(res.counts.created)} created, ${res.counts.linked} linked, ${res.counts.skipped} skipped, ${res.counts.failed} failed in ${fmtMs(elapsedMs)} (${res.perSec} contacts/s); ` +
-        `${fmtInt(creates)} CRM creates + ${res.otherRequests} other requests (${res.callsPerRecord} calls per record); ${res.storeWrites} mapping-file writes`,
+        `${fmtInt(creates)} CRM creates + ${res.otherRequests} other requests (${res.callsPerRecord} calls per record); ${res.storeWrites} ${backend === 'postgres' ? 'mapping transactions' : 'mapping-file writes'}`,
     );
     log(
       `  per record: CRM create ${res.perRecord.createMs} ms (L = ${latencyMs} ms; awaited by each of the ${concurrency} workers → ${res.perRecord.createMs} × ${fmtInt(creates)} / ${concurrency} ≈ ${fmtMs((res.perRecord.createMs * creates) / concurrency)}); ` +
-        `mapping durable after ${res.perRecord.storeMs} ms (not awaited; saves share file writes)`,
+        `mapping durable after ${res.perRecord.storeMs} ms (not awaited; ${backend === 'postgres' ? 'one transaction each, several at once' : 'saves share file writes'})`,
     );
     log(`  limit ${fmtInt(creates)} × ${latencyMs} ms / ${concurrency} = ${fmtMs(idealMs)} → ratio ${ratio}×`);
     for (const f of failures) log(`  failed: ${f}`);
@@ -143,6 +173,8 @@ export async function runImportBench(opts: ImportBenchOptions = {}): Promise<Imp
     crm.close();
     siagh.close();
     await store.close();
+    await pool?.end().catch(() => undefined);
+    await server?.close();
     await sims.stop();
     fs.rmSync(tmp, { recursive: true, force: true });
   }
@@ -150,8 +182,8 @@ export async function runImportBench(opts: ImportBenchOptions = {}): Promise<Imp
 
 export function importFigure(res: ImportBenchResult): Figure {
   return {
-    part: '2',
-    figure: `Initial import, ${fmtInt(res.contacts)} contacts, L ${res.latencyMs} ms, C ${res.concurrency}`,
+    part: res.backend === 'postgres' ? '2b' : '2',
+    figure: `Initial import${res.backend === 'postgres' ? ' into PostgreSQL' : ''}, ${fmtInt(res.contacts)} contacts, L ${res.latencyMs} ms, C ${res.concurrency}`,
     measured: `${fmtMs(res.elapsedMs)} (${res.perSec} contacts/s)`,
     comparison: `N × L / C = ${fmtMs(res.idealMs)}`,
     ratio: `${res.ratio}×`,
@@ -159,7 +191,7 @@ export function importFigure(res: ImportBenchResult): Figure {
     met: res.met,
     notes: [
       `${fmtInt(res.counts.created)} created, ${res.counts.skipped} skipped (admin), ${res.counts.failed} failed; ${fmtInt(res.creates)} CRM creates + ${res.otherRequests} other requests (${res.callsPerRecord} calls per record)`,
-      `per record: CRM create ${res.perRecord.createMs} ms (awaited); mapping durable after ${res.perRecord.storeMs} ms (not awaited, shared writes); ${res.storeWrites} mapping-file writes`,
+      `per record: CRM create ${res.perRecord.createMs} ms (awaited); mapping durable after ${res.perRecord.storeMs} ms (not awaited${res.backend === 'postgres' ? '' : ', shared writes'}); ${res.storeWrites} ${res.backend === 'postgres' ? 'mapping transactions' : 'mapping-file writes'}`,
     ],
   };
 }

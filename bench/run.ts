@@ -107,6 +107,9 @@ async function main(): Promise<void> {
     syncCallsFigure(await runSyncCallsBench({ identities, events, latencyMs: callsLatencyMs, log: (l) => console.log(l) })),
   );
   await run('import', '2. Initial import', async () => importFigure(await runImportBench({ contacts: importN, latencyMs, concurrency, log: (l) => console.log(l) })));
+  await run('import', '2b. Initial import into a PostgreSQL mapping store', async () =>
+    importFigure(await runImportBench({ contacts: importN, latencyMs, concurrency, backend: 'postgres', log: (l) => console.log(l) })),
+  );
   await run('webhook', '3. Webhook acknowledgement throughput (durable intake)', async () =>
     webhookFigure(await runWebhookAckBench({ requests, concurrency: httpConcurrency, log: (l) => console.log(l) })),
   );

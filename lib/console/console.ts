@@ -1,7 +1,8 @@
 /**
  * The operator's console: answers its three questions for one data folder from what is already in
- * memory — the OpLog (counters, history, failed list), the sync queue and the mapping store — so
- * a refresh never reads a file, however fast lines come in.
+ * memory — the OpLog (counters, history, the file failed list), the sync queue and the mapping
+ * store — so a refresh never reads a file, however fast lines come in. On a PostgreSQL store the
+ * failed list (every instance's) is one query.
  *
  * 1. now(): the queue, outcomes per minute, the last success and failure per pipeline.
  * 2. failures(): the failed list grouped by reason (review items apart), each group paged.
@@ -81,9 +82,9 @@ export type TimelineItem = Pick<LogLine, 'time' | 'trigger' | 'status' | 'action
 /** Most parties one search answers (narrow the text for more). */
 export const MAX_HITS = 20;
 
-export function now(src: ConsoleSources, opts: { minutes?: number } = {}, at = Date.now()): NowView {
-  const snap = src.log.snapshot(at);
-  const failed = src.log.failed.size;
+export async function now(src: ConsoleSources, opts: { minutes?: number } = {}, at = Date.now()): Promise<NowView> {
+  const snap = await src.log.snapshot(at);
+  const failed = snap.failed ?? 0;
   return {
     ...(src.queue ? { queue: { ...src.queue, failed } } : {}),
     failed,
@@ -118,10 +119,10 @@ function itemOf(src: ConsoleSources, e: FailedEntry): FailureItem {
  * carries one page of its entries (most recent first): `offset`/`limit` page the group named by
  * `code` (the others show their first page).
  */
-export function failures(src: ConsoleSources, opts: { code?: string; offset?: number; limit?: number } = {}): { total: number; groups: FailureGroup[] } {
+export async function failures(src: ConsoleSources, opts: { code?: string; offset?: number; limit?: number } = {}): Promise<{ total: number; groups: FailureGroup[] }> {
   const limit = Math.max(1, Math.floor(opts.limit ?? 20));
   const byCode = new Map<string, FailedEntry[]>();
-  const all = src.log.failed.all();
+  const all = await src.log.failed.all();
   for (const e of all) {
     const code = e.reason.code.toUpperCase();
     const list = byCode.get(code);

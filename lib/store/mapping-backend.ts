@@ -11,9 +11,13 @@
  *   MAPPING_CONFLICT and writes nothing; storing a CRM id again with a new code repoints it;
  * - `claim` gives one holder at a time per entity (across every instance sharing the backend),
  *   waits up to `waitMs` (then MAPPING_BUSY, retryable), and the claim ends on `release`, on
- *   `store` with its token, or when its lease runs out (the holder died); a stale token renews
- *   nothing and releases nothing, while `store` with it still records the mapping (it records
- *   something that already happened in Siagh).
+ *   `store` with its token, or when its lease (`leaseMs`: how long it may last without a sign of
+ *   life, a `renewClaim` by its holder; a renewal without `leaseMs` gives it its own lease again)
+ *   runs out; a stale token renews nothing and releases nothing, while `store` with it still
+ *   records the mapping (it records something that already happened in Siagh);
+ * - a killed holder's claims end soon, not after their lease: the file store's claims live in its
+ *   process; PostgreSQL's instance renews the claims it holds with a heartbeat (`liveLeaseMs`,
+ *   15 s), so they end within that once it is gone.
  */
 import type { CommitOptions } from './mapping-store';
 import type { EntityType, MappingInput, MappingRecord } from './mapping-store';

@@ -16,6 +16,8 @@ interface ClaimWaiter {
 }
 interface ClaimState {
   token: string;
+  /** The claim's lease: how long it lasts without a renewal (a sign of life from its holder). */
+  leaseMs: number;
   leaseTimer: NodeJS.Timeout;
   queue: ClaimWaiter[];
 }
@@ -55,7 +57,7 @@ export class ClaimTable {
       if (cur && cur.token === token) this.handOff(key, cur);
     }, leaseMs);
     leaseTimer.unref();
-    this.claims.set(key, { token, leaseTimer, queue });
+    this.claims.set(key, { token, leaseMs, leaseTimer, queue });
     return token;
   }
 
@@ -77,11 +79,13 @@ export class ClaimTable {
     if (st && st.token === token) this.handOff(key, st);
   }
 
-  /** Extend a held claim's lease. False for a wrong or expired token. */
-  renew(t: EntityType, id: string, token: string, leaseMs: number): boolean {
+  /** Extend a held claim's lease by `leaseMs` (default: its own). False for a wrong or expired token. */
+  renew(t: EntityType, id: string, token: string, leaseMs?: number): boolean {
     const key = keyOf(t, id);
     const st = this.claims.get(key);
     if (!st || st.token !== token) return false;
+    if (leaseMs !== undefined) st.leaseMs = Math.max(1, leaseMs);
+    leaseMs = st.leaseMs;
     clearTimeout(st.leaseTimer);
     st.leaseTimer = setTimeout(() => {
       const cur = this.claims.get(key);

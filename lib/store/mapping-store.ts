@@ -570,8 +570,12 @@ export class MappingStore {
     this.claims.release(t, id, token);
   }
 
-  /** Extend a held claim's lease (its holder is still working). False for a wrong or expired token. */
-  renewClaim(entityType: EntityType, crmId: string, token: string, leaseMs = this.opts.leaseMs): boolean {
+  /**
+   * A sign of life from the claim's holder (it is still working): the claim may last another
+   * `leaseMs` (default: its own lease). False for a wrong or expired token. Claims live in this
+   * process's memory, so a killed process's claims end with it.
+   */
+  renewClaim(entityType: EntityType, crmId: string, token: string, leaseMs?: number): boolean {
     let t: EntityType;
     let id: string;
     try {

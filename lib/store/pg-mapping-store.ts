@@ -62,6 +62,7 @@ export const MAPPING_MIGRATIONS: readonly Migration[] = [
 
 const DEFAULT_LEASE_MS = 60_000;
 const DEFAULT_WAIT_MS = 60_000;
+const DEFAULT_LIVE_LEASE_MS = 15_000;
 const COLUMNS = 'entity_type, crm_id, siagh_code, customer_number, checksum, synced_at, source, extra';
 
 export interface PgMappingStoreOptions {
@@ -71,6 +72,22 @@ export interface PgMappingStoreOptions {
   waitMs?: number;
   /** Longest pause between two attempts of a waiting claim (default 200 ms). */
   claimPollMs?: number;
+  /**
+   * How long a claim outlives this instance (default 15 000 ms): the claims it holds are renewed
+   * by a heartbeat every third of this while their holder shows signs of life (`renewClaim`) within
+   * the claim's own lease, so a killed instance's claims end within this time, not their lease.
+   */
+  liveLeaseMs?: number;
+}
+
+/** A claim this instance holds, renewed by the heartbeat (see `liveLeaseMs`). */
+interface HeldClaim {
+  t: EntityType;
+  id: string;
+  /** The claim's lease: how long it may last without a sign of life (a renewal by its holder). */
+  leaseMs: number;
+  /** When its holder last showed a sign of life (this process's monotonic clock, ms). */
+  lastSignAt: number;
 }
 
 interface Row {
@@ -99,6 +116,10 @@ export class PgMappingStore implements MappingBackend {
   private readonly opts: Required<PgMappingStoreOptions>;
   private closed = false;
   private lastWriteAt: string | undefined;
+  /** The claims this instance holds, by token (renewed by the heartbeat). */
+  private readonly held = new Map<string, HeldClaim>();
+  private heartbeat: NodeJS.Timeout | undefined;
+  private beating = false;
 
   private constructor(
     readonly pool: Pool,
@@ -108,6 +129,7 @@ export class PgMappingStore implements MappingBackend {
       leaseMs: opts.leaseMs ?? DEFAULT_LEASE_MS,
       waitMs: opts.waitMs ?? DEFAULT_WAIT_MS,
       claimPollMs: Math.max(5, opts.claimPollMs ?? 200),
+      liveLeaseMs: Math.max(30, opts.liveLeaseMs ?? DEFAULT_LIVE_LEASE_MS),
     };
   }
 
@@ -262,6 +284,7 @@ export class PgMappingStore implements MappingBackend {
       }
       throw PgMappingStore.dbError(e, `could not save the mapping of CRM id ${rec.crmId}`);
     }
+    if (opts.claimToken) this.held.delete(opts.claimToken);
     this.lastWriteAt = new Date().toISOString();
     return rec;
   }
@@ -325,10 +348,11 @@ export class PgMappingStore implements MappingBackend {
             `INSERT INTO siagh_sync_claims AS c (entity_type, crm_id, token, expires_at) VALUES ($1, $2, $3, clock_timestamp() + $4 * interval '1 millisecond')
              ON CONFLICT (entity_type, crm_id) DO UPDATE SET token = EXCLUDED.token, expires_at = EXCLUDED.expires_at WHERE c.expires_at <= clock_timestamp()
              RETURNING token`,
-            [t, id, token, leaseMs],
+            [t, id, token, Math.min(leaseMs, this.opts.liveLeaseMs)],
           ),
         );
         got = !!r.rowCount;
+        if (got) this.hold(token, { t, id, leaseMs, lastSignAt: performance.now() });
       } catch (e) {
         // The server restarting while we wait: keep waiting (the claims are in its tables), up to waitMs.
         if (!(e instanceof SyncError && e.retryable && Date.now() < deadline)) throw e;
@@ -363,11 +387,16 @@ export class PgMappingStore implements MappingBackend {
     } catch {
       return;
     }
+    this.held.delete(String(token));
     await this.run('could not release a claim', () => this.pool.query('DELETE FROM siagh_sync_claims WHERE entity_type = $1 AND crm_id = $2 AND token = $3', [t, id, String(token)]));
   }
 
-  /** Extend a held claim's lease. False for a wrong or expired token. */
-  async renewClaim(entityType: EntityType, crmId: string, token: string, leaseMs = this.opts.leaseMs): Promise<boolean> {
+  /**
+   * A sign of life from the claim's holder: the claim may last another `leaseMs` (default: its own
+   * lease) without one, kept alive meanwhile by this instance's heartbeat. False for a wrong or
+   * expired token.
+   */
+  async renewClaim(entityType: EntityType, crmId: string, token: string, leaseMs?: number): Promise<boolean> {
     let t: EntityType;
     let id: string;
     try {
@@ -376,14 +405,65 @@ export class PgMappingStore implements MappingBackend {
     } catch {
       return false;
     }
+    const tok = String(token);
+    const lease = Math.max(1, leaseMs ?? this.held.get(tok)?.leaseMs ?? this.opts.leaseMs);
+    const at = performance.now();
     const r = await this.run('could not renew a claim', () =>
       this.pool.query(
         `UPDATE siagh_sync_claims SET expires_at = clock_timestamp() + $4 * interval '1 millisecond'
          WHERE entity_type = $1 AND crm_id = $2 AND token = $3 AND expires_at > clock_timestamp()`,
-        [t, id, String(token), Math.max(1, leaseMs)],
+        [t, id, tok, Math.min(lease, this.opts.liveLeaseMs)],
       ),
     );
+    if (r.rowCount) this.hold(tok, { t, id, leaseMs: lease, lastSignAt: at });
+    else this.held.delete(tok);
     return !!r.rowCount;
+  }
+
+  /** Keep `token` alive with the heartbeat (started with the first claim held, stopped with the last). */
+  private hold(token: string, c: HeldClaim): void {
+    if (this.closed) return;
+    this.held.set(token, c);
+    if (this.heartbeat) return;
+    this.heartbeat = setInterval(() => void this.beat(), Math.max(10, Math.floor(this.opts.liveLeaseMs / 3)));
+    this.heartbeat.unref();
+  }
+
+  /**
+   * The heartbeat: every claim held here whose holder showed a sign of life within its lease is
+   * renewed for another `liveLeaseMs` (never past the end of that lease); the others are let run
+   * out. One statement for them all; a claim that is gone (released elsewhere, expired) is dropped.
+   */
+  private async beat(): Promise<void> {
+    if (this.beating || this.closed) return;
+    const now = performance.now();
+    const due: Array<{ token: string; c: HeldClaim; ms: number }> = [];
+    for (const [token, c] of this.held) {
+      const left = c.lastSignAt + c.leaseMs - now;
+      if (left <= 0) this.held.delete(token); // no sign of life within its lease: it runs out
+      else due.push({ token, c, ms: Math.max(1, Math.round(Math.min(left, this.opts.liveLeaseMs))) });
+    }
+    if (!due.length) {
+      if (this.heartbeat) clearInterval(this.heartbeat);
+      this.heartbeat = undefined;
+      return;
+    }
+    this.beating = true;
+    try {
+      const r = await this.pool.query<{ token: string }>(
+        `UPDATE siagh_sync_claims c SET expires_at = clock_timestamp() + v.ms * interval '1 millisecond'
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::int[]) AS v(entity_type, crm_id, token, ms)
+         WHERE c.entity_type = v.entity_type AND c.crm_id = v.crm_id AND c.token = v.token AND c.expires_at > clock_timestamp()
+         RETURNING c.token`,
+        [due.map((d) => d.c.t), due.map((d) => d.c.id), due.map((d) => d.token), due.map((d) => d.ms)],
+      );
+      const kept = new Set(r.rows.map((x) => x.token));
+      for (const d of due) if (!kept.has(d.token) && this.held.get(d.token) === d.c) this.held.delete(d.token);
+    } catch {
+      // The server restarting: the next beat tries again (the claims last liveLeaseMs meanwhile).
+    } finally {
+      this.beating = false;
+    }
   }
 
   /** True while someone (in any instance) holds the claim on this entity. */
@@ -397,8 +477,14 @@ export class PgMappingStore implements MappingBackend {
     return !!r.rowCount;
   }
 
-  /** Stops this instance (waiting claims reject); the pool and the data stay. */
+  /**
+   * Stops this instance (waiting claims reject); the pool and the data stay. Its heartbeat stops:
+   * the claims it held end within `liveLeaseMs`, as a killed instance's do.
+   */
   async close(): Promise<void> {
     this.closed = true;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
+    this.held.clear();
   }
 }

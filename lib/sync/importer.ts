@@ -12,10 +12,14 @@
  *
  * The CRM is read once, whole (identity/search paged to an empty page), into an index by customer
  * number: never one search per contact, so a record costs one CRM call (its create) or none (a
- * link). Work runs in a small pool of workers, each with at most one CRM call in flight; a worker
- * does not wait for the mapping of its last record to reach the disk (the store is updated in memory
- * at once, and the saves of ~`saveWithinMs` share one file write), but a record is reported done
- * only once its mapping is durable, and the run ends only when every save has settled. A failure of
+ * link). The mappings already stored are read once too (`list`, one query on PostgreSQL), so the
+ * contacts mapped already are skipped without a lookup each. Work runs in a small pool of workers, each with
+ * at most one CRM call in flight; before its write a worker asks the store again whether the record
+ * was mapped meanwhile (a webhook flow or another instance on the same store; its two lookups at
+ * once, one round trip on PostgreSQL). A worker does not wait for the mapping of its last record to
+ * reach the store (on the file store the saves of ~`saveWithinMs` share one file write; on
+ * PostgreSQL each is its own transaction, several at once), but a record is reported done only once
+ * its mapping is durable, and the run ends only when every save has settled. A failure of
  * one record never stops the others. Resumable: a re-run skips what is mapped, links what was created
  * but not mapped (a crash between create and store), and creates the rest; the CRM client itself
  * searches by customer number after an ambiguous create instead of repeating it. Dry run: the plan
@@ -33,7 +37,8 @@ import type { CrmClient } from '../crm/client';
 import { SyncError, toSyncError, type SyncErrorCode } from '../errors';
 import { hideSecrets } from '../oplog/scrub';
 import type { SiaghClient } from '../siagh/client';
-import type { MappingInput, MappingStore } from '../store/mapping-store';
+import type { MappingBackend } from '../store/mapping-backend';
+import type { MappingInput, MappingRecord } from '../store/mapping-store';
 import { writeFileAtomic } from '../store/atomic-file';
 import { toAsciiDigits } from '../text/normalize';
 import type { CrmIdentity, CrmIdentitySummary, IdentityKind, SiaghContact } from '../types';
@@ -44,7 +49,8 @@ import { mapContactToCrm, type ImportMapOptions } from './import-mapper';
 export interface ImportDeps {
   siagh: SiaghClient;
   crm: CrmClient;
-  store: MappingStore;
+  /** The mapping store: the data folder's file (FileMappingBackend) or PostgreSQL (PgMappingStore). */
+  store: MappingBackend;
 }
 
 export type ImportOutcome = 'created' | 'linked' | 'skipped' | 'failed' | 'planned-create' | 'planned-link';
@@ -243,24 +249,34 @@ export async function runImport(deps: ImportDeps, opts: ImportOptions = {}): Pro
   const everyMs = Math.max(0, opts.progressEveryMs ?? 5000);
   let lastSaved = Date.now();
   let lastSavedDone = 0;
+  // One progress save at a time, the newest value waiting behind it (a value superseded while it
+  // waits is never written): on PostgreSQL two saves in flight could commit out of order, and a
+  // late 'running' must never overwrite 'finished'. No backlog builds up either way.
   let saving: Promise<void> = Promise.resolve();
+  let waiting: { value: Record<string, unknown>; commitWithinMs: number } | undefined;
   const saveProgress = (status: 'running' | 'finished' | 'stopped', extra: Record<string, unknown> = {}, commitWithinMs = 0): Promise<void> => {
     if (dryRun) return Promise.resolve();
     const value = { status, startedAt, updatedAt: new Date().toISOString(), ...progress(), ...extra };
     lastSaved = Date.now();
     lastSavedDone = done;
-    // Not queued behind the previous save: setMeta puts the value in memory at once (so the last
-    // call wins) and each commit writes what memory holds; a backlog of deferred progress saves
-    // would only delay the end of the run.
-    const p = store.setMeta(IMPORT_PROGRESS_KEY, value, { commitWithinMs }).catch((e: unknown) => {
-      warn(`The import progress could not be saved in the mapping file (${toSyncError(e).message}).`);
-    });
-    saving = Promise.all([saving, p]).then(() => undefined);
+    const queued = waiting !== undefined;
+    waiting = { value, commitWithinMs: Math.min(waiting?.commitWithinMs ?? commitWithinMs, commitWithinMs) };
+    if (!queued) {
+      saving = saving.then(async () => {
+        const w = waiting!;
+        waiting = undefined;
+        try {
+          await store.setMeta(IMPORT_PROGRESS_KEY, w.value, { commitWithinMs: w.commitWithinMs });
+        } catch (e) {
+          warn(`The import progress could not be saved in the mapping store (${toSyncError(e).message}).`);
+        }
+      });
+    }
     return saving;
   };
   const maybeSaveProgress = () => {
     if (dryRun) return;
-    // Rides along with the mapping saves' commits instead of forcing one of its own.
+    // Rides along with the mapping saves' commits (file store) instead of forcing one of its own.
     if (done - lastSavedDone >= every || Date.now() - lastSaved >= everyMs) void saveProgress('running', {}, saveWithinMs);
   };
 
@@ -295,7 +311,9 @@ export async function runImport(deps: ImportDeps, opts: ImportOptions = {}): Pro
 
   await saveProgress('running');
 
-  // ---- classify what needs no call
+  // ---- classify what needs no call: the contacts mapped already, from one read of the mappings
+  const mappedAtStart = new Map<string, MappingRecord>();
+  for (const m of await store.list({ entityType: 'contact' })) mappedAtStart.set(m.siaghCode, m);
   const work: WorkItem[] = [];
   let limited = 0;
   for (let i = 0; i < total; i++) {
@@ -312,7 +330,7 @@ export async function runImport(deps: ImportDeps, opts: ImportOptions = {}): Pro
       finish(i, { code: c.Code, name, customerNumber, outcome: 'skipped', reason: 'admin user' });
       continue;
     }
-    const mapped = store.lookupBySiaghCode('contact', c.Code);
+    const mapped = mappedAtStart.get(String(c.Code));
     if (mapped) {
       finish(i, { code: c.Code, name, customerNumber, outcome: 'skipped', reason: 'already mapped', crmId: mapped.crmId });
       continue;
@@ -345,14 +363,14 @@ export async function runImport(deps: ImportDeps, opts: ImportOptions = {}): Pro
     ),
   });
 
-  const link = (item: WorkItem, base: Omit<ImportRecord, 'outcome'>, hits: CrmIdentitySummary[]): ImportRecord | Saving => {
+  /** `other`: the mapping the store holds for the first hit's CRM id (if any). */
+  const link = (item: WorkItem, base: Omit<ImportRecord, 'outcome'>, hits: CrmIdentitySummary[], other: MappingRecord | undefined): ImportRecord | Saving => {
     const hit = hits[0];
     const crmId = hit.identityId.toLowerCase();
     const w: string[] = [];
     if (hits.length > 1) {
       w.push(`${hits.length} CRM identities carry customer number ${item.customerNumber} (${hits.map((h) => h.identityId).join(', ')}); linked to the first. Merge the duplicates in the CRM.`);
     }
-    const other = store.lookup('contact', crmId);
     if (other && other.siaghCode !== String(item.contact.Code)) {
       return {
         ...base,
@@ -379,8 +397,9 @@ export async function runImport(deps: ImportDeps, opts: ImportOptions = {}): Pro
     const key = cnKey(item.customerNumber);
     if (!crmIndex.has(key)) crmIndex.set(key, [{ identityId: crmId, nickName: mapped.body.nickName, customerNo: item.customerNumber }]);
     const checksum = mapIdentityToContact({ ...mapped.body, crmId, kind: mapped.kind } as CrmIdentity, contactMap).checksum;
-    // In memory (for lookups) at once; durable before the record is reported created. A crash in
-    // between leaves an identity the next run finds by its customer number and links.
+    // Seen by lookups at once (file store: in memory) or once committed (PostgreSQL); durable before
+    // the record is reported created. A crash in between leaves an identity the next run finds by
+    // its customer number and links.
     return save(
       { entityType: 'contact', crmId, siaghCode: item.contact.Code, customerNumber: item.customerNumber, checksum, source: 'import' },
       { ...base, outcome: 'created', kind: mapped.kind, crmId, ...w },
@@ -400,11 +419,13 @@ export async function runImport(deps: ImportDeps, opts: ImportOptions = {}): Pro
     const c = item.contact;
     const base = { code: c.Code, name: typeof c.Name === 'string' ? c.Name.trim() : '', customerNumber: item.customerNumber };
     try {
-      // Mapped meanwhile (a webhook flow on the same store, or a second run)?
-      const mapped = store.lookupBySiaghCode('contact', c.Code);
-      if (mapped) return { ...base, outcome: 'skipped', reason: 'already mapped', crmId: mapped.crmId };
+      // Mapped meanwhile (a webhook flow on the same store, another instance, or a second run)? And
+      // for a link, is its CRM id mapped to another contact? Both asked at once.
       const hits = crmIndex.get(cnKey(item.customerNumber));
-      if (hits && hits.length) return link(item, base, hits);
+      const linkTo = hits && hits.length ? hits[0].identityId.toLowerCase() : undefined;
+      const [mapped, other] = await Promise.all([store.lookupBySiaghCode('contact', c.Code), linkTo ? store.lookup('contact', linkTo) : undefined]);
+      if (mapped) return { ...base, outcome: 'skipped', reason: 'already mapped', crmId: mapped.crmId };
+      if (hits && hits.length) return link(item, base, hits, other);
       return await create(item, base);
     } catch (e) {
       const err = toSyncError(e);
@@ -473,6 +494,8 @@ export async function runImport(deps: ImportDeps, opts: ImportOptions = {}): Pro
   const state = stoppedBy || aborted ? 'stopped' : 'finished';
   const ended = { finishedAt: report.finishedAt, ...(report.stoppedBy ? { stoppedBy: report.stoppedBy } : {}) };
   const planned = opts.reportFile ? path.resolve(opts.reportFile) : undefined;
+  // A running-progress save may be waiting for its shared write (file store): not for its timer.
+  if (!dryRun) store.flush().catch(() => undefined);
   await saveProgress(state, { ...ended, ...(planned ? { reportFile: planned } : {}) });
   if (opts.reportFile) {
     try {

@@ -34,9 +34,10 @@
  * Lists every CRM identity (identity/search paged to an empty page, then one get each for refId
  * and the kind) and every Siagh contact (one GetAll), and matches: refId first, then the customer
  * number by the scheme; never by name, mobile or national code (that takes a person's judgement:
- * the review path of siagh-upsert). Dry run: the report only. Apply: the links are stored in the
- * mapping store (source `rebuild`, no checksum, so the next change of each record compares with the
- * Siagh contact field by field); nothing is written to the CRM or to Siagh. Anything that contradicts
+ * the review path of siagh-upsert). The existing mappings are read once (`list`), on either store
+ * backend. Dry run: the report only. Apply: the links are stored in the mapping store (source
+ * `rebuild`, no checksum, so the next change of each record compares with the Siagh contact field
+ * by field); nothing is written to the CRM or to Siagh. Anything that contradicts
  * an existing mapping, or two CRM identities claiming one contact, is reported and not stored.
  * Running it again changes nothing.
  *
@@ -45,7 +46,8 @@
 import type { CrmClient } from '../crm/client';
 import { SyncError, toSyncError, type SyncErrorCode } from '../errors';
 import type { SiaghClient } from '../siagh/client';
-import type { MappingStore } from '../store/mapping-store';
+import type { MappingBackend } from '../store/mapping-backend';
+import type { MappingRecord } from '../store/mapping-store';
 import { toAsciiDigits } from '../text/normalize';
 import type { CrmIdentity, IdentityKind } from '../types';
 import { type CustomerNumberScheme, parseCustomerNumber, validateScheme } from './customer-number';
@@ -156,7 +158,8 @@ function foreign(value: string, crmId: string): WriteBackResult {
 export interface RebuildDeps {
   crm: CrmClient;
   siagh: SiaghClient;
-  store: MappingStore;
+  /** The mapping store: the data folder's file (FileMappingBackend) or PostgreSQL (PgMappingStore). */
+  store: MappingBackend;
 }
 
 export interface RebuildOptions {
@@ -233,6 +236,9 @@ export interface RebuildReport {
 }
 
 const FATAL: ReadonlySet<SyncErrorCode> = new Set<SyncErrorCode>(['CRM_BAD_CREDENTIALS', 'CRM_LOCKED_OUT', 'CRM_MODULE_MISSING', 'CRM_LOGIN_FAILED', 'STORE_LOCKED', 'STORE_IO', 'CONFIG']);
+
+/** Mapping saves of a rebuild in flight at once on PostgreSQL (each is one transaction). */
+const REBUILD_PG_SAVES = 8;
 
 interface Candidate {
   crmId: string;
@@ -347,11 +353,17 @@ export async function rebuildMapping(deps: RebuildDeps, opts: RebuildOptions = {
     }
   }
 
-  // ---- against the mappings there are
+  // ---- against the mappings there are (read once: one query on PostgreSQL, not two per identity)
+  const byCrmId = new Map<string, MappingRecord>();
+  const byMappedCode = new Map<string, MappingRecord>();
+  for (const m of await store.list({ entityType: 'contact' })) {
+    byCrmId.set(m.crmId, m);
+    byMappedCode.set(m.siaghCode, m);
+  }
   const links: RebuildLink[] = [];
   let alreadyMapped = 0;
   for (const c of accepted) {
-    const mine = store.lookup('contact', c.crmId);
+    const mine = byCrmId.get(c.crmId);
     if (mine) {
       if (mine.siaghCode === String(c.code)) alreadyMapped++;
       else {
@@ -366,7 +378,7 @@ export async function rebuildMapping(deps: RebuildDeps, opts: RebuildOptions = {
       }
       continue;
     }
-    const holder = store.lookupBySiaghCode('contact', c.code);
+    const holder = byMappedCode.get(String(c.code));
     if (holder && holder.crmId !== c.crmId) {
       conflicts.push({
         crmId: c.crmId,
@@ -382,10 +394,11 @@ export async function rebuildMapping(deps: RebuildDeps, opts: RebuildOptions = {
   }
   links.sort((a, b) => a.code - b.code);
 
-  // ---- apply: the store only
+  // ---- apply: the store only. A mapping stored meanwhile that contradicts one of these (a webhook
+  // flow, another instance) is refused by the store (MAPPING_CONFLICT: reported), never overwritten.
   const stored: RebuildLink[] = [];
   if (!dryRun) {
-    const saves = links.map((l) =>
+    const save = (l: RebuildLink): Promise<void> =>
       store
         .store({ entityType: 'contact', crmId: l.crmId, siaghCode: l.code, customerNumber: l.customerNumber, source }, { commitWithinMs: 250 })
         .then(
@@ -397,15 +410,25 @@ export async function rebuildMapping(deps: RebuildDeps, opts: RebuildOptions = {
             if (err.code === 'MAPPING_CONFLICT') {
               conflicts.push({ crmId: l.crmId, code: l.code, by: l.by, kind: 'store-refused', reason: err.message });
             } else {
-              // The file not writable fails the run; one record the store refuses (BAD_INPUT) does not.
+              // The store not writable fails the run; one record the store refuses (BAD_INPUT) does not.
               if (FATAL.has(err.code)) fatal ??= err;
               failed.push({ crmId: l.crmId, code: err.code, reason: err.message });
             }
           },
-        ),
-    );
-    if (saves.length) store.flush().catch(() => undefined);
-    await Promise.all(saves);
+        );
+    if (store.kind === 'file') {
+      // All at once: the file store writes them in a few shared file writes.
+      const saves = links.map(save);
+      if (saves.length) store.flush().catch(() => undefined);
+      await Promise.all(saves);
+    } else {
+      // One transaction each: a few at a time, so the pool the queue and the claims share stays free.
+      let at = 0;
+      const saver = async () => {
+        while (!fatal && at < links.length) await save(links[at++]);
+      };
+      await Promise.all(Array.from({ length: Math.min(REBUILD_PG_SAVES, Math.max(1, links.length)) }, saver));
+    }
     stored.sort((a, b) => a.code - b.code);
     if (fatal) throw fatal;
   }

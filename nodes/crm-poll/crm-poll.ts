@@ -19,7 +19,7 @@ import { SyncError } from '../../lib/errors';
 import { Leader } from '../../lib/pg/leader';
 import { POLL_ENTITIES, Poller, cursorLabel, type PollEntity, type PollMode, type PollResult, type PollSource } from '../../lib/sync/poller';
 import type { CrmConfigNode } from '../crm-config/options';
-import { MappingHandle, openMappingFor, storeProblemText, storeSettings } from '../shared/store-ref';
+import { MappingHandle, openMappingFor, StoreOpeningStopped, storeProblemText, storeSettings, watchStore } from '../shared/store-ref';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
 import { fail, num, updateTrace } from '../shared/support';
 import { createNode, migrationSettings } from '../shared/saved-settings';
@@ -89,6 +89,7 @@ export = function (RED: NodeAPI) {
     }
 
     let opening: Promise<MappingHandle>;
+    const watch = watchStore(node, 'crm-poll');
     let polling: Promise<Poller[]>;
     /** PostgreSQL store: polling runs on the instance that leads (see lib/pg/leader.ts); undefined: always. */
     let leader: Promise<Leader> | undefined;
@@ -102,7 +103,8 @@ export = function (RED: NodeAPI) {
         fullEvery: Math.floor(num(def.fullEvery, 0, 0)),
         pageSize: Math.round(num(def.pageSize, 200, 1)),
       };
-      opening = openMappingFor(RED, def);
+      // A PostgreSQL store not reachable yet is tried again until it opens (store-ref's keepOpening).
+      opening = openMappingFor(RED, def, watch);
       // The identities' key is the one used before quotes and invoices were polled: their cursor carries over.
       polling = opening.then((h) => types.map((entity) => new Poller({ ...options, entity, key: entity === 'identity' ? base : `${base}:${entity}`, source, store: h.backend })));
       const s = def.store ? storeSettings(RED, def.store) : undefined;
@@ -142,7 +144,7 @@ export = function (RED: NodeAPI) {
         else node.status({ fill: 'grey', shape: 'ring', text: head + types });
       },
       (e) => {
-        if (closed) return;
+        if (closed || e instanceof StoreOpeningStopped) return;
         if (/PostgreSQL/.test(String(e?.message))) {
           node.status({ fill: 'red', shape: 'dot', text: storeProblemText(e) });
           node.error(`crm-poll cannot open the data store: ${e.message}`);
@@ -231,6 +233,7 @@ export = function (RED: NodeAPI) {
 
     node.on('close', (_removed: boolean, done: () => void) => {
       closed = true;
+      watch.stop();
       abort.abort();
       offRetry?.();
       const stopLeader = leader ? leader.then((l) => l.stop(), () => undefined) : Promise.resolve();

@@ -32,7 +32,7 @@ import { ReplayEvent } from '../../lib/oplog/entry';
 import { hideSecrets } from '../../lib/oplog/scrub';
 import type { QueueBackend } from '../../lib/queue/queue-backend';
 import type { Node, NodeAPI, NodeDef, NodeMessage, Request, Response } from '../shared/red';
-import { openQueueFor, storeProblemText, storeSettings } from '../shared/store-ref';
+import { openQueueFor, StoreOpeningStopped, storeProblemText, storeSettings, watchStore } from '../shared/store-ref';
 import { num, updateTrace } from '../shared/support';
 import { createNode, migrationSettings } from '../shared/saved-settings';
 
@@ -120,7 +120,12 @@ export = function (RED: NodeAPI) {
       return { fill: 'red', shape: 'ring', text: 'no token configured: refusing all' };
     }
 
+    /** The store's queue once open; `waiting` while a PostgreSQL store is being tried again. */
+    let queue: QueueBackend | undefined;
+    let waiting = false;
+
     function showStatus(): void {
+      if (waiting && !queue) return; // the status says what the store waits for (watchStore)
       if (mode === 'echo') {
         node.status({ fill: 'grey', shape: 'dot', text: `echo · ${counts.echoed} answered` + (counts.rejected ? ` · ${counts.rejected} rejected` : '') });
         return;
@@ -203,23 +208,43 @@ export = function (RED: NodeAPI) {
       showStatus();
     }
 
-    // The queue of the data store (not needed by the test endpoint or with webhooks disabled).
-    const queueOpening: Promise<QueueBackend> | undefined =
-      mode === 'webhook' && !disabled
-        ? (async () => {
-            return openQueueFor(storeSettings(RED, def.store));
-          })()
-        : undefined;
-    queueOpening?.catch((e) => {
-      node.status({ fill: 'red', shape: 'dot', text: storeProblemText(e) });
-      node.error(`crm-webhook cannot open the sync queue: ${e instanceof Error ? e.message : String(e)}`);
-    });
+    // The queue of the data store (not needed by the test endpoint or with webhooks disabled). A
+    // PostgreSQL store not reachable yet is tried again until it opens (store-ref's keepOpening);
+    // meanwhile webhooks are answered 503, so the CRM sends them again.
+    const watch = mode === 'webhook' && !disabled ? watchStore(node, 'crm-webhook') : undefined;
+    const queueOpening: Promise<QueueBackend> | undefined = watch
+      ? (async () => {
+          return openQueueFor(storeSettings(RED, def.store), {
+            signal: watch.signal,
+            onWait: (e) => {
+              waiting = true;
+              watch.onWait?.(e);
+            },
+          });
+        })()
+      : undefined;
+    queueOpening?.then(
+      (q) => {
+        queue = q;
+        if (waiting) {
+          waiting = false;
+          showStatus();
+        }
+      },
+      (e) => {
+        if (e instanceof StoreOpeningStopped) return;
+        node.status({ fill: 'red', shape: 'dot', text: storeProblemText(e) });
+        node.error(`crm-webhook cannot open the sync queue: ${e instanceof Error ? e.message : String(e)}`);
+      },
+    );
 
     /** Queue the change durably, then answer 200 and wake the sync-queue node (output 1). */
     async function accept(msg: NodeMessage, out: (m: Array<NodeMessage | null>) => void, f: WebhookFields, seen: { extraFields?: ExtraFields; extraCount?: number; normalised?: string[] }): Promise<void> {
       try {
         if (!queueOpening) throw new Error('no queue');
-        const q = await queueOpening;
+        // While the store is waited for, answer at once (503): the CRM sends the change again.
+        if (!queue && waiting) throw new Error('the data store is not open yet (waiting for PostgreSQL)');
+        const q = queue ?? (await queueOpening);
         const ev: ReplayEvent = { type: f.type, id: f.id, event: f.event, ...(f.subtype ? { subtype: f.subtype } : {}) };
         // What the intake ignored or tolerated travels with the job, to the trace and the sync log.
         const seenData: Record<string, unknown> = {};
@@ -242,7 +267,8 @@ export = function (RED: NodeAPI) {
         // Not on disk: say so, so the CRM (or its operator) sends it again; polling also catches it.
         counts.accepted--;
         reply(msg, out, 503, { accepted: false, error: 'the change could not be queued (see the Node-RED log); send it again later' });
-        node.error(`A CRM webhook could not be queued: ${e instanceof Error ? hideSecrets(e.message, secrets) : String(e)}`);
+        // While the store is waited for, the log said so once (watchStore), not at every webhook.
+        if (!(waiting && !queue)) node.error(`A CRM webhook could not be queued: ${e instanceof Error ? hideSecrets(e.message, secrets) : String(e)}`);
       }
       showStatus();
     }
@@ -309,6 +335,7 @@ export = function (RED: NodeAPI) {
     node.on('close', (_removed: boolean, done: () => void) => {
       if (rejectionLogs.get(node.id) === rejections) rejectionLogs.delete(node.id);
       if (!queueOpening) return done();
+      watch?.stop();
       queueOpening.then(
         (q) => q.release(),
         () => undefined,

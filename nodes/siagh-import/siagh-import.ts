@@ -1,18 +1,18 @@
 /**
  * siagh-import: the initial import, Siagh → CRM, started by any input message (a manual inject).
- * Thin: reads its settings, opens the shared mapping store, runs lib/sync/importer.ts, shows the
- * progress and sends one report message. A message that arrives while an import runs is dropped
+ * Thin: reads its settings, opens the mapping store of its data store (file or PostgreSQL), runs
+ * lib/sync/importer.ts, shows the progress and sends one report message. A message that arrives while an import runs is dropped
  * with a warning (no second run).
  */
 import path from 'node:path';
 import { SyncError } from '../../lib/errors';
-import type { MappingStore } from '../../lib/store/mapping-store';
+import type { MappingBackend } from '../../lib/store/mapping-backend';
 import { fieldSettingsFromConfig, type FieldSettingsConfig, importMapOptionsOf } from '../../lib/sync/field-settings';
 import { ImportOptions, ImportProgress, ImportReport, reportSummary, runImport } from '../../lib/sync/importer';
 import type { CrmConfigNode } from '../crm-config/options';
 import type { SiaghConfigNode } from '../siagh-config/options';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
-import { fileStoreOf, MappingHandle, openMappingFor, reportsDirFor } from '../shared/store-ref';
+import { MappingHandle, openMappingFor, reportsDirFor, StoreOpeningStopped, storeProblemText, watchStore } from '../shared/store-ref';
 import { fail, num, updateTrace } from '../shared/support';
 import { createNode, migrationSettings } from '../shared/saved-settings';
 
@@ -68,22 +68,28 @@ export = function (RED: NodeAPI) {
     let reportDir = '';
     let options: ReturnType<typeof importOptions> | undefined;
     let handle: Promise<MappingHandle>;
+    // A PostgreSQL store not reachable yet is tried again until it opens (store-ref's keepOpening).
+    const watch = watchStore(node, 'siagh-import');
     try {
       reportDir = reportsDirFor(RED, def);
       options = importOptions(def);
-      handle = openMappingFor(RED, def);
+      handle = openMappingFor(RED, def, watch);
     } catch (e) {
       handle = Promise.reject(e);
     }
-    // The import works on the file store (a PostgreSQL store refuses it with what to do).
-    const opening: Promise<MappingStore> = handle.then((h) => fileStoreOf(h.backend, 'Siagh import'));
+    // The mapping store of the data store: its folder's file, or PostgreSQL (shared by every instance).
+    const opening: Promise<MappingBackend> = handle.then((h) => h.backend);
     opening.then(
-      (s) => {
+      async (s) => {
         if (!siaghCfg || !crmCfg) node.status({ fill: 'red', shape: 'dot', text: !siaghCfg ? 'no Siagh config' : 'no CRM config' });
-        else node.status({ fill: 'grey', shape: 'ring', text: `ready · ${s.stats().byType.contact ?? 0} contacts mapped` });
+        else node.status({ fill: 'grey', shape: 'ring', text: `ready · ${(await s.stats()).byType.contact ?? 0} contacts mapped` });
       },
-      (e) => node.status({ fill: 'red', shape: 'dot', text: e?.code === 'STORE_LOCKED' ? 'file locked' : e?.code === 'CONFIG' ? 'config error' : 'store error' }),
-    );
+      (e) => {
+        if (e instanceof StoreOpeningStopped) return;
+        const pg = e?.cause?.code || /PostgreSQL/.test(String(e?.message));
+        node.status({ fill: 'red', shape: 'dot', text: e?.code === 'STORE_LOCKED' ? 'file locked' : e?.code === 'CONFIG' ? 'config error' : pg ? storeProblemText(e) : 'store error' });
+      },
+    ).catch(() => node.status({ fill: 'red', shape: 'dot', text: 'store error' }));
 
     let running: Promise<void> | undefined;
     let abort: AbortController | undefined;
@@ -132,6 +138,7 @@ export = function (RED: NodeAPI) {
     });
 
     node.on('close', (_removed: boolean, done: () => void) => {
+      watch.stop();
       abort?.abort();
       const wait = running
         ? Promise.race([running.catch(() => undefined), new Promise<void>((r) => setTimeout(r, CLOSE_WAIT_MS).unref())])

@@ -136,7 +136,7 @@ export = function (RED: NodeAPI & { plugins?: { registerPlugin(id: string, def: 
     const q = parse(NowQuery, req.query, 'now');
     const src = sources(req);
     const queue = peekQueueIn(src.store.dir);
-    return { ...consoleView.now({ ...src, queue: queue ? await queue.stats() : undefined }, q), connections: connections() };
+    return { ...(await consoleView.now({ ...src, queue: queue ? await queue.stats() : undefined }, q)), connections: connections() };
   });
 
   route('get', '/:store/failures', READ, (req) => {

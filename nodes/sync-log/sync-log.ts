@@ -3,8 +3,9 @@
  *
  * - Every other message is one line in `<data dir>/sync-log.jsonl` (queued, written in the
  *   background: the message moves on at once) and passes on output 1 unchanged.
- * - A failure (msg.error, or msg.sync.action "failed") that names a CRM record lands in
- *   `<data dir>/failed.json`; a later success for the same record takes it off.
+ * - A failure (msg.error, or msg.sync.action "failed") that names a CRM record lands in the failed
+ *   list (`<data dir>/failed.json`; on a PostgreSQL store the database's, shared by every
+ *   instance); a later success for the same record, on any instance, takes it off.
  * - msg.topic "replay" (payload: {crmId, entity, code, olderThan, all: true}) sends the matching
  *   failed events on output 2, shaped as crm-fetch input; "stats" and "failed" answer on output 1.
  * - A failure with msg.review (LINK_NEEDS_REVIEW, DOCUMENT_CHANGED_AFTER_TRANSFER) is a review item:
@@ -20,7 +21,7 @@ import { SyncError, toSyncError } from '../../lib/errors';
 import { describeOperation, Operation, ReplayEvent, Trigger, TRIGGERS } from '../../lib/oplog/entry';
 import { customerIdOf, isGuid } from '../../lib/ref';
 import { DEFAULT_MAX_AGE_DAYS, DEFAULT_MAX_ENTRIES, type FailedEntry, type FailedFilter } from '../../lib/oplog/failed-list';
-import { OpLog } from '../../lib/oplog/oplog';
+import { FailedWriteError, OpLog } from '../../lib/oplog/oplog';
 import { KnownSecrets } from '../../lib/oplog/scrub';
 import { queueHolding } from '../../lib/queue/queue-backend';
 import type { Failure } from '../../lib/queue/sync-queue';
@@ -28,7 +29,7 @@ import { mappingFileIn } from '../../lib/store/data-folder';
 import { MappingStore } from '../../lib/store/mapping-store';
 import { classify } from '../../lib/sync/retry-policy';
 import { jobOf } from '../shared/job';
-import { dataDirFor, peekQueueIn } from '../shared/store-ref';
+import { dataDirFor, openFailedFor, peekQueueIn, StoreOpeningStopped, storeProblemText, storeSettings, watchStore } from '../shared/store-ref';
 import { registerSyncLog } from '../shared/sync-log-registry';
 import type { Node, NodeAPI, NodeDef, NodeMessage, Request, Response } from '../shared/red';
 import { fail, num, updateTrace } from '../shared/support';
@@ -114,16 +115,33 @@ export = function (RED: NodeAPI) {
     let dir = '';
     let log: OpLog | undefined;
     let opening: Promise<OpLog>;
+    /** A postgres store's failed list (shared by every instance): released after the OpLog. */
+    let failedSource: { release(): Promise<void> } | undefined;
+    // A PostgreSQL store not reachable yet is tried again until it opens (store-ref's keepOpening).
+    const watch = watchStore(node, 'sync-log');
     try {
       dir = dataDirFor(RED, def, 'sync log folder');
-      opening = OpLog.acquire(dir, {
+      const legacyDir = typeof def.dir === 'string' && !!def.dir.trim() && !def.store;
+      const s = legacyDir ? undefined : storeSettings(RED, def.store);
+      const opts = {
         maxBytes: Math.max(1024, Math.round(num(def.maxSizeMB, 10, 0.000001) * 1024 * 1024)),
         keepFiles: Math.round(num(def.keepFiles, 10, 0)),
         keepDays: num(def.keepDays, 30, 0),
         flushMs: Math.round(num(def.flushMs, 100, 0)),
         maxEntries: Math.round(num(def.failedMaxEntries, DEFAULT_MAX_ENTRIES, 1)),
         maxAgeDays: num(def.failedMaxAgeDays, DEFAULT_MAX_AGE_DAYS, 0),
-      });
+      };
+      opening = (async () => {
+        const f = s ? await openFailedFor(s, watch) : undefined;
+        failedSource = f;
+        try {
+          return await OpLog.acquire(dir, { ...opts, ...(f ? { failed: { backend: f.backend, where: f.where } } : {}) });
+        } catch (e) {
+          failedSource = undefined;
+          await f?.release();
+          throw e;
+        }
+      })();
     } catch (e) {
       opening = Promise.reject(e);
     }
@@ -145,30 +163,42 @@ export = function (RED: NodeAPI) {
         log = l;
         offError = l.onError((e) => {
           node.status({ fill: 'red', shape: 'ring', text: 'log write error' });
+          if (e instanceof FailedWriteError && e.lost) {
+            // A failed-list change on PostgreSQL that will never be written: each one is an error naming its record.
+            node.error(`sync-log: ${e.message}`);
+            return;
+          }
           const now = Date.now();
           if (now - lastWarn > 60_000) {
             lastWarn = now;
-            node.warn(`sync-log: ${e.message} Lines are kept in memory and written again shortly.`);
+            node.warn(`sync-log: ${e.message}${e instanceof FailedWriteError ? '' : ' Lines are kept in memory and written again shortly.'}`);
           }
         });
         offDrop = l.onDrop((r) => {
           const why = r.why === 'age' ? `their last failure is older than ${l.failed.limits.maxAgeDays} days` : `the list holds at most ${l.failed.limits.maxEntries} entries`;
           node.warn(`sync-log: ${r.count} failed entr${r.count === 1 ? 'y was' : 'ies were'} dropped from ${l.failedFile}: ${why} (oldest last failed ${r.oldestAt}; e.g. ${r.keys.join(', ')}). They are no longer replayable; ${l.failed.dropped} dropped since start.`);
         });
-        const waiting = l.failed.size;
-        node.status({ fill: 'grey', shape: 'ring', text: waiting ? `${waiting} to replay` : 'ready' });
-        if (l.failed.setAside) node.warn(`sync-log: ${l.failedFile} could not be read; it was kept as ${l.failed.setAside} and a new failed list started.`);
+        l.failedCount().then(
+          (waiting) => {
+            if (!closed && !ok && !failed) node.status({ fill: 'grey', shape: 'ring', text: waiting ? `${waiting} to replay` : 'ready' });
+          },
+          (e) => node.warn(`sync-log: ${toSyncError(e).message}`),
+        );
+        if (l.failedSetAside) node.warn(`sync-log: ${l.failedFile} could not be read; it was kept as ${l.failedSetAside} and a new failed list started.`);
       },
       (e) => {
+        if (e instanceof StoreOpeningStopped) return;
         broken = true;
-        node.status({ fill: 'red', shape: 'dot', text: e?.code === 'CONFIG' ? 'config error' : 'log error' });
-        node.error(`sync-log cannot open its files in ${dir || '(folder setting)'}: ${toSyncError(e).message}`);
+        const pg = e?.code !== 'CONFIG' && storeProblemText(e);
+        node.status({ fill: 'red', shape: 'dot', text: e?.code === 'CONFIG' ? 'config error' : pg && pg !== 'queue error' ? pg : 'log error' });
+        node.error(`sync-log cannot open its ${pg && pg !== 'queue error' ? 'failed list' : 'files'} in ${dir || '(folder setting)'}: ${toSyncError(e).message}`);
       },
     );
 
     function apply(l: OpLog, op: Operation): void {
       try {
-        l.record(op);
+        // The failed-list change goes on in the background (its errors reach onError above).
+        void l.record(op);
       } catch (e) {
         node.warn(`sync-log: ${toSyncError(e).message}`);
       }
@@ -196,7 +226,7 @@ export = function (RED: NodeAPI) {
         throw new SyncError('CONFIG', 'Output 2 of this sync-log node is not wired, so replayed events would go nowhere. Wire it to a crm-fetch set to "from msg.payload.type" (followed by the sync pipeline), or replay from the sync-log node of the webhook flow.');
       }
       const l = await opening;
-      const entries = l.takeForReplay(filterOf(filter));
+      const entries = await l.takeForReplay(filterOf(filter));
       return { entries, messages: replayMessages(entries) };
     }
 
@@ -207,19 +237,19 @@ export = function (RED: NodeAPI) {
         throw new SyncError('CONFIG', 'Output 2 of this sync-log node is not wired, so the resolved item would go nowhere. Wire it to the sync-queue (or crm-fetch) of the pipeline, or resolve from the sync-log node whose output 2 is wired.');
       }
       const l = await opening;
-      const item = l.reviewItem(d.crmId);
+      const item = await l.reviewItem(d.crmId);
       const code = item.reason.code.toUpperCase();
       const allowed = DECISIONS_FOR[code] ?? [];
       if (!allowed.includes(d.decision)) {
         throw new SyncError('BAD_INPUT', `resolve: "${d.decision}" does not answer a ${code} item (CRM record ${item.event.id}); use ${allowed.map((a) => `"${a}"`).join(' or ')}.`);
       }
-      l.failed.markReplayed([item.key]);
+      await l.markReplayed([item.key]);
       return { result: { resolved: item.key, decision: d.decision, event: { ...item.event } }, messages: replayMessages([item], d) };
     }
 
     async function stats(): Promise<Record<string, unknown>> {
       const l = await opening;
-      const snap: Record<string, unknown> = { ...l.snapshot(), logFile: l.logFile, failedFile: l.failedFile, failedLimits: l.failed.limits };
+      const snap: Record<string, unknown> = { ...(await l.snapshot()), logFile: l.logFile, failedFile: l.failedFile, failedLimits: l.failed.limits };
       const mappings = MappingStore.peek(mappingFileIn(dir));
       if (mappings) snap.mappings = mappings.stats();
       const queue = peekQueueIn(dir);
@@ -230,7 +260,7 @@ export = function (RED: NodeAPI) {
     async function listFailed(filter: unknown): Promise<FailedEntry[]> {
       const l = await opening;
       const f = filterOf(filter);
-      const picked = Object.keys(f).length ? l.failed.match(f) : l.failed.all();
+      const picked = Object.keys(f).length ? await l.failed.match(f) : await l.failed.all();
       return picked.map((e) => ({ ...e, event: { ...e.event }, reason: { ...e.reason }, ...(e.review ? { review: structuredClone(e.review) } : {}) }));
     }
 
@@ -382,15 +412,22 @@ export = function (RED: NodeAPI) {
 
     node.on('close', (_removed: boolean, done: () => void) => {
       closed = true;
+      watch.stop();
       if (instances.get(node.id) === api) instances.delete(node.id);
       unregister();
-      offError?.();
-      offDrop?.();
       opening
         .then(
+          // Still listening while the last release writes what is queued: a failed-list change lost
+          // there (PostgreSQL away) is said by this node.
           (l) => l.release(),
           () => undefined,
         )
+        .catch((e) => node.warn(`sync-log: ${toSyncError(e).message}`))
+        .then(() => {
+          offError?.();
+          offDrop?.();
+        })
+        .then(() => failedSource?.release())
         .catch((e) => node.warn(`sync-log: ${toSyncError(e).message}`))
         .then(() => done());
     });

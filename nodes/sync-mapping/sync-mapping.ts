@@ -1,6 +1,7 @@
 /**
- * sync-mapping: lookup and store of CRM id ↔ Siagh Code ↔ customer number, on one lowdb file
- * per path, shared by every node (and the import) that names the same file.
+ * sync-mapping: lookup and store of CRM id ↔ Siagh Code ↔ customer number, in the mapping store
+ * of its data store (one file per data folder, shared by every node and the import naming it; or
+ * PostgreSQL, shared by every instance).
  *
  * lookup: msg.mapping = the record or null (for a quote/invoice also msg.customerMapping), and,
  *         with "claim" on, the entity is claimed until the store (or a failure, or the lease).
@@ -20,7 +21,7 @@ import type { CrmConfigNode } from '../crm-config/options';
 import type { SiaghConfigNode } from '../siagh-config/options';
 import { claimOf, clearDocumentCreate, releaseClaim } from '../shared/claims';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
-import { fileStoreOf, MappingHandle, openMappingFor, storeProblemText } from '../shared/store-ref';
+import { MappingHandle, openMappingFor, StoreOpeningStopped, storeProblemText, watchStore } from '../shared/store-ref';
 import { fail, num, StatusCounter, updateTrace } from '../shared/support';
 import { holdJob } from '../shared/job';
 import { refOfMsg } from '../shared/msg-input';
@@ -65,14 +66,17 @@ export = function (RED: NodeAPI) {
     const node = this;
     const counter = new StatusCounter(node, def.operation === 'lookup' ? 'looked up' : def.operation === 'store' ? 'stored' : 'done');
     let opening: Promise<MappingHandle>;
+    // A PostgreSQL store not reachable yet is tried again until it opens (store-ref's keepOpening).
+    const watch = watchStore(node, 'sync-mapping');
     try {
-      opening = openMappingFor(RED, def);
+      opening = openMappingFor(RED, def, watch);
     } catch (e) {
       opening = Promise.reject(e);
     }
     opening.then(
       async (h) => node.status({ fill: 'grey', shape: 'ring', text: `${(await h.backend.stats()).total} mappings` }),
       (e) => {
+        if (e instanceof StoreOpeningStopped) return;
         node.status({ fill: 'red', shape: 'dot', text: e?.code === 'STORE_LOCKED' ? 'file locked' : e?.cause?.code || /PostgreSQL/.test(String(e?.message)) ? storeProblemText(e) : 'store error' });
         if (/PostgreSQL/.test(String(e?.message))) node.error(`sync-mapping cannot open the mapping store: ${e.message}`);
       },
@@ -176,7 +180,7 @@ export = function (RED: NodeAPI) {
               rebuilding = true;
               node.status({ fill: 'blue', shape: 'ring', text: dryRun ? 'rebuild: dry run…' : 'rebuild: applying…' });
               try {
-                const report = await rebuildMapping({ crm: crmCfg.client(), siagh: siaghCfg.client(), store: fileStoreOf(store, 'rebuild') }, { dryRun, scheme });
+                const report = await rebuildMapping({ crm: crmCfg.client(), siagh: siaghCfg.client(), store }, { dryRun, scheme });
                 msg.payload = report;
                 const c = report.counts;
                 updateTrace(msg, { action: dryRun ? 'skipped' : c.linked ? 'linked' : 'unchanged', step: 'sync-mapping' });
@@ -205,6 +209,7 @@ export = function (RED: NodeAPI) {
     });
 
     node.on('close', (_removed: boolean, done: () => void) => {
+      watch.stop();
       opening.then(
         (h) => h.release(),
         () => undefined,

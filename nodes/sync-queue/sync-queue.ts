@@ -17,7 +17,7 @@ import { OpLog } from '../../lib/oplog/oplog';
 import type { QueueBackend } from '../../lib/queue/queue-backend';
 import { eventOf, Job, Taken } from '../../lib/queue/sync-queue';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from '../shared/red';
-import { openQueueFor, storeProblemText, storeSettings } from '../shared/store-ref';
+import { openQueueFor, StoreOpeningStopped, storeProblemText, storeSettings, watchStore } from '../shared/store-ref';
 import { fail, num, updateTrace } from '../shared/support';
 import { createNode, migrationSettings } from '../shared/saved-settings';
 
@@ -41,10 +41,12 @@ export = function (RED: NodeAPI) {
     let off: (() => void) | undefined;
     let statusTimer: NodeJS.Timeout | undefined;
 
+    // A PostgreSQL store not reachable yet is tried again until it opens (store-ref's keepOpening).
+    const watch = watchStore(node, 'sync-queue');
     const opening: Promise<QueueBackend> = (async () => {
       const s = storeSettings(RED, def.store);
       dir = s.dir;
-      return openQueueFor(s);
+      return openQueueFor(s, watch);
     })();
 
     async function showStatus(): Promise<void> {
@@ -56,7 +58,9 @@ export = function (RED: NodeAPI) {
         return; // the queue cannot be read now (pump says so)
       }
       if (closed) return;
-      const failed = OpLog.peek(dir)?.failed.size ?? 0;
+      // The failed list's count (on PostgreSQL every instance's; a count that cannot be read now shows none).
+      const failed = (await OpLog.peek(dir)?.failedCount().catch(() => 0)) ?? 0;
+      if (closed) return;
       const parts = [`${s.waiting + s.blocked} waiting`, `${s.active} in flight`];
       if (s.retrying) parts.push(`${s.retrying} retrying`);
       if (failed) parts.push(`${failed} failed`);
@@ -176,6 +180,7 @@ export = function (RED: NodeAPI) {
         void showStatus();
       },
       (e) => {
+        if (e instanceof StoreOpeningStopped) return;
         node.status({ fill: 'red', shape: 'dot', text: storeProblemText(e) });
         node.error(`sync-queue cannot open the queue: ${e instanceof Error ? e.message : String(e)}`);
       },
@@ -203,6 +208,7 @@ export = function (RED: NodeAPI) {
 
     node.on('close', (_removed: boolean, done: () => void) => {
       closed = true;
+      watch.stop();
       if (timer) clearTimeout(timer);
       if (statusTimer) clearTimeout(statusTimer);
       off?.();

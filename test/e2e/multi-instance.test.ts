@@ -3,10 +3,12 @@
  * processes with the packed package and the shipped flows, their data store (cfg-store) on one real
  * PostgreSQL database (testkit/postgres.ts), one pair of simulators. Webhooks spread over the
  * instances, repeats of one event at different instances, an instance killed with -9 in the
- * middle of a burst, PostgreSQL restarted mid-run, and polling on one instance at a time.
+ * middle of a burst, PostgreSQL restarted mid-run, polling on one instance at a time, and a job dead
+ * on one instance replayed from the sync-log of another (one failed list in the database).
  * Every change must reach Siagh once: saves are counted per record in the Siagh simulator.
  */
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { CRM_SIM_DEFAULTS } from '../../sim/crm-sim';
 import { E2eCluster } from '../../testkit/cluster';
 import { PgServer } from '../../testkit/postgres';
@@ -117,6 +119,31 @@ describe('e2e: three Node-RED instances on one PostgreSQL', function () {
     assert.equal(cluster.siagh.saveCount - savesBefore, 6 + 3 + 2, 'six creates, three pre-invoices, two updates: nothing else');
     assertNoDuplicateDocuments();
     await assertDatabaseClean({ contact: recs.map((r) => r.crmId), quote: quotes.map((q) => q.crmId) });
+  });
+
+  it('a job dead on one instance is in the shared failed list, and the sync-log of another instance replays it', async () => {
+    const p = person('replayed');
+    const X = randomUUID();
+    // No such record in the CRM yet: the job dies (CRM_NOT_FOUND) at the instance that took it.
+    await accept('identity', identityQuery(X), 0);
+    const rows = await waitFor(
+      'the dead job in the failed list in the database',
+      async () => {
+        const r = await cluster.query<{ key: string; code: string }>('SELECT key, code FROM siagh_sync_failed WHERE crm_id = $1', [X]);
+        return r.length ? r : undefined;
+      },
+      { timeoutMs: 60_000, diagnose: () => cluster.diagnose() },
+    );
+    assert.deepEqual(rows, [{ key: `identity:${X}`, code: 'CRM_NOT_FOUND' }]);
+    cluster.crm.addPerson({ ...p.fields, crmId: X }, { webhook: false });
+    // Replayed from the sync-log of instance 1 (its admin route, as its dialog does).
+    const res = await fetch(`${cluster.instances[1].red.url}/siagh-sync/sync-log/wh-log/replay`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ crmId: X }) });
+    const text = await res.text();
+    assert.equal(res.status, 200, text);
+    assert.equal((JSON.parse(text) as { replayed: number }).replayed, 1);
+    await cluster.queueEmpty('the replay');
+    await waitFor('the success to take the entry off', async () => (await cluster.query('SELECT 1 FROM siagh_sync_failed WHERE crm_id = $1', [X])).length === 0, { timeoutMs: 60_000 });
+    assert.equal(contactsNamed(p.nickName).length, 1, 'synced once');
   });
 
   it('kill -9 of one instance in the middle of a burst → the others finish its jobs, each once', async () => {

@@ -1,6 +1,8 @@
 /**
  * The siagh-import node in a real Node-RED runtime (node-red-node-test-helper), against both
- * simulators over real HTTP, with the user dir in a temp folder.
+ * simulators over real HTTP, with the user dir in a temp folder; and on a sync-store that keeps
+ * its data in PostgreSQL (a real server from testkit/postgres.ts): the mappings and the progress in
+ * the database, the report in the store's data folder.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -13,6 +15,8 @@ import { seedSiaghContacts } from '../../sim/seed';
 import { SiaghSim } from '../../sim/siagh-sim';
 import { nodeRedModule } from '../helpers/node-env';
 import { readOnDisk } from '../fixtures/store-helpers';
+import { Client } from 'pg';
+import { PgServer } from '../../testkit/postgres';
 
 const helper = require('node-red-node-test-helper');
 const importNode = require('../../nodes/siagh-import/siagh-import');
@@ -21,6 +25,7 @@ const crmConfigNode = require('../../nodes/crm-config/crm-config');
 const syncMappingNode = require('../../nodes/sync-mapping/sync-mapping');
 const crmFetchNode = require('../../nodes/crm-fetch/crm-fetch');
 const upsertNode = require('../../nodes/siagh-upsert/siagh-upsert');
+const syncStoreNode = require('../../nodes/sync-store/sync-store');
 
 helper.init(nodeRedModule());
 
@@ -86,12 +91,24 @@ describe('siagh-import node', function () {
     ];
   }
 
-  async function load(importProps: Record<string, unknown> = {}, crmPassword = CRM_PASSWORD): Promise<{ imp: RedNode; statuses: StatusCall[]; warnings: unknown[] }> {
+  /** A sync-store on PostgreSQL (the URL without its password, the password as its credential) for imp1 and map1. */
+  interface PgStore {
+    url: string;
+    dir: string;
+  }
+
+  async function load(importProps: Record<string, unknown> = {}, crmPassword = CRM_PASSWORD, pg?: PgStore): Promise<{ imp: RedNode; statuses: StatusCall[]; warnings: unknown[] }> {
     helper.settings({ userDir });
-    await helper.load([siaghConfigNode, crmConfigNode, syncMappingNode, importNode], flow(importProps), {
-      siagh1: { username: ADMIN, password: 'admin' },
-      crm1: { username: 'api', password: crmPassword },
-    });
+    let nodes: Array<Record<string, unknown>> = flow(importProps);
+    const creds: Record<string, unknown> = { siagh1: { username: ADMIN, password: 'admin' }, crm1: { username: 'api', password: crmPassword } };
+    if (pg) {
+      const u = new URL(pg.url);
+      creds.store1 = { pgPassword: decodeURIComponent(u.password) };
+      u.password = '';
+      nodes = nodes.map((x) => (x.id === 'imp1' || x.id === 'map1' ? { ...x, store: 'store1' } : x));
+      nodes.push({ id: 'store1', type: 'sync-store', backend: 'postgres', dir: pg.dir, pgUrl: u.toString(), pgTls: 'off' });
+    }
+    await helper.load([siaghConfigNode, crmConfigNode, syncMappingNode, importNode, syncStoreNode], nodes, creds);
     const imp = helper.getNode('imp1') as RedNode;
     const statuses: StatusCall[] = [];
     const warnings: unknown[] = [];
@@ -338,5 +355,118 @@ describe('siagh-import node', function () {
     assert.equal(reports.length, 0);
     assert.equal(statuses.at(-1)?.fill, 'red');
     assert.equal(crmSim.identities().length, 0);
+  });
+
+  describe('on a PostgreSQL data store', () => {
+    let server: PgServer;
+    let pg: PgStore;
+    before(async function () {
+      this.timeout(120_000);
+      server = await PgServer.start();
+    });
+    after(async () => {
+      await server?.close();
+    });
+    beforeEach(async () => {
+      pg = { url: await server.database(), dir: fs.mkdtempSync(path.join(os.tmpdir(), 'siagh-import-pg-')) };
+    });
+    afterEach(() => {
+      fs.rmSync(pg.dir, { recursive: true, force: true });
+    });
+
+    async function sql<T extends Record<string, unknown>>(text: string): Promise<T[]> {
+      const c = new Client({ connectionString: pg.url });
+      await c.connect();
+      try {
+        return (await c.query<T>(text)).rows;
+      } finally {
+        await c.end();
+      }
+    }
+
+    it('imports into the database: the mappings and the progress are rows, the report is in the data folder, sync-mapping sees them, a re-run imports nothing twice', async () => {
+      await start(40);
+      const { imp, statuses } = await load({}, CRM_PASSWORD, pg);
+      const caught = collect('caught1');
+      const got = next('out1');
+      imp.receive({ payload: 1 });
+      const msg = await got;
+      assert.equal(caught.length, 0, JSON.stringify(caught.map((m) => m.error)));
+      const report = msg.payload as ImportReport;
+      assert.deepEqual([report.counts.created, report.counts.skipped, report.counts.failed], [39, 1, 0]);
+      assert.match(statuses.at(-1)?.text ?? '', /created 39 · linked 0 · skipped 1 · failed 0/);
+
+      // The mappings: rows in the database, one per created identity, with the import's checksum.
+      const rows = await sql<{ crm_id: string; siagh_code: string; customer_number: string; source: string; checksum: string }>(
+        "SELECT crm_id, siagh_code, customer_number, source, checksum FROM siagh_sync_mappings WHERE entity_type = 'contact'",
+      );
+      assert.equal(rows.length, 39);
+      const byCrmId = new Map(crmSim.identities().map((r) => [r.crmId, r]));
+      for (const r of rows) {
+        assert.equal(byCrmId.get(r.crm_id)?.customerNumber, r.customer_number);
+        assert.equal(r.customer_number, `100-${Number(r.siagh_code) + 1000}`);
+        assert.equal(r.source, 'import');
+        assert.match(r.checksum, /^[0-9a-f]{64}$/);
+      }
+      const [progress] = await sql<{ value: { status: string; done: number; created: number; reportFile: string } }>("SELECT value FROM siagh_sync_meta WHERE key = 'import.progress'");
+      assert.deepEqual([progress.value.status, progress.value.done, progress.value.created], ['finished', 40, 39]);
+      // No mapping file anywhere: the data folder holds the report only.
+      assert.equal(path.dirname(msg.reportFile!), path.join(fs.realpathSync(pg.dir), 'reports'));
+      assert.equal(progress.value.reportFile, msg.reportFile);
+      assert.equal((JSON.parse(fs.readFileSync(msg.reportFile!, 'utf8')) as ImportReport).records.length, 40);
+      assert.ok(!fs.existsSync(path.join(pg.dir, 'mappings.json')));
+      assert.ok(!fs.existsSync(path.join(userDir, 'siagh-sync', 'mappings.json')));
+
+      const stats = next('mapout1');
+      helper.getNode('map1').receive({ payload: {} });
+      assert.equal(((await stats).payload as { byType: Record<string, number> }).byType.contact, 39);
+
+      const again = next('out1');
+      imp.receive({ payload: 2 });
+      const r2 = (await again).payload as ImportReport;
+      assert.deepEqual([r2.counts.created, r2.counts.linked, r2.counts.skipped, r2.counts.failed], [0, 0, 40, 0]);
+      assert.equal(crmSim.identities().length, 39);
+      assert.equal((await sql("SELECT 1 FROM siagh_sync_mappings")).length, 39);
+    });
+
+    it('a redeploy in the middle of an import stops it (progress "stopped" in the database); the next run finishes the rest with no duplicates', async () => {
+      await start(120);
+      crmSim.faults.latencyMs = 10;
+      const first = await load({}, CRM_PASSWORD, pg);
+      const progressed = new Promise<void>((resolve) => {
+        const status = first.imp.status.bind(first.imp);
+        first.imp.status = (s) => {
+          status(s);
+          const m = /^(\d+)\/120$/.exec(s.text ?? '');
+          if (m && Number(m[1]) >= 20) resolve();
+        };
+      });
+      first.imp.receive({ payload: '' });
+      await progressed;
+      await helper.unload();
+      const createdBefore = crmSim.identities().length;
+      assert.ok(createdBefore > 0 && createdBefore < 119, `stopped part way (${createdBefore} created)`);
+      const [progress] = await sql<{ value: { status: string } }>("SELECT value FROM siagh_sync_meta WHERE key = 'import.progress'");
+      assert.equal(progress.value.status, 'stopped');
+      // A create cut off by the redeploy (its CRM client closed) may have landed without its mapping.
+      const mappedBefore = (await sql("SELECT 1 FROM siagh_sync_mappings")).length;
+      assert.ok(mappedBefore > 0 && mappedBefore <= createdBefore, `${mappedBefore} mapped, ${createdBefore} created`);
+
+      crmSim.faults.latencyMs = 0;
+      const { imp } = await load({}, CRM_PASSWORD, pg);
+      const got = next('out1');
+      imp.receive({ payload: '' });
+      const report = (await got).payload as ImportReport;
+      assert.equal(report.counts.failed, 0);
+      assert.equal(report.counts.skipped, 1 + mappedBefore);
+      // Created but not mapped (a create the CRM finished after the redeploy counts too): linked by
+      // the customer number, never created again.
+      assert.ok(report.counts.linked >= createdBefore - mappedBefore, `${report.counts.linked} linked`);
+      assert.equal(report.counts.created + report.counts.linked, 119 - mappedBefore);
+      const ids = crmSim.identities();
+      assert.equal(ids.length, 119);
+      assert.equal(new Set(ids.map((r) => r.customerNumber)).size, 119, 'no two identities share a customer number');
+      assert.equal((await sql("SELECT 1 FROM siagh_sync_mappings")).length, 119);
+    });
   });
 });

@@ -14,7 +14,7 @@ import { captureHttpNode, helper, httpNode, n, nodeModule, tab, tmpDir, waitFor 
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const httpNodes = require('@node-red/nodes/core/network/21-httpin.js');
-const NODES = () => [httpNodes, captureHttpNode, nodeModule('crm-webhook'), nodeModule('sync-queue'), nodeModule('sync-store')];
+const NODES = () => [httpNodes, captureHttpNode, nodeModule('crm-webhook'), nodeModule('sync-queue'), nodeModule('sync-mapping'), nodeModule('sync-store')];
 const ID = '5b0d8a3e-1c2f-4e6a-9b7d-0a1b2c3d4e5f';
 
 describe('sync-store on PostgreSQL (Node-RED runtime, real server)', function () {
@@ -40,21 +40,24 @@ describe('sync-store on PostgreSQL (Node-RED runtime, real server)', function ()
     return { bare: u.toString(), password };
   }
 
-  async function deploy(pgUrl: string, pgPassword: string) {
+  async function deploy(pgUrl: string, pgPassword: string, opts: { mapping?: boolean } = {}) {
     const flow = [
       tab,
       n({ id: 'in-get', type: 'http in', url: '/webhook/crm/identity', method: 'get', wires: [['wh']] }),
       { id: 'store', type: 'sync-store', backend: 'postgres', dir: tmpDir('store-pg-'), pgUrl, pgTls: 'off' },
       n({ id: 'wh', type: 'crm-webhook', mode: 'webhook', expect: 'identity', store: 'store', allowNoToken: true, wires: [[], ['res']] }),
-      n({ id: 'q', type: 'sync-queue', store: 'store', wires: [[]] }),
+      n({ id: 'q', type: 'sync-queue', store: 'store', wires: [opts.mapping ? ['map'] : []] }),
       n({ id: 'res', type: 'http response' }),
+      ...(opts.mapping ? [n({ id: 'map', type: 'sync-mapping', operation: 'lookup', entityType: 'contact', store: 'store', wires: [[]] })] : []),
     ];
     await helper.load(NODES(), flow, { store: { pgPassword } });
-    const seen: { statuses: Record<string, string[]>; errors: string[] } = { statuses: { wh: [], q: [] }, errors: [] };
-    for (const id of ['wh', 'q']) {
+    const ids = opts.mapping ? ['wh', 'q', 'map'] : ['wh', 'q'];
+    const seen: { statuses: Record<string, string[]>; errors: string[]; warnings: string[] } = { statuses: Object.fromEntries(ids.map((id) => [id, []])), errors: [], warnings: [] };
+    for (const id of ids) {
       const node = helper.getNode(id);
       node.on('call:status', (c: { args: [{ fill?: string; text?: string }] }) => seen.statuses[id].push(`${c.args[0].fill}:${c.args[0].text}`));
       node.on('call:error', (c: { args: unknown[] }) => seen.errors.push(inspect(c.args)));
+      node.on('call:warn', (c: { args: unknown[] }) => seen.warnings.push(`${id}: ${inspect(c.args)}`));
     }
     return { ...seen, http: request(httpNode as any) };
   }
@@ -124,6 +127,70 @@ describe('sync-store on PostgreSQL (Node-RED runtime, real server)', function ()
       assert.deepEqual(r.rows.map((x) => x.id).sort(), [ID, '6c1e9b4f-2d3a-4b5c-8e7f-1a2b3c4d5e6f'].sort());
     } finally {
       await c.end();
+    }
+  });
+
+  it('PostgreSQL not running at deploy: the nodes wait (yellow, with the reason), webhooks answer 503; once it starts they open by themselves and the webhook syncs', async () => {
+    const full = await server.database();
+    const { bare, password } = split(full);
+    server.stop('fast');
+    let d;
+    try {
+      d = await deploy(bare, password, { mapping: true });
+      const dd = d;
+      for (const id of ['wh', 'q', 'map']) {
+        await waitFor(() => dd.statuses[id].some((s) => s === 'yellow:waiting for PostgreSQL: not answering'), 15_000, `${id}: waiting for PostgreSQL`);
+      }
+      const r = await d.http.get(hook()).expect(503);
+      assert.match(r.text, /send it again later/);
+      // Said once per node, not at every try (the first retry comes after 1 s, the next after 2 s).
+      await waitFor(() => dd.statuses.q.filter((s) => s.startsWith('yellow:waiting')).length >= 2, 15_000, 'sync-queue tried again');
+      assert.equal(d.warnings.filter((w) => w.startsWith('q:')).length, 1, d.warnings.join('\n'));
+      assert.match(d.warnings.join('\n'), /goes on by itself once PostgreSQL answers/);
+    } finally {
+      server.start();
+    }
+    const dd = d;
+    // The CRM sends the change again after its 503: it is queued once the store opens.
+    let status = 0;
+    const end = Date.now() + 45_000;
+    while (Date.now() < end) {
+      status = (await dd.http.get(hook())).status;
+      if (status === 200) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.equal(status, 200, `accepted once PostgreSQL runs; statuses: ${dd.statuses.wh.slice(-3).join(' | ')}`);
+    // The queue hands the job to sync-mapping, which opened too and looked the record up.
+    await waitFor(() => dd.statuses.map.some((s) => /^green:new · 0 mappings/.test(s)), 45_000, `sync-mapping looked the record up: ${dd.statuses.map.slice(-3).join(' | ')}`);
+    assert.ok(!dd.statuses.q.at(-1)?.includes('waiting for PostgreSQL'), dd.statuses.q.join(', '));
+    const c = new Client({ connectionString: full });
+    await c.connect();
+    try {
+      const r = await c.query<{ id: string }>("SELECT event->>'id' AS id FROM siagh_sync_queue");
+      assert.deepEqual(r.rows.map((x) => x.id), [ID]);
+    } finally {
+      await c.end();
+    }
+    assert.ok(![...dd.errors, ...dd.warnings].join('\n').includes(password), 'no password in the log');
+  });
+
+  it('a wrong password fixed on the server: the nodes, red meanwhile, open by themselves without a redeploy', async () => {
+    const full = await server.database();
+    const { bare, password } = split(full);
+    const d = await deploy(bare, WRONG);
+    await waitFor(() => d.statuses.q.some((s) => /^red:PostgreSQL: wrong user or password/.test(s)), 15_000, 'red on sync-queue');
+    await d.http.get(hook()).expect(503);
+    // The operator gives the role the password the store was saved with.
+    await server.admin((c) => c.query(`ALTER ROLE siagh_sync PASSWORD '${WRONG}'`));
+    try {
+      await waitFor(() => d.statuses.q.some((s) => /waiting$/.test(s) || /^green|^blue/.test(s)), 45_000, `sync-queue opened: ${d.statuses.q.slice(-2).join(' | ')}`);
+      let status = 0;
+      const end = Date.now() + 45_000;
+      while (Date.now() < end && (status = (await d.http.get(hook())).status) !== 200) await new Promise((r) => setTimeout(r, 250));
+      assert.equal(status, 200);
+      assert.equal(d.errors.filter((e) => /check the user and password/.test(e)).length, 2, 'said once per node, not at every try');
+    } finally {
+      await server.admin((c) => c.query(`ALTER ROLE siagh_sync PASSWORD '${password.replace(/'/g, "''")}'`));
     }
   });
 

@@ -186,7 +186,7 @@ describe('console: answers from an OpLog', () => {
     const page2 = (await consoleView.search({ log }, A, { offset: 1, limit: 1 })).hits[0].timeline;
     assert.deepEqual([page2.total, page2.offset, page2.items.map((l) => l.action)], [3, 1, ['failed']]);
 
-    const now = consoleView.now({ log }, { minutes: 30 });
+    const now = await consoleView.now({ log }, { minutes: 30 });
     assert.equal(now.perMinute.length, 30);
     const minute = now.perMinute.at(-1)!;
     assert.deepEqual([minute.ok, minute.failed], [2, 1], 'the last minute: two successes, one failure');
@@ -232,17 +232,17 @@ describe('console: answers from an OpLog', () => {
     log.record(synced(B, { nickName: 'مریم' }));
     log.record(failedOp(B, 'CRM_NOT_FOUND'));
 
-    let f = consoleView.failures({ log }, { limit: 2 });
+    let f = await consoleView.failures({ log }, { limit: 2 });
     assert.equal(f.total, 7);
     assert.deepEqual(f.groups.map((g) => [g.code, g.count, g.review]), [['LINK_NEEDS_REVIEW', 1, true], ['HTTP_5XX', 5, false], ['CRM_NOT_FOUND', 1, false]]);
     assert.equal((f.groups[0].items[0].review as any).siagh.code, 8301);
     assert.deepEqual(f.groups[1].items.map((e) => e.message), ['down 4', 'down 3'], 'most recent first');
     assert.equal(f.groups[2].items[0].name, 'مریم', 'the name, from the party\u2019s line');
-    f = consoleView.failures({ log }, { code: 'http_5xx', offset: 4, limit: 2 });
+    f = await consoleView.failures({ log }, { code: 'http_5xx', offset: 4, limit: 2 });
     assert.deepEqual(f.groups.find((g) => g.code === 'HTTP_5XX')!.items.map((e) => e.message), ['down 0']);
 
     log.record(synced(ids[0], {}));
-    assert.equal(consoleView.failures({ log }).groups.find((g) => g.code === 'HTTP_5XX')!.count, 4);
+    assert.equal((await consoleView.failures({ log })).groups.find((g) => g.code === 'HTTP_5XX')!.count, 4);
   });
 
   it('search reaches the mapping store: by Siagh code or customer number, with the mappings of each party', async () => {

@@ -328,34 +328,34 @@ describe('oplog: OpLog (one folder, shared)', () => {
     log.record(fail(A, 'LINK_NEEDS_REVIEW', review));
     log.record(fail(B, 'HTTP_5XX'));
     log.record(describeOperation({ trace: { traceId: 't', entity: 'quote', crmId: C, action: 'failed', error: { code: 'DOCUMENT_CHANGED_AFTER_TRANSFER', message: 'm' } }, review: { code: 'DOCUMENT_CHANGED_AFTER_TRANSFER', differences: null } }));
-    const kept = log.failed.get(`identity:${A}`)!.review!;
+    const kept = (await log.failed.get(`identity:${A}`))!.review!;
     assert.equal((kept.crm as any).name, 'شرکت token=***');
     assert.equal((kept.siagh as any).code, 8301);
     assert.ok((kept.reason as string).length <= 200);
     assert.equal(kept.truncated, true);
     assert.ok(JSON.stringify(kept).length <= 8000);
     assert.deepEqual(
-      log.takeForReplay({ all: true }).map((e) => e.event.id),
+      (await log.takeForReplay({ all: true })).map((e) => e.event.id),
       [B],
       'a blanket replay skips review items',
     );
     assert.deepEqual(
-      log.takeForReplay({ entity: 'quote' }).map((e) => e.event.id),
+      (await log.takeForReplay({ entity: 'quote' })).map((e) => e.event.id),
       [],
     );
     assert.deepEqual(
-      log.takeForReplay({ code: 'link_needs_review' }).map((e) => e.event.id),
+      (await log.takeForReplay({ code: 'link_needs_review' })).map((e) => e.event.id),
       [A],
       'by its code',
     );
     assert.deepEqual(
-      log.takeForReplay({ crmId: C }).map((e) => e.event.id),
+      (await log.takeForReplay({ crmId: C })).map((e) => e.event.id),
       [C],
       'by its id',
     );
-    assert.equal(log.reviewItem(A).key, `identity:${A}`);
-    assert.throws(() => log.reviewItem(B), (e: any) => e.code === 'BAD_INPUT' && /not a review item/.test(e.message));
-    assert.throws(() => log.reviewItem('99999999-9999-4999-8999-999999999999'), (e: any) => e.code === 'BAD_INPUT' && /no entry/.test(e.message));
+    assert.equal((await log.reviewItem(A)).key, `identity:${A}`);
+    await assert.rejects(log.reviewItem(B), (e: any) => e.code === 'BAD_INPUT' && /not a review item/.test(e.message));
+    await assert.rejects(log.reviewItem('99999999-9999-4999-8999-999999999999'), (e: any) => e.code === 'BAD_INPUT' && /no entry/.test(e.message));
     await log.release();
     assert.deepEqual(readFailedFiles(path.join(dir, 'failed.json'))[`identity:${A}`].review, kept, 'on disk as in memory');
     fs.rmSync(dir, { recursive: true, force: true });
@@ -367,18 +367,18 @@ describe('oplog: OpLog (one folder, shared)', () => {
     const l2 = await OpLog.acquire(dir, { flushMs: 60_000 });
     assert.equal(l1, l2);
     const fail = describeOperation({ trace: { traceId: 't1', trigger: 'webhook', entity: 'person', crmId: A, action: 'failed', error: { code: 'HTTP_5XX', message: 'down' } } });
-    const r1 = l1.record(fail);
+    const r1 = await l1.record(fail);
     assert.equal(r1.entry?.attempts, 1);
-    assert.equal(l2.failed.size, 1);
-    assert.throws(() => l1.takeForReplay({}), isCode('BAD_INPUT'));
+    assert.equal(await l2.failed.size(), 1);
+    await assert.rejects(l1.takeForReplay({}), isCode('BAD_INPUT'));
     assert.deepEqual(
-      l1.takeForReplay({ all: true }).map((e) => e.event.id),
+      (await l1.takeForReplay({ all: true })).map((e) => e.event.id),
       [A],
     );
     const okNoAction = describeOperation({ trace: { traceId: 't2', entity: 'person', crmId: A } });
-    assert.deepEqual(l1.record(okNoAction), {}, 'an ok message without an action does not clear');
+    assert.deepEqual(await l1.record(okNoAction), {}, 'an ok message without an action does not clear');
     const ok = describeOperation({ trace: { traceId: 't3', entity: 'person', crmId: A, action: 'unchanged' } });
-    assert.deepEqual(l1.record(ok), { removed: true });
+    assert.deepEqual(await l1.record(ok), { removed: true });
     await l1.release();
     assert.equal(OpLog.peek(dir), l2, 'still open for the second user');
     assert.equal(l2.writer.pending, 3);

@@ -55,7 +55,8 @@ function pgHarness(server: () => PgServer): Harness {
   const open = async () => {
     const pool = openPool({ connectionString: url }, () => undefined);
     pools.push(pool);
-    return PgMappingStore.open(pool, { claimPollMs: 20 });
+    // A short live lease, so the heartbeat that keeps a living holder's claims runs often here.
+    return PgMappingStore.open(pool, { claimPollMs: 20, liveLeaseMs: 300 });
   };
   return {
     async fresh() {
@@ -258,6 +259,30 @@ function conformance(name: string, make: () => Harness): void {
       assert.equal(await s.renewClaim('contact', guid(8), fresh), false, 'released: nothing to renew');
     });
 
+    it('claims across two instances: a holder that stops renewing lets go after its lease; one that keeps renewing keeps it; a renewal without a lease keeps the claim\'s own', async () => {
+      const b = await h.again();
+      // silent holder (its instance alive): the claim passes on after its lease, to the other instance
+      await s.claim('contact', guid(21), { leaseMs: 600 });
+      await assert.rejects(b.claim('contact', guid(21), { waitMs: 0 }), isCode('MAPPING_BUSY'));
+      assert.ok(await b.claim('contact', guid(21), { waitMs: 20_000 }), 'b got it after the silent holder\'s lease');
+
+      // a holder that keeps renewing (signs of life) keeps it past several leases
+      const t = await s.claim('contact', guid(22), { leaseMs: 400 });
+      for (let i = 0; i < 6; i++) {
+        await sleep(120);
+        assert.equal(await s.renewClaim('contact', guid(22), t), true);
+      }
+      assert.equal(await b.isClaimed('contact', guid(22)), true, 'held well past its 400 ms lease');
+      await assert.rejects(b.claim('contact', guid(22), { waitMs: 0 }), isCode('MAPPING_BUSY'));
+      await s.release('contact', guid(22), t);
+      assert.ok(await b.claim('contact', guid(22), { waitMs: 0 }), 'released: b takes it at once');
+
+      // a renewal without a lease gives the claim its own lease again, not the store's default (60 s)
+      const t2 = await s.claim('quote', guid(23), { leaseMs: 300 });
+      assert.equal(await s.renewClaim('quote', guid(23), t2), true);
+      assert.ok(await b.claim('quote', guid(23), { waitMs: 20_000 }), 'b got it after the 300 ms lease, well before 60 s');
+    });
+
     it('only one of three racing messages creates: the others see its mapping', async () => {
       let creates = 0;
       const handle = async (): Promise<string> => {
@@ -344,6 +369,25 @@ describe('mapping store on PostgreSQL: shared by instances (real server)', funct
       assert.equal(await stores[2].isClaimed('contact', guid(9)), false);
       const v = await pools[0].query("SELECT version FROM siagh_sync_schema WHERE component = 'mapping'");
       assert.deepEqual(v.rows, [{ version: 1 }]);
+    });
+
+    it('a killed instance\'s claims pass on within its live lease, long before their own lease; while it lives its heartbeat keeps them', async () => {
+      const url = await server.database();
+      const p = openPool({ connectionString: url }, () => undefined);
+      const a = await PgMappingStore.open(p, { claimPollMs: 20, liveLeaseMs: 300 });
+      const b = await instance(url);
+      try {
+        // a 10-minute claim, no renewal by its holder: a's heartbeat (every 100 ms) keeps it past many live leases
+        await a.claim('contact', guid(31), { leaseMs: 600_000, waitMs: 0 });
+        await assert.rejects(b.claim('contact', guid(31), { waitMs: 1500 }), isCode('MAPPING_BUSY'));
+        // kill -9: the connections go and nothing more comes from a (no release)
+        await p.end();
+        const t = await b.claim('contact', guid(31), { waitMs: 20_000 });
+        assert.ok(t, 'b holds it, well within the 10-minute lease');
+      } finally {
+        await a.close();
+        await p.end().catch(() => undefined);
+      }
     });
 
     it('a claim left by an instance that died passes to another when its lease ends', async () => {

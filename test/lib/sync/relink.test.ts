@@ -9,7 +9,8 @@
  *   that feeds it into the flow, as the webhook flow would) writes nothing to Siagh;
  * - sync-mapping `rebuild` after the data folder is deleted: the dry run reports the links and
  *   stores nothing; apply stores them; a conflicting mapping is reported, not overwritten; a second
- *   apply changes nothing.
+ *   apply changes nothing; the same on a sync-store that keeps its mappings in PostgreSQL (a real
+ *   server from testkit/postgres.ts).
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -24,6 +25,9 @@ import { nationalIdWithCheckDigit } from '../../../sim/seed';
 import { CRM_USER, SIAGH_USER, collect, configNodes, coreNode, helper, n, nodeModule, startSims, tab, tmpDir, waitFor } from '../../helpers/node-env';
 import { readOnDisk } from '../../fixtures/store-helpers';
 import { REPO_ROOT } from '../../helpers/paths';
+import { openPool } from '../../../lib/pg/db';
+import { PgMappingStore } from '../../../lib/store/pg-mapping-store';
+import { PgServer } from '../../../testkit/postgres';
 
 const NODES = () => ['crm-config', 'siagh-config', 'crm-fetch', 'siagh-upsert', 'sync-mapping'].map(nodeModule);
 const UPDATE_RE = /^POST \/api\/v2\/crmobject\/(person|organization)\/update$/i;
@@ -397,5 +401,105 @@ describe('relink: write-back of the link into the CRM, and rebuild mapping (runt
     assert.ok(out[1].payload.linked.some((l: any) => l.crmId === rec.crmId && l.code === contact.Code));
     const stored = readOnDisk(path.join(dataDir, 'siagh-sync', 'mappings.json')) as unknown as MappingFileV1;
     assert.equal(stored.mappings.contact[rec.crmId]?.siaghCode, String(contact.Code));
+  });
+
+  describe('rebuild on a PostgreSQL data store', () => {
+    let server: PgServer;
+    before(async function () {
+      this.timeout(120_000);
+      server = await PgServer.start();
+    });
+    after(async () => {
+      await server?.close();
+    });
+
+    it('dry run stores nothing, apply stores the links as rows, a contradicting mapping is kept and reported, a second apply changes nothing', async () => {
+      for (const x of sims.crm.identities()) sims.crm.deleteRecord(x.crmId);
+      const url = await server.database();
+      const pool = openPool({ connectionString: url }, () => undefined);
+      try {
+        // The world: two identities linked by refId, one by the scheme's customer number, one by nothing.
+        const ca = sims.siagh.addContact({ Name: 'آرش کریمی', MobileNo: '09171234011', TowardType: false });
+        const cb = sims.siagh.addContact({ Name: 'لیلا سعیدی', MobileNo: '09171234012', TowardType: false });
+        const cc = sims.siagh.addContact({ Name: 'کاوه رضایی', MobileNo: '09171234013', TowardType: false });
+        const other = sims.siagh.addContact({ Name: 'مخاطب دیگر پ', MobileNo: '09171234014', TowardType: false });
+        const a = sims.crm.addPerson(person('pg-a', { refId: `siagh:${ca.Code}` }), { webhook: false });
+        const b = sims.crm.addPerson(person('pg-b', { refId: `siagh:${cb.Code}` }), { webhook: false });
+        const c = sims.crm.addPerson(person('pg-c', { customerNumber: `100-${cc.Code + 1000}` }), { webhook: false });
+        sims.crm.addPerson(person('pg-d'), { webhook: false });
+        // …and a mapping in the database that contradicts the CRM: b mapped to another contact.
+        const seed = await PgMappingStore.open(pool);
+        await seed.store({ entityType: 'contact', crmId: b.crmId, siaghCode: other.Code, source: 'manual' });
+
+        const u = new URL(url);
+        const pgPassword = decodeURIComponent(u.password);
+        u.password = '';
+        const cfg = configNodes(sims.siagh.url, sims.crm.url);
+        const flow = [
+          tab,
+          ...cfg.nodes,
+          { id: 'pgstore', type: 'sync-store', backend: 'postgres', dir: dataDir, pgUrl: u.toString(), pgTls: 'off' },
+          n({ id: 'rb', type: 'sync-mapping', operation: 'rebuild', store: 'pgstore', crm: 'crm', siagh: 'siagh', cnPrefix: '100-', cnOffset: 1000, wires: [['rbOut']] }),
+          n({ id: 'rbOut', type: 'helper' }),
+          n({ id: 'catch', type: 'catch', scope: null, uncaught: false, wires: [['caught']] }),
+          n({ id: 'caught', type: 'helper' }),
+        ];
+        await helper.load([...NODES(), nodeModule('sync-store')], flow, { ...cfg.credentials, pgstore: { pgPassword } });
+        const io = { rbOut: collect(helper.getNode('rbOut')), caught: collect(helper.getNode('caught')) };
+        const rows = async () =>
+          (
+            await pool.query<{ crm_id: string; siagh_code: string; source: string; synced_at: Date }>(
+              "SELECT crm_id, siagh_code, source, synced_at FROM siagh_sync_mappings WHERE entity_type = 'contact' ORDER BY crm_id",
+            )
+          ).rows;
+        const siaghSaves = sims.siagh.saveCount;
+        const crmUpdates = count(sims.crm, UPDATE_RE);
+        const want = [
+          [a.crmId, ca.Code, 'refId'],
+          [c.crmId, cc.Code, 'customerNumber'],
+        ].sort((x, y) => (x[1] as number) - (y[1] as number));
+
+        const dry = await rebuild(io, true);
+        assert.deepEqual(
+          dry.wouldLink.map((l: any) => [l.crmId, l.code, l.by]),
+          want,
+        );
+        assert.deepEqual(
+          dry.conflicts.map((x: any) => [x.crmId, x.kind, x.other]),
+          [[b.crmId, 'crm-mapped-elsewhere', String(other.Code)]],
+        );
+        assert.equal(dry.unmatched.noKey, 1);
+        assert.deepEqual(
+          (await rows()).map((r) => [r.crm_id, r.siagh_code]),
+          [[b.crmId, String(other.Code)]],
+          'the dry run stored nothing',
+        );
+
+        const applied = await rebuild(io, false);
+        assert.deepEqual(
+          applied.linked.map((l: any) => [l.crmId, l.code, l.by]),
+          want,
+        );
+        assert.equal(applied.conflicts.length, 1);
+        const after = await rows();
+        const byId = new Map(after.map((r) => [r.crm_id, r]));
+        assert.equal(after.length, 3);
+        assert.deepEqual([byId.get(a.crmId)?.siagh_code, byId.get(a.crmId)?.source], [String(ca.Code), 'rebuild']);
+        assert.deepEqual([byId.get(c.crmId)?.siagh_code, byId.get(c.crmId)?.source], [String(cc.Code), 'rebuild']);
+        assert.deepEqual([byId.get(b.crmId)?.siagh_code, byId.get(b.crmId)?.source], [String(other.Code), 'manual'], 'the contradicting mapping is kept');
+
+        const again = await rebuild(io, false);
+        assert.deepEqual(again.linked, []);
+        assert.equal(again.counts.alreadyMapped, 2);
+        assert.equal(again.conflicts.length, 1);
+        assert.deepEqual(await rows(), after, 'nothing was written again');
+
+        assert.equal(sims.siagh.saveCount, siaghSaves, 'nothing written to Siagh');
+        assert.equal(count(sims.crm, UPDATE_RE), crmUpdates, 'nothing written to the CRM');
+      } finally {
+        await helper.unload();
+        await pool.end().catch(() => undefined);
+      }
+    });
   });
 });
